@@ -1,0 +1,3 @@
+"""tekcos: a LAN chat hub for people and for scripts."""
+
+__version__ = "0.1.0"

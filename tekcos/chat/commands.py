@@ -1,0 +1,168 @@
+"""Slash commands.  Each handler takes the session and the text after the
+command name; it answers through ``session.send``/``session.error`` and acts
+through ``session.hub``.  :data:`HELP` is the single source of ``/help``."""
+from __future__ import annotations
+
+from typing import Callable
+
+HELP = [
+    ("/help", "this list"),
+    ("/nick NEW", "change your nick"),
+    ("/who", "who is in your room, with idle times"),
+    ("/rooms", "rooms with member counts and topics"),
+    ("/join ROOM", "go to ROOM (created if new)"),
+    ("/part", "go back to the lobby"),
+    ("/msg NICK TEXT", "private message"),
+    ("/me ACTION", "say what you do: /me waves"),
+    ("/topic [TEXT]", "show or set the room topic"),
+    ("/history [N]", "the room's last N lines"),
+    ("/charset NAME", "your terminal's encoding, e.g. cp949 or latin-1"),
+    ("/quit [REASON]", "leave"),
+]
+
+Handler = Callable[[object, str], None]
+_HANDLERS: dict[str, Handler] = {}
+
+
+def command(name: str, registered: bool = True):
+    def decorate(fn: Handler) -> Handler:
+        fn.needs_nick = registered
+        _HANDLERS[name] = fn
+        return fn
+    return decorate
+
+
+def dispatch(session, text: str) -> None:
+    """Run the command in ``text`` (which starts with "/")."""
+    name, _, arg = text[1:].partition(" ")
+    handler = _HANDLERS.get(name.lower())
+    if handler is None:
+        session.error(f"unknown command /{name}. Type /help for the list.")
+    elif handler.needs_nick and session.nick is None:
+        session.error("choose a nick first (or /quit).")
+    else:
+        handler(session, arg.strip())
+
+
+def _report(session, error: str | None) -> None:
+    if error:
+        session.error(error)
+
+
+@command("help", registered=False)
+def do_help(session, arg: str) -> None:
+    width = max(len(usage) for usage, _ in HELP)
+    lines = ["*** Commands (any other line is said to your room; //text sends /text):"]
+    lines += [f"***   {usage.ljust(width)}  {what}" for usage, what in HELP]
+    session.write_lines(lines)
+
+
+@command("nick")
+def do_nick(session, arg: str) -> None:
+    if not arg:
+        session.error("usage: /nick NEW")
+        return
+    old = session.nick
+    error = session.hub.rename(session, arg)
+    if error:
+        session.error(error)
+    else:
+        session.peer.log_nick(old, session.nick)
+
+
+@command("who")
+def do_who(session, arg: str) -> None:
+    room = session.room
+    entries = list(session.hub.who(room))
+    session.send(f"*** {room.name} ({len(entries)}): " + ", ".join(entries))
+
+
+@command("rooms")
+def do_rooms(session, arg: str) -> None:
+    lines = ["*** Rooms:"]
+    for name, count, topic in session.hub.room_list():
+        lines.append(f"***   {name} ({count})" + (f": {topic}" if topic else ""))
+    session.write_lines(lines)
+
+
+@command("join")
+def do_join(session, arg: str) -> None:
+    if not arg:
+        session.error("usage: /join ROOM")
+        return
+    _report(session, session.hub.join(session, arg))
+
+
+@command("part")
+def do_part(session, arg: str) -> None:
+    _report(session, session.hub.part(session))
+
+
+@command("msg")
+def do_msg(session, arg: str) -> None:
+    nick, _, text = arg.partition(" ")
+    text = text.strip()
+    if not nick or not text:
+        session.error("usage: /msg NICK TEXT")
+        return
+    _report(session, session.hub.whisper(session, nick, text))
+
+
+@command("me")
+def do_me(session, arg: str) -> None:
+    if not arg:
+        session.error("usage: /me ACTION")
+        return
+    session.hub.act(session, arg)
+
+
+@command("topic")
+def do_topic(session, arg: str) -> None:
+    room = session.room
+    if not arg:
+        session.send(f"*** Topic of {room.name}: {room.topic}" if room.topic
+                     else f"*** {room.name} has no topic. /topic TEXT sets one.")
+        return
+    if len(arg) > 300:
+        session.error("a topic is at most 300 characters.")
+        return
+    session.hub.set_topic(session, arg)
+
+
+@command("history")
+def do_history(session, arg: str) -> None:
+    room = session.room
+    keep = room.history.maxlen if room.history is not None else 0
+    if arg:
+        if not arg.isdecimal() or int(arg) < 1:
+            session.error("usage: /history [N] with N a positive number")
+            return
+        count = min(int(arg), keep)
+    else:
+        count = keep
+    lines = list(room.history or ())[-count:] if count else []
+    if not lines:
+        session.send(f"*** No history in {room.name}.")
+        return
+    out = [f"-- last {len(lines)} lines of {room.name} --"]
+    out += [f"(history) {line}" for line in lines]
+    out.append("-- end of history --")
+    session.write_lines(out)
+
+
+@command("charset", registered=False)
+def do_charset(session, arg: str) -> None:
+    if not arg:
+        session.send(f"*** Your charset is {session.charset}. /charset NAME changes it.")
+        return
+    error = session.set_charset(arg)
+    if error:
+        session.error(error)
+    else:
+        session.send(f"*** Charset set to {session.charset} for what you send and receive.")
+
+
+@command("quit", registered=False)
+def do_quit(session, arg: str) -> None:
+    session.send("*** Bye.")
+    session.quit(f"quit: {arg}" if arg else "quit")

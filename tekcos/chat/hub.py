@@ -1,0 +1,220 @@
+"""The chat hub: who is connected, which rooms exist, and fan-out.
+
+Plain objects only (no Twisted): a :class:`Hub` talks to each connected user
+through the narrow member interface that :class:`tekcos.chat.session.ChatSession`
+provides:
+
+* ``member.nick`` / ``member.room`` / ``member.last_active``
+* ``member.write(data)``: queue one or more CRLF-terminated UTF-8 lines
+  (the member transcodes if its connection uses another charset);
+* ``member.send(text)``: queue one line of text for this member only.
+
+Every user is in exactly one room at a time; everyone starts in ``lobby``.
+Rooms other than the lobby disappear when their last member leaves, so
+creating rooms cannot grow the server's memory without bound.
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Callable, Iterable
+
+from tekcos.chat.names import name_key, nick_error, room_error
+
+LOBBY = "lobby"
+
+
+class Room:
+    __slots__ = ("name", "members", "topic", "history")
+
+    def __init__(self, name: str, history: int):
+        self.name = name
+        # dict as an insertion-ordered set: join order is the /who order.
+        self.members: dict = {}
+        self.topic = ""
+        self.history: deque[str] | None = deque(maxlen=history) if history else None
+
+
+def format_idle(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+
+
+class Hub:
+    """Rooms, the nick registry and message fan-out.
+
+    ``now`` returns the current time in seconds (inject ``reactor.seconds`` or a
+    ``task.Clock().seconds``); ``localtime`` turns it into a struct_time for the
+    ``[HH:MM]`` stamps.
+    """
+
+    def __init__(self, now: Callable[[], float], history: int = 20,
+                 localtime: Callable[[float], time.struct_time] = time.localtime):
+        self.now = now
+        self.history_size = history
+        self._localtime = localtime
+        self._stamp_minute = -1
+        self._stamp = ""
+        self.closing = False  # set on shutdown: no per-user quit notices
+        self.nicks: dict[str, object] = {}
+        self.rooms: dict[str, Room] = {}
+        self.lobby = self._room(LOBBY)
+
+    # -- time stamps --------------------------------------------------------
+    def stamp(self) -> str:
+        """``[HH:MM]`` for now; cached per minute because fan-out is hot."""
+        t = self.now()
+        minute = int(t // 60)
+        if minute != self._stamp_minute:
+            self._stamp_minute = minute
+            self._stamp = time.strftime("[%H:%M]", self._localtime(t))
+        return self._stamp
+
+    # -- rooms ----------------------------------------------------------------
+    def _room(self, name: str) -> Room:
+        key = name_key(name)
+        room = self.rooms.get(key)
+        if room is None:
+            room = self.rooms[key] = Room(name, self.history_size)
+        return room
+
+    def find_room(self, name: str) -> Room | None:
+        return self.rooms.get(name_key(name))
+
+    def broadcast(self, room: Room, text: str, record: bool = False) -> None:
+        """Send one line to every member of ``room``; keep it in history if
+        ``record``.  Encoded once: every member gets the same bytes."""
+        if record and room.history is not None:
+            room.history.append(text)
+        data = (text + "\r\n").encode("utf-8", "replace")
+        for member in room.members:
+            member.write(data)
+
+    def broadcast_all(self, text: str) -> None:
+        data = (text + "\r\n").encode("utf-8", "replace")
+        for member in list(self.nicks.values()):
+            member.write(data)
+
+    def _enter(self, member, room: Room, replay: bool = True) -> None:
+        member.room = room
+        self.broadcast(room, f"{self.stamp()} -- {member.nick} joined {room.name}")
+        room.members[member] = None
+        if replay and room.history:
+            lines = [f"-- last {len(room.history)} lines of {room.name} --"]
+            lines += [f"(history) {line}" for line in room.history]
+            lines.append("-- end of history --")
+            member.write_lines(lines)
+        count = len(room.members)
+        who = "you are alone here" if count == 1 else f"{count} people here"
+        member.send(f"*** You are in {room.name} ({who}). /help lists commands.")
+        if room.topic:
+            member.send(f"*** Topic of {room.name}: {room.topic}")
+
+    def _leave_room(self, member, notice: str) -> None:
+        room = member.room
+        if room is None:
+            return
+        room.members.pop(member, None)
+        member.room = None
+        if room.members and not self.closing:
+            self.broadcast(room, f"{self.stamp()} -- {notice}")
+        elif room is not self.lobby:
+            del self.rooms[name_key(room.name)]
+
+    # -- membership -----------------------------------------------------------
+    def register(self, member, nick: str) -> str | None:
+        """Give ``member`` its first nick and put it in the lobby.
+        Returns the reason for refusal, or None on success."""
+        error = self._nick_refusal(nick)
+        if error:
+            return error
+        member.nick = nick
+        self.nicks[name_key(nick)] = member
+        self._enter(member, self.lobby)
+        return None
+
+    def _nick_refusal(self, nick: str, current=None) -> str | None:
+        error = nick_error(nick)
+        if error:
+            return f"Invalid nick: {error}."
+        holder = self.nicks.get(name_key(nick))
+        if holder is not None and holder is not current:
+            return f"The nick {nick} is taken; choose another."
+        return None
+
+    def rename(self, member, nick: str) -> str | None:
+        error = self._nick_refusal(nick, current=member)
+        if error:
+            return error
+        old = member.nick
+        if old == nick:
+            return f"You are already {nick}."
+        del self.nicks[name_key(old)]
+        self.nicks[name_key(nick)] = member
+        member.nick = nick
+        self.broadcast(member.room, f"{self.stamp()} -- {old} is now known as {nick}")
+        return None
+
+    def join(self, member, name: str) -> str | None:
+        error = room_error(name)
+        if error:
+            return f"Invalid room: {error}."
+        key = name_key(name)
+        if member.room is not None and name_key(member.room.name) == key:
+            return f"You are already in {member.room.name}."
+        existing = self.rooms.get(key)
+        self._leave_room(member, f"{member.nick} left for {existing.name if existing else name}")
+        self._enter(member, existing or self._room(name))
+        return None
+
+    def part(self, member) -> str | None:
+        if member.room is self.lobby:
+            return "You are in the lobby already; /join ROOM to go elsewhere."
+        return self.join(member, LOBBY)
+
+    def leave(self, member, reason: str) -> None:
+        """The member is gone (quit or connection lost)."""
+        if member.nick is None:
+            return
+        self._leave_room(member, f"{member.nick} has quit ({reason})")
+        if self.nicks.get(name_key(member.nick)) is member:
+            del self.nicks[name_key(member.nick)]
+
+    # -- talking ----------------------------------------------------------------
+    def say(self, member, text: str) -> None:
+        self.broadcast(member.room, f"{self.stamp()} <{member.nick}> {text}", record=True)
+
+    def act(self, member, text: str) -> None:
+        self.broadcast(member.room, f"{self.stamp()} * {member.nick} {text}", record=True)
+
+    def whisper(self, member, nick: str, text: str) -> str | None:
+        target = self.nicks.get(name_key(nick))
+        if target is None:
+            return f"No such nick: {nick}. /who lists your room."
+        stamp = self.stamp()
+        target.send(f"{stamp} *{member.nick}* {text}")
+        if target is not member:
+            member.send(f"{stamp} -> *{target.nick}* {text}")
+        return None
+
+    def set_topic(self, member, topic: str) -> None:
+        room = member.room
+        room.topic = topic
+        what = f"changed the topic to: {topic}" if topic else "cleared the topic"
+        self.broadcast(room, f"{self.stamp()} -- {member.nick} {what}", record=True)
+
+    # -- listings ---------------------------------------------------------------
+    def who(self, room: Room) -> Iterable[str]:
+        now = self.now()
+        for m in room.members:
+            yield f"{m.nick} (idle {format_idle(now - m.last_active)})"
+
+    def room_list(self) -> list[tuple[str, int, str]]:
+        return sorted(((r.name, len(r.members), r.topic) for r in self.rooms.values()),
+                      key=lambda item: (-item[1], name_key(item[0])))

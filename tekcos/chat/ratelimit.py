@@ -1,0 +1,32 @@
+"""Per-connection token bucket.  Time is passed in, so tests drive it with
+explicit numbers and the chat adapter with ``reactor.seconds()``."""
+from __future__ import annotations
+
+
+class TokenBucket:
+    """Allow ``burst`` events at once and ``rate`` events per second after.
+
+    ``rate == 0`` disables limiting: :meth:`allow` is always true.
+    """
+
+    __slots__ = ("rate", "burst", "tokens", "stamp")
+
+    def __init__(self, rate: float, burst: int, now: float):
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.stamp = now
+
+    def allow(self, now: float) -> bool:
+        """Take one token if there is one; say whether the event may pass."""
+        if not self.rate:
+            return True
+        tokens = self.tokens + (now - self.stamp) * self.rate
+        self.stamp = now
+        if tokens > self.burst:
+            tokens = self.burst
+        if tokens >= 1.0:
+            self.tokens = tokens - 1.0
+            return True
+        self.tokens = tokens
+        return False

@@ -1,0 +1,115 @@
+"""The chat server's factory (connection accounting, per-address cap) and the
+service that owns the hub and says goodbye to every client on shutdown."""
+from __future__ import annotations
+
+from twisted.application.service import Service
+from twisted.internet import defer
+from twisted.internet.protocol import Protocol, ServerFactory
+from twisted.logger import Logger
+
+from tekcos.chat.hub import Hub
+from tekcos.chat.protocol import ChatProtocol
+from tekcos.chat.session import SessionConfig
+
+
+class _Refused(Protocol):
+    """Says why, then hangs up: used past the per-address connection cap."""
+
+    def __init__(self, message: str):
+        self.message = message
+
+    def connectionMade(self) -> None:
+        self.transport.write(f"*** Error: {self.message}\r\n".encode())
+        self.transport.loseConnection()
+
+
+class ChatFactory(ServerFactory):
+    log = Logger()
+
+    def __init__(self, hub: Hub, session_config: SessionConfig, max_line: int = 2048,
+                 max_per_ip: int = 32, max_buffer: int = 1 << 20):
+        self.hub = hub
+        self.session_config = session_config
+        self.max_line = max_line
+        self.max_per_ip = max_per_ip
+        self.max_buffer = max_buffer
+        self.per_host: dict[str, int] = {}
+        self.connections: set[ChatProtocol] = set()
+        self.drained: list[defer.Deferred] = []
+
+    def buildProtocol(self, addr):
+        host = getattr(addr, "host", None)
+        if host is not None and self.max_per_ip:
+            count = self.per_host.get(host, 0)
+            if count >= self.max_per_ip:
+                self.log.warn("refused {host}: over {cap} connections", host=host,
+                              cap=self.max_per_ip)
+                return _Refused(f"too many connections from {host} "
+                                f"(at most {self.max_per_ip}).")
+            self.per_host[host] = count + 1
+        protocol = ChatProtocol(self, host)
+        self.connections.add(protocol)
+        return protocol
+
+    def forget(self, protocol: ChatProtocol) -> None:
+        if protocol not in self.connections:
+            return
+        self.connections.discard(protocol)
+        host = protocol.host
+        if host is not None and host in self.per_host:
+            left = self.per_host[host] - 1
+            if left > 0:
+                self.per_host[host] = left
+            else:
+                del self.per_host[host]
+        if not self.connections:
+            waiting, self.drained = self.drained, []
+            for d in waiting:
+                d.callback(None)
+
+    def when_empty(self) -> defer.Deferred:
+        d = defer.Deferred()
+        if self.connections:
+            self.drained.append(d)
+        else:
+            d.callback(None)
+        return d
+
+
+class ChatService(Service):
+    """On stop: every client gets a shutdown notice, its queued output is
+    flushed, and the stop waits (at most ``grace`` seconds) for them to go."""
+
+    log = Logger()
+
+    def __init__(self, factory: ChatFactory, clock, grace: float = 3.0):
+        self.factory = factory
+        self.clock = clock
+        self.grace = grace
+
+    def stopService(self):
+        super().stopService()
+        factory = self.factory
+        if not factory.connections:
+            return None
+        self.log.info("shutting down: closing {n} connection(s)", n=len(factory.connections))
+        factory.hub.closing = True
+        for protocol in list(factory.connections):
+            session = protocol.session
+            if session is not None and not session.closed:
+                session.send("*** Server shutting down. Bye.")
+                session.quit("server shutting down")
+            elif protocol.transport is not None:
+                protocol.transport.loseConnection()
+        done = factory.when_empty()
+        timer = self.clock.callLater(self.grace, self._force, done)
+        done.addBoth(lambda result: timer.cancel() if timer.active() else None)
+        return done
+
+    def _force(self, done: defer.Deferred) -> None:
+        for protocol in list(self.factory.connections):
+            transport = protocol.transport
+            if transport is not None:
+                getattr(transport, "abortConnection", transport.loseConnection)()
+        if not done.called:
+            done.callback(None)

@@ -1,0 +1,195 @@
+"""One connected user: the nick prompt, decoding, flood control, commands.
+
+A :class:`ChatSession` is a plain object.  The connection adapter
+(:mod:`tekcos.chat.protocol`) hands it complete raw lines with
+:meth:`line_received` and gives it a byte sink with :meth:`set_sink`; the
+session answers through that sink and asks the adapter to hang up with
+``peer.close(reason)``.  It is also the member object the :class:`Hub` fans
+out to.
+"""
+from __future__ import annotations
+
+import codecs
+import re
+from dataclasses import dataclass
+
+from tekcos import __version__
+from tekcos.chat import commands
+from tekcos.chat.ratelimit import TokenBucket
+
+UTF8 = "utf-8"
+# C0/C1 controls and DEL: never forwarded, so nobody can send terminal escape
+# sequences (screen clearing, title setting, ...) to other users.
+_CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+@dataclass
+class SessionConfig:
+    """Settings shared by every session of one server."""
+    rate: float = 5.0
+    burst: int = 20
+    motd: str = ""
+    server_name: str = "tekcos"
+
+
+def clean_text(text: str) -> str:
+    """Apply backspaces (Windows telnet sends them in character mode), turn
+    tabs into spaces and drop every other control character."""
+    if "\x08" in text or "\x7f" in text:
+        kept: list[str] = []
+        for ch in text:
+            if ch == "\x08" or ch == "\x7f":
+                if kept:
+                    kept.pop()
+            else:
+                kept.append(ch)
+        text = "".join(kept)
+    return _CONTROLS.sub("", text.replace("\t", " "))
+
+
+def text_encoding(name: str) -> str | None:
+    """Canonical codec name if ``name`` is a text encoding that keeps ASCII
+    (so that CR, LF and command syntax survive), else None."""
+    try:
+        info = codecs.lookup(name)
+    except LookupError:
+        return None
+    if not getattr(info, "_is_text_encoding", True):
+        return None
+    try:
+        if "/x\r\n".encode(info.name) != b"/x\r\n":
+            return None
+    except (UnicodeError, LookupError):
+        return None
+    return info.name
+
+
+class ChatSession:
+    __slots__ = ("hub", "peer", "config", "nick", "room", "last_active", "charset",
+                 "bucket", "throttled", "warned_charset", "closed", "write", "_sink")
+
+    def __init__(self, hub, peer, config: SessionConfig):
+        self.hub = hub
+        self.peer = peer
+        self.config = config
+        self.nick: str | None = None
+        self.room = None
+        now = hub.now()
+        self.last_active = now
+        self.charset = UTF8
+        self.bucket = TokenBucket(config.rate, config.burst, now)
+        self.throttled = 0
+        self.warned_charset = False
+        self.closed = False
+        self._sink = peer.write
+        self.write = self._sink
+
+    # -- output -------------------------------------------------------------
+    def set_sink(self, sink) -> None:
+        """The adapter's current byte writer (it changes while the client is
+        slow).  ``write`` stays the one hot-path attribute the hub calls."""
+        self._sink = sink
+        if self.charset == UTF8:
+            self.write = sink
+        else:
+            charset = self.charset
+            self.write = lambda data: sink(
+                data.decode(UTF8, "replace").encode(charset, "replace"))
+
+    def send(self, text: str) -> None:
+        """One line of text to this user only, in its own charset."""
+        self._sink((text + "\r\n").encode(self.charset, "replace"))
+
+    def write_lines(self, lines) -> None:
+        self._sink("".join(line + "\r\n" for line in lines).encode(self.charset, "replace"))
+
+    def error(self, text: str) -> None:
+        self.send(f"*** Error: {text}")
+
+    # -- lifecycle -----------------------------------------------------------
+    def start(self) -> None:
+        cfg = self.config
+        lines = [f"*** Welcome to {cfg.server_name} (tekcos {__version__}), a LAN chat hub."]
+        lines += [f"*** {line}" for line in cfg.motd.splitlines()]
+        lines.append("*** Choose a nick (letters, digits, _-[], up to 24 characters):")
+        self.write_lines(lines)
+
+    def quit(self, reason: str) -> None:
+        """Leave the hub and ask the adapter to close, flushing what is queued."""
+        if self.closed:
+            return
+        self.hub.leave(self, reason)
+        self.closed = True
+        self.peer.close(reason)
+
+    def connection_lost(self, reason: str) -> None:
+        if not self.closed:
+            self.closed = True
+            self.hub.leave(self, reason)
+
+    # -- input ---------------------------------------------------------------
+    def decode(self, raw: bytes) -> str:
+        try:
+            text = raw.decode(self.charset)
+        except UnicodeDecodeError:
+            text = raw.decode(self.charset, "replace")
+            if not self.warned_charset:
+                self.warned_charset = True
+                self.send(f"*** Your line was not valid {self.charset}; bad bytes were "
+                          "shown as \ufffd. If your terminal uses another encoding, "
+                          "type for example /charset cp949 or /charset latin-1.")
+        if not text.isprintable():
+            text = clean_text(text)
+        return text
+
+    def line_received(self, raw: bytes) -> None:
+        """One complete input line, without its line ending."""
+        if self.closed:
+            return
+        now = self.hub.now()
+        if not self.bucket.allow(now):
+            if not self.throttled:
+                self.send(f"*** Slow down: at most {self.config.rate:g} lines per second "
+                          f"(bursts of {self.config.burst}); excess lines are dropped.")
+            self.throttled += 1
+            return
+        if self.throttled:
+            self.send(f"*** {self.throttled} line(s) were dropped by flood control.")
+            self.throttled = 0
+        text = self.decode(raw).strip()
+        self.last_active = now
+        if self.nick is None:
+            self._choose_nick(text)
+        elif text.startswith("/") and not text.startswith("//"):
+            commands.dispatch(self, text)
+        elif text:
+            # "//text" sends "/text" literally.
+            self.hub.say(self, text[1:] if text.startswith("//") else text)
+
+    def _choose_nick(self, text: str) -> None:
+        if text.startswith("/"):
+            name, _, arg = text[1:].partition(" ")
+            name = name.lower()
+            if name in ("quit", "help", "charset"):
+                commands.dispatch(self, text)
+                return
+            if name != "nick":
+                self.error("choose a nick first (or /quit).")
+                return
+            text = arg.strip()
+        error = self.hub.register(self, text)
+        if error:
+            self.error(error)
+            self.send("*** Choose a nick:")
+        else:
+            self.peer.log_nick(None, self.nick)
+
+    def set_charset(self, name: str) -> str | None:
+        codec = text_encoding(name)
+        if codec is None:
+            return (f"unknown or unsuitable charset {name!r}; try utf-8, cp949, "
+                    "euc-kr, latin-1, cp1252, shift_jis or koi8-r.")
+        self.charset = UTF8 if codec == "utf-8" else codec
+        self.warned_charset = False
+        self.set_sink(self._sink)
+        return None

@@ -1,0 +1,151 @@
+"""Settings: one table of every tunable, read from defaults, a TOML file and
+the command line (in rising order of precedence).
+
+Names here are the stable contract that scripts, ``conf/tekcos.toml`` and the
+benchmarks rely on: the command-line flag is ``--NAME`` and the TOML key is
+``NAME``.  :func:`resolve` is the only place that validates values, so a bad
+value gets the same one-line :class:`ConfigError` wherever it came from.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+class ConfigError(ValueError):
+    """A setting has a bad value; ``str()`` is a one-line message naming it."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    parse: Callable[[Any], Any]
+
+
+def _integer(low: int, high: int | None = None) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool):
+            raise ValueError("must be a whole number, not a boolean")
+        if isinstance(value, str):
+            value = value.strip()
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"must be a whole number, got {value!r}") from None
+        if isinstance(value, float) and value != number:
+            raise ValueError(f"must be a whole number, got {value!r}")
+        if number < low or (high is not None and number > high):
+            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise ValueError(f"must be {bound}, got {number}")
+        return number
+
+    return parse
+
+
+def _number(low: float, high: float) -> Callable[[Any], float]:
+    def parse(value: Any) -> float:
+        if isinstance(value, bool):
+            raise ValueError("must be a number, not a boolean")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"must be a number, got {value!r}") from None
+        if not (low <= number <= high):
+            raise ValueError(f"must be between {low:g} and {high:g}, got {number:g}")
+        return number
+
+    return parse
+
+
+def _text(max_len: int) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValueError(f"must be text, got {value!r}")
+        if len(value) > max_len:
+            raise ValueError(f"must be at most {max_len} characters")
+        if any(ord(c) < 32 and c != "\n" for c in value):
+            raise ValueError("must not contain control characters")
+        return value
+
+    return parse
+
+
+def _endpoints(value: Any) -> list[str]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(i, str) and i.strip() for i in items):
+        raise ValueError("must be a list of endpoint strings such as 'tcp:9000'")
+    return [i.strip() for i in items]
+
+
+SETTINGS: dict[str, Setting] = {
+    s.name: s
+    for s in [
+        Setting("port", None, "TCP port for the chat (default 9000 when no --listen is given)",
+                _integer(1, 65535)),
+        Setting("listen", [], "extra listening endpoint, repeatable: 'tcp:9000', "
+                "'ssl:9443:privateKey=key.pem:certKey=cert.pem', 'unix:/run/tekcos.sock'; "
+                "a bare number means TCP", _endpoints),
+        Setting("history", 20, "lines of history each room keeps and replays on /join",
+                _integer(0, 10000)),
+        Setting("max-line", 2048, "longest accepted input line in bytes",
+                _integer(64, 1 << 20)),
+        Setting("rate", 5.0, "sustained lines per second per connection (0 = no limit)",
+                _number(0, 1e6)),
+        Setting("burst", 20, "lines a connection may send at once before --rate applies",
+                _integer(1, 1_000_000)),
+        Setting("max-per-ip", 32, "simultaneous connections per client address (0 = no cap)",
+                _integer(0, 1_000_000)),
+        Setting("max-buffer", 1 << 20, "unsent output in bytes after which a client that "
+                "does not read is disconnected", _integer(4096, 1 << 30)),
+        Setting("motd", "", "message of the day shown after the greeting", _text(4000)),
+    ]
+}
+
+DEFAULT_PORT = 9000
+
+
+def load_toml(path: str) -> dict[str, Any]:
+    """Read a TOML config file; raise ConfigError with a one-line reason."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"--config: no such file: {path}") from None
+    except OSError as e:
+        raise ConfigError(f"--config: cannot read {path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"--config: {path} is not valid TOML: {e}") from None
+    for key in data:
+        if key not in SETTINGS:
+            raise ConfigError(f"{path}: unknown setting {key!r}")
+    return data
+
+
+def resolve(cli: dict[str, Any], file: dict[str, Any] | None = None,
+            file_name: str = "config") -> dict[str, Any]:
+    """Merge command line over file over defaults and validate every value.
+
+    ``cli`` maps setting names to the raw strings given (``None`` = not given).
+    Returns a dict with every setting name (dashes kept) mapped to a clean value.
+    """
+    file = file or {}
+    result: dict[str, Any] = {}
+    for name, setting in SETTINGS.items():
+        raw = cli.get(name)
+        origin = f"--{name}"
+        if raw is None or raw == []:
+            if name in file:
+                raw, origin = file[name], f"{file_name}: {name}"
+            else:
+                result[name] = setting.default
+                continue
+        try:
+            result[name] = setting.parse(raw)
+        except ValueError as e:
+            raise ConfigError(f"{origin}: {e}") from None
+    if result["port"] is None and not result["listen"]:
+        result["port"] = DEFAULT_PORT
+    return result

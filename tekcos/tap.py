@@ -1,0 +1,91 @@
+"""``twistd tekcos``: command-line options and the service tree."""
+from __future__ import annotations
+
+import socket
+import sys
+
+from twisted.application import strports
+from twisted.application.service import MultiService
+from twisted.internet import endpoints
+from twisted.python import usage
+
+from tekcos import config as settings
+from tekcos.chat.hub import Hub
+from tekcos.chat.server import ChatFactory, ChatService
+from tekcos.chat.session import SessionConfig
+
+
+def endpoint_string(value: str) -> str:
+    """A bare port number means TCP on every IPv4 address."""
+    return f"tcp:{value}" if value.isdecimal() else value
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = ("Run the tekcos LAN chat hub. Settings come from the command line, "
+                "then --config FILE (TOML, see conf/tekcos.toml), then defaults.")
+    optParameters = [["config", "c", None, "TOML configuration file"]] + [
+        [s.name, None, None, f"{s.help}" + (f" [default: {s.default}]" if s.default not in (None, "") else "")]
+        for s in settings.SETTINGS.values() if s.name != "listen"
+    ]
+
+    # twistd prints its whole usage text before an error; a person or a script
+    # needs the one line that names the bad setting.
+    exit_on_error = True
+
+    def __init__(self):
+        super().__init__()
+        self["listen"] = []
+
+    def opt_listen(self, value: str) -> None:
+        """extra listening endpoint, repeatable: 'tcp:9000', 'ssl:9443:privateKey=key.pem:certKey=cert.pem', 'unix:/run/tekcos.sock'; a bare number means TCP"""
+        self["listen"].append(value)
+
+    def parseOptions(self, options=None):
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            if not self.exit_on_error:
+                raise
+            sys.stderr.write(f"twistd tekcos: error: {e}\n")
+            raise SystemExit(2)
+
+    def postOptions(self) -> None:
+        try:
+            file_values = settings.load_toml(self["config"]) if self["config"] else {}
+            cli = {name: self.get(name) for name in settings.SETTINGS}
+            values = settings.resolve(cli, file_values, self["config"] or "config")
+            endpoint_strings = [endpoint_string(e) for e in values["listen"]]
+            if values["port"] is not None:
+                endpoint_strings.insert(0, f"tcp:{values['port']}")
+            for desc in endpoint_strings:
+                _check_endpoint(desc)
+        except settings.ConfigError as e:
+            raise usage.UsageError(str(e)) from None
+        self.settings = values
+        self.endpoints = endpoint_strings
+
+
+def _check_endpoint(desc: str) -> None:
+    from twisted.internet import reactor
+    try:
+        endpoints.serverFromString(reactor, desc)
+    except Exception as e:  # parsing errors come as many types (ValueError, SSL errors)
+        detail = str(e) or type(e).__name__
+        raise settings.ConfigError(f"--listen: bad endpoint {desc!r}: {detail}") from None
+
+
+def makeService(config: Options, reactor=None) -> MultiService:
+    if reactor is None:
+        from twisted.internet import reactor
+    values = config.settings
+    hub = Hub(reactor.seconds, history=values["history"])
+    session_config = SessionConfig(rate=values["rate"], burst=values["burst"],
+                                   motd=values["motd"], server_name=socket.gethostname())
+    factory = ChatFactory(hub, session_config, max_line=values["max-line"],
+                          max_per_ip=values["max-per-ip"], max_buffer=values["max-buffer"])
+    top = MultiService()
+    ChatService(factory, reactor).setServiceParent(top)
+    for desc in config.endpoints:
+        strports.service(desc, factory, reactor=reactor).setServiceParent(top)
+    return top
