@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from contextlib import contextmanager
 from typing import Callable, Iterable
 
 from tekcos.chat.names import name_key, nick_error, room_error
@@ -61,6 +62,8 @@ class Hub:
         self._localtime = localtime
         self._stamp_minute = -1
         self._stamp = ""
+        self._batch_depth = 0
+        self.pending: dict[Room, list[bytes]] = {}
         self.closing = False  # set on shutdown: no per-user quit notices
         self.nicks: dict[str, object] = {}
         self.rooms: dict[str, Room] = {}
@@ -89,12 +92,49 @@ class Hub:
 
     def broadcast(self, room: Room, text: str, record: bool = False) -> None:
         """Send one line to every member of ``room``; keep it in history if
-        ``record``.  Encoded once: every member gets the same bytes."""
+        ``record``.  Encoded once: every member gets the same bytes.  Inside
+        :meth:`batch` the line is queued and written with the others."""
         if record and room.history is not None:
             room.history.append(text)
         data = (text + "\r\n").encode("utf-8", "replace")
+        if self._batch_depth:
+            queued = self.pending.get(room)
+            if queued is None:
+                self.pending[room] = [data]
+            else:
+                queued.append(data)
+            return
         for member in room.members:
             member.write(data)
+
+    @contextmanager
+    def batch(self):
+        """Coalesce room output while one chunk of input is handled.
+
+        A sender's read often holds hundreds of lines; writing each of them to
+        each member costs a transport write per line per member.  Inside a
+        batch each member gets one write per room instead, at the end of the
+        same reactor callback, so nothing is delayed.  Order per member is
+        kept: anything else that writes (a reply, a join, a part) calls
+        :meth:`flush` first.
+        """
+        self._batch_depth += 1
+        try:
+            yield
+        finally:
+            self._batch_depth -= 1
+            if self.pending:
+                self.flush()
+
+    def flush(self) -> None:
+        """Write out every queued room line."""
+        while self.pending:
+            pending, self.pending = self.pending, {}
+            for room, chunks in pending.items():
+                data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                # A member can drop out while we write (slow consumer).
+                for member in list(room.members):
+                    member.write(data)
 
     def broadcast_all(self, text: str) -> None:
         data = (text + "\r\n").encode("utf-8", "replace")
@@ -102,6 +142,8 @@ class Hub:
             member.write(data)
 
     def _enter(self, member, room: Room, replay: bool = True) -> None:
+        if self.pending:
+            self.flush()
         member.room = room
         self.broadcast(room, f"{self.stamp()} -- {member.nick} joined {room.name}")
         room.members[member] = None
@@ -120,6 +162,8 @@ class Hub:
         room = member.room
         if room is None:
             return
+        if self.pending:
+            self.flush()
         room.members.pop(member, None)
         member.room = None
         if room.members and not self.closing:

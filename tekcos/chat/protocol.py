@@ -41,6 +41,7 @@ class ChatProtocol(Protocol):
         self._iac = 0
         self._discarding = False
         self._unsent = 0
+        self._paused = False
         self._gone = False
 
     # -- connection ----------------------------------------------------------
@@ -84,6 +85,19 @@ class ChatProtocol(Protocol):
             self._buffer = b""
         lines = data.split(b"\n")
         rest = lines.pop()
+        with self.factory.hub.batch():
+            self._lines(lines)
+        if self.session.closed:
+            return
+        limit = self.factory.max_line
+        if len(rest) > limit:
+            if not self._discarding:
+                self._discarding = True
+                self._too_long()
+            rest = b""
+        self._buffer = rest
+
+    def _lines(self, lines: list[bytes]) -> None:
         limit = self.factory.max_line
         session = self.session
         for line in lines:
@@ -98,12 +112,6 @@ class ChatProtocol(Protocol):
             session.line_received(line)
             if session.closed:
                 return
-        if len(rest) > limit:
-            if not self._discarding:
-                self._discarding = True
-                self._too_long()
-            rest = b""
-        self._buffer = rest
 
     def _too_long(self) -> None:
         self.session.error(f"line too long (over {self.factory.max_line} bytes); "
@@ -126,12 +134,17 @@ class ChatProtocol(Protocol):
 
     # -- IPushProducer: the transport's verdict on our output ----------------
     def pauseProducing(self) -> None:
+        # The transport calls this on every write while its buffer is full.
+        if self._paused:
+            return
+        self._paused = True
         self._unsent = 0
         self.session.set_sink(self._counted_write)
 
     def resumeProducing(self) -> None:
+        self._paused = False
         self._unsent = 0
-        if self.session is not None:
+        if self.session is not None and not self._gone:
             self.session.set_sink(self.transport.write)
 
     def stopProducing(self) -> None:

@@ -98,9 +98,13 @@ class ChatSession:
 
     def send(self, text: str) -> None:
         """One line of text to this user only, in its own charset."""
+        if self.hub.pending:  # keep order with room lines queued before it
+            self.hub.flush()
         self._sink((text + "\r\n").encode(self.charset, "replace"))
 
     def write_lines(self, lines) -> None:
+        if self.hub.pending:
+            self.hub.flush()
         self._sink("".join(line + "\r\n" for line in lines).encode(self.charset, "replace"))
 
     def error(self, text: str) -> None:
