@@ -27,5 +27,5 @@ class Broadcast(LineReceiver):
 
 factory = Factory.forProtocol(Broadcast)
 factory.clients = []
-reactor.listenTCP(int(sys.argv[1]), factory, interface="127.0.0.1")
+reactor.listenTCP(int(sys.argv[1]), factory, backlog=1024, interface="127.0.0.1")
 reactor.run()

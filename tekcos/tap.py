@@ -15,9 +15,14 @@ from tekcos.chat.server import ChatFactory, ChatService
 from tekcos.chat.session import SessionConfig
 
 
+# Twisted's default listen backlog (50) drops SYNs when many clients connect
+# at once, for example all of them reconnecting after a restart.
+BACKLOG = 1024
+
+
 def endpoint_string(value: str) -> str:
     """A bare port number means TCP on every IPv4 address."""
-    return f"tcp:{value}" if value.isdecimal() else value
+    return f"tcp:{value}:backlog={BACKLOG}" if value.isdecimal() else value
 
 
 class Options(usage.Options):
@@ -57,7 +62,7 @@ class Options(usage.Options):
             values = settings.resolve(cli, file_values, self["config"] or "config")
             endpoint_strings = [endpoint_string(e) for e in values["listen"]]
             if values["port"] is not None:
-                endpoint_strings.insert(0, f"tcp:{values['port']}")
+                endpoint_strings.insert(0, endpoint_string(str(values["port"])))
             for desc in endpoint_strings:
                 _check_endpoint(desc)
         except settings.ConfigError as e:

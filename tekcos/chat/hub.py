@@ -146,6 +146,8 @@ class Hub:
             self.flush()
         member.room = room
         self.broadcast(room, f"{self.stamp()} -- {member.nick} joined {room.name}")
+        if self.pending:  # the notice is for those already there
+            self.flush()
         room.members[member] = None
         if replay and room.history:
             lines = [f"-- last {len(room.history)} lines of {room.name} --"]
@@ -238,6 +240,8 @@ class Hub:
         self.broadcast(member.room, f"{self.stamp()} * {member.nick} {text}", record=True)
 
     def whisper(self, member, nick: str, text: str) -> str | None:
+        if self.pending:
+            self.flush()
         target = self.nicks.get(name_key(nick))
         if target is None:
             return f"No such nick: {nick}. /who lists your room."

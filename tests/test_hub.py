@@ -1,0 +1,133 @@
+"""Hub tests with plain member objects: no transport involved."""
+import time
+
+from tekcos.chat.hub import Hub, format_idle
+
+
+class Member:
+    def __init__(self):
+        self.nick = None
+        self.room = None
+        self.last_active = 0.0
+        self.out: list[str] = []
+
+    def write(self, data: bytes) -> None:
+        self.out.extend(data.decode().splitlines())
+
+    def send(self, text: str) -> None:
+        self.out.append(text)
+
+    def write_lines(self, lines) -> None:
+        self.out.extend(lines)
+
+
+def make_hub(history=20):
+    now = [1000.0]
+    hub = Hub(lambda: now[0], history=history, localtime=time.gmtime)
+    return hub, now
+
+
+def test_stamp_is_hh_mm_and_follows_the_clock():
+    hub, now = make_hub()
+    now[0] = 14 * 3600 + 2 * 60 + 5
+    assert hub.stamp() == "[14:02]"
+    now[0] += 60
+    assert hub.stamp() == "[14:03]"
+
+
+def test_register_join_say_and_rooms_disappear_when_empty():
+    hub, _ = make_hub()
+    a, b = Member(), Member()
+    assert hub.register(a, "alice") is None
+    assert hub.register(b, "bob") is None
+    assert a.out[-1] == "[00:16] -- bob joined lobby"
+    assert hub.join(a, "dev") is None
+    assert "[00:16] -- alice left for dev" in b.out
+    assert [r for r, _, _ in hub.room_list()] == ["dev", "lobby"]
+    hub.say(a, "hi")
+    assert "[00:16] <alice> hi" in a.out and "[00:16] <alice> hi" not in b.out
+    assert hub.part(a) is None
+    assert [r for r, _, _ in hub.room_list()] == ["lobby"]
+
+
+def test_history_is_replayed_on_join_and_bounded():
+    hub, _ = make_hub(history=2)
+    a, b = Member(), Member()
+    hub.register(a, "alice")
+    for word in ["one", "two", "three"]:
+        hub.say(a, word)
+    hub.register(b, "bob")
+    replay = [line for line in b.out if line.startswith("(history)")]
+    assert replay == ["(history) [00:16] <alice> two", "(history) [00:16] <alice> three"]
+
+
+def test_nick_rules():
+    hub, _ = make_hub()
+    a, b = Member(), Member()
+    hub.register(a, "alice")
+    assert "taken" in hub.register(b, "ALICE")
+    assert "Invalid nick" in hub.register(b, "a b")
+    assert b.room is None and b.nick is None
+    assert hub.rename(a, "Alice") is None        # own nick in another case is fine
+    assert a.out[-1].endswith("-- alice is now known as Alice")
+    hub.register(b, "bob")
+    assert "taken" in hub.rename(b, "alice")
+
+
+def test_leave_frees_the_nick_and_tells_the_room():
+    hub, _ = make_hub()
+    a, b = Member(), Member()
+    hub.register(a, "alice")
+    hub.register(b, "bob")
+    hub.leave(a, "quit: bye")
+    assert b.out[-1].endswith("-- alice has quit (quit: bye)")
+    c = Member()
+    assert hub.register(c, "alice") is None
+
+
+def test_batch_coalesces_and_keeps_order_with_direct_replies():
+    hub, _ = make_hub()
+    a, b = Member(), Member()
+    hub.register(a, "alice")
+    hub.register(b, "bob")
+    writes = []
+    b.write = lambda data: writes.append(data)
+    with hub.batch():
+        hub.say(a, "one")
+        hub.say(a, "two")
+        assert writes == []                     # queued until the batch ends
+        hub.whisper(a, "bob", "psst")           # b.send: flushes first
+        hub.say(a, "three")
+    assert writes[0] == b"[00:16] <alice> one\r\n[00:16] <alice> two\r\n"
+    assert b.out[-1] == "[00:16] *alice* psst"
+    assert writes[1] == b"[00:16] <alice> three\r\n"
+
+
+def test_join_inside_a_batch_does_not_see_earlier_lines():
+    hub, _ = make_hub(history=0)
+    a, b = Member(), Member()
+    hub.register(a, "alice")
+    hub.register(b, "bob")
+    hub.join(b, "dev")
+    b.out.clear()
+    with hub.batch():
+        hub.say(a, "before bob came back")
+        hub.join(b, "lobby")
+        hub.say(a, "after")
+    assert not any("before bob" in line for line in b.out)
+    assert b.out[-1] == "[00:16] <alice> after"
+
+
+def test_who_reports_idle_time():
+    hub, now = make_hub()
+    a = Member()
+    hub.register(a, "alice")
+    a.last_active = now[0]
+    now[0] += 125
+    assert list(hub.who(hub.lobby)) == ["alice (idle 2m05s)"]
+
+
+def test_format_idle():
+    assert format_idle(5) == "5s"
+    assert format_idle(3661) == "1h01m"
+    assert format_idle(90000) == "1d01h"

@@ -1,0 +1,92 @@
+"""Options parsing, makeService and the twistd plugin."""
+import os
+import subprocess
+import sys
+
+import pytest
+from twisted.application.internet import StreamServerEndpointService
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python import usage
+
+from tekcos.chat.server import ChatService
+from tekcos.tap import Options, makeService
+
+
+def parse(*argv):
+    options = Options()
+    options.exit_on_error = False
+    options.parseOptions(list(argv))
+    return options
+
+
+def test_defaults_listen_on_9000():
+    options = parse()
+    assert options.endpoints == ["tcp:9000:backlog=1024"]
+    assert options.settings["rate"] == 5.0
+
+
+def test_port_and_repeated_listen(tmp_path):
+    options = parse("--port", "9100", "--listen", "9200", "--listen", f"unix:{tmp_path}/s")
+    assert options.endpoints == ["tcp:9100:backlog=1024", "tcp:9200:backlog=1024",
+                                f"unix:{tmp_path}/s"]
+
+
+def test_listen_alone_replaces_the_default_port():
+    assert parse("--listen", "tcp:9300").endpoints == ["tcp:9300"]
+
+
+def test_config_file_and_precedence(tmp_path):
+    conf = tmp_path / "t.toml"
+    conf.write_text('history = 5\nrate = 0\nmotd = "hi"\nport = 9400\n')
+    options = parse("--config", str(conf), "--history", "9")
+    assert options.settings["history"] == 9
+    assert options.settings["rate"] == 0
+    assert options.settings["motd"] == "hi"
+    assert options.endpoints == ["tcp:9400:backlog=1024"]
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--history", "-1"], "--history: must be between 0 and 10000"),
+    (["--listen", "bogus:1"], "--listen: bad endpoint 'bogus:1'"),
+    (["--listen", "ssl:9443:privateKey=/nonexistent.pem"], "--listen: bad endpoint"),
+    (["--config", "/nonexistent.toml"], "no such file"),
+])
+def test_bad_values_are_usage_errors(argv, needle):
+    with pytest.raises(usage.UsageError, match=needle):
+        parse(*argv)
+
+
+def test_make_service_builds_the_tree():
+    reactor = MemoryReactorClock()
+    options = parse("--port", "9500", "--listen", "9501")
+    top = makeService(options, reactor=reactor)
+    children = list(top)
+    assert isinstance(children[0], ChatService)
+    ports = [c for c in children if isinstance(c, StreamServerEndpointService)]
+    assert len(ports) == 2
+    top.startService()
+    assert sorted(p[0] for p in reactor.tcpServers) == [9500, 9501]
+    top.stopService()
+
+
+def run(*argv, timeout=60):
+    return subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+
+
+TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+
+
+def test_twistd_help_lists_tekcos():
+    result = run(*TWISTD, "--help")
+    assert result.returncode == 0
+    assert "tekcos" in result.stdout
+    assert "LAN chat hub" in result.stdout
+
+
+def test_twistd_bad_option_is_one_line_and_non_zero():
+    result = run(*TWISTD, "-n", "tekcos", "--max-line", "abc")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "twistd tekcos: error: --max-line: must be a whole number, got 'abc'"]
+    assert "Traceback" not in result.stdout + result.stderr
