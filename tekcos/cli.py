@@ -17,6 +17,24 @@ def build_parser() -> argparse.ArgumentParser:
                           "3 server unreachable or gone.")
     chat.add_argument("address", metavar="HOST[:PORT]", help="server (port 9000 by default)")
     chat.add_argument("--nick", help="nick to take (otherwise the first line you type)")
+    push = sub.add_parser("push", help="send files or a message over UDP",
+                          description="Push files (or a short message) to a tekcos server over "
+                          "UDP with Selective Repeat. Exit status: 0 all delivered and verified, "
+                          "1 refused or failed by the server, 2 usage error, 3 server unreachable "
+                          "or silent.")
+    push.add_argument("files", nargs="*", metavar="FILE")
+    push.add_argument("--to", required=True, metavar="HOST[:PORT]",
+                      help="the server (UDP port 9000 by default)")
+    push.add_argument("--message", metavar="TEXT", help="push a short message instead of files")
+    push.add_argument("--as", dest="as_name", metavar="NAME",
+                      help="the name the server shows as the sender (default: your user name)")
+    push.add_argument("--json", action="store_true",
+                      help="one JSON object per file on stdout")
+    push.add_argument("--timeout", type=float, default=10.0,
+                      help="give up when the server has not answered for this many seconds (10)")
+    push.add_argument("--window", type=int, default=1024, help="packets in flight at most (1024)")
+    push.add_argument("--payload", type=int, default=1400, help="bytes of data per datagram (1400)")
+    push.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return parser
 
 
@@ -24,7 +42,37 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "chat":
         return _chat(args)
+    if args.command == "push":
+        return _push(args)
     return 2
+
+
+def _push(args) -> int:
+    from tekcos import push
+    try:
+        push.check_args(args)
+    except push.UsageError as e:
+        print(f"tekcos push: {e}", file=sys.stderr)
+        return push.EXIT_USAGE
+    return _react(lambda reactor: push.run(reactor, args))
+
+
+def _react(main) -> int:
+    """Run ``main(reactor)`` (returning a Deferred exit status) to completion."""
+    from twisted.internet import task
+    result = {}
+
+    def run(reactor):
+        d = main(reactor)
+        d.addCallback(lambda code: result.setdefault("code", code))
+        return d
+
+    try:
+        task.react(run)
+    except SystemExit as e:
+        if e.code not in (0, None):
+            return result.get("code", e.code)
+    return result.get("code", 0)
 
 
 def _chat(args) -> int:

@@ -101,6 +101,16 @@ SETTINGS: dict[str, Setting] = {
         Setting("max-buffer", 1 << 20, "unsent output in bytes after which a client that "
                 "does not read is disconnected", _integer(4096, 1 << 30)),
         Setting("motd", "", "message of the day shown after the greeting", _text(4000)),
+        Setting("udp-port", None, "UDP port for pushes and discovery (default: the same number "
+                "as --port, or 9000; 0 turns UDP off)", _integer(0, 65535)),
+        Setting("downloads", "downloads", "directory where pushed files are stored",
+                _text(4096)),
+        Setting("max-file-size", 4 << 30, "largest file a push may offer, in bytes",
+                _integer(0, (1 << 63) - 1)),
+        Setting("max-message", 4096, "largest pushed message, in bytes", _integer(1, 65536)),
+        Setting("max-transfers", 32, "pushes in progress at once", _integer(1, 10000)),
+        Setting("transfer-timeout", 30.0, "seconds of silence after which a push is dropped "
+                "(its partial file removed)", _number(1, 86400)),
     ]
 }
 
@@ -148,4 +158,6 @@ def resolve(cli: dict[str, Any], file: dict[str, Any] | None = None,
             raise ConfigError(f"{origin}: {e}") from None
     if result["port"] is None and not result["listen"]:
         result["port"] = DEFAULT_PORT
+    if result["udp-port"] is None:
+        result["udp-port"] = result["port"] or DEFAULT_PORT
     return result

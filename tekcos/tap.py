@@ -1,18 +1,26 @@
 """``twistd tekcos``: command-line options and the service tree."""
 from __future__ import annotations
 
+import os
 import socket
 import sys
 
 from twisted.application import strports
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
 from twisted.internet import endpoints
+from twisted.logger import Logger
 from twisted.python import usage
 
+from tekcos import __version__
 from tekcos import config as settings
 from tekcos.chat.hub import Hub
 from tekcos.chat.server import ChatFactory, ChatService
 from tekcos.chat.session import SessionConfig
+from tekcos.transfer.receiver import Endpoint, Limits
+from tekcos.transfer.storage import Downloads
+from tekcos.transfer.udp import ServerProtocol
+
+_log = Logger(namespace="tekcos.transfer")
 
 
 # Twisted's default listen backlog (50) drops SYNs when many clients connect
@@ -65,6 +73,8 @@ class Options(usage.Options):
                 endpoint_strings.insert(0, endpoint_string(str(values["port"])))
             for desc in endpoint_strings:
                 _check_endpoint(desc)
+            if values["udp-port"]:
+                _check_downloads(values["downloads"])
         except settings.ConfigError as e:
             raise usage.UsageError(str(e)) from None
         self.settings = values
@@ -80,6 +90,15 @@ def _check_endpoint(desc: str) -> None:
         raise settings.ConfigError(f"--listen: bad endpoint {desc!r}: {detail}") from None
 
 
+def _check_downloads(path: str) -> None:
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise settings.ConfigError(f"--downloads: cannot create {path}: {e.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise settings.ConfigError(f"--downloads: {path} is not writable")
+
+
 def makeService(config: Options, reactor=None) -> MultiService:
     if reactor is None:
         from twisted.internet import reactor
@@ -93,4 +112,41 @@ def makeService(config: Options, reactor=None) -> MultiService:
     ChatService(factory, reactor).setServiceParent(top)
     for desc in config.endpoints:
         strports.service(desc, factory, reactor=reactor).setServiceParent(top)
+    if values["udp-port"]:
+        downloads = Downloads(values["downloads"])
+        limits = Limits(max_file_size=values["max-file-size"], max_message=values["max-message"],
+                        max_sessions=values["max-transfers"],
+                        idle_timeout=values["transfer-timeout"])
+        info = {"server": socket.gethostname(), "version": __version__,
+                "chat_port": values["port"]}
+        endpoint = Endpoint(downloads, limits, on_complete=hub.push_received, server_info=info,
+                            log=lambda text: _log.info("{text}", text=text))
+        udp = UDPServer(values["udp-port"], ServerProtocol(endpoint, reactor), reactor=reactor)
+        udp.setServiceParent(top)
+        removed = downloads.clean_stale_parts()
+        if removed:
+            _log.info("removed {n} partial file(s) left by an earlier run", n=removed)
     return top
+
+
+class UDPServer(Service):
+    """Listens on a UDP port while running (like internet.UDPServer, with an
+    injectable reactor)."""
+
+    def __init__(self, port: int, protocol, reactor, interface: str = ""):
+        self.port_number = port
+        self.protocol = protocol
+        self.reactor = reactor
+        self.interface = interface
+        self.port = None
+
+    def startService(self):
+        super().startService()
+        self.port = self.reactor.listenUDP(self.port_number, self.protocol,
+                                           interface=self.interface, maxPacketSize=65535)
+
+    def stopService(self):
+        super().stopService()
+        if self.port is not None:
+            port, self.port = self.port, None
+            return port.stopListening()

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -23,10 +24,12 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, *args: str):
+    def __init__(self, *args: str, downloads: str | None = None):
         self.port = free_port()
+        self.downloads = downloads or tempfile.mkdtemp(prefix="tekcos-dl-")
         self.proc = subprocess.Popen(
-            TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos", "--port", str(self.port), *args],
+            TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos", "--port", str(self.port),
+                      "--downloads", self.downloads, *args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -54,8 +57,8 @@ CLEAN_EXIT = (0, -signal.SIGTERM)
 def start():
     servers = []
 
-    def starter(*args):
-        server = Server(*args)
+    def starter(*args, **kwargs):
+        server = Server(*args, **kwargs)
         servers.append(server)
         return server
 

@@ -12,6 +12,12 @@ from tekcos.chat.server import ChatService
 from tekcos.tap import Options, makeService
 
 
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path, monkeypatch):
+    # The default --downloads is relative: keep it out of the repository.
+    monkeypatch.chdir(tmp_path)
+
+
 def parse(*argv):
     options = Options()
     options.exit_on_error = False
@@ -56,17 +62,51 @@ def test_bad_values_are_usage_errors(argv, needle):
         parse(*argv)
 
 
-def test_make_service_builds_the_tree():
-    reactor = MemoryReactorClock()
-    options = parse("--port", "9500", "--listen", "9501")
+class UDPMemoryReactor(MemoryReactorClock):
+    def __init__(self):
+        super().__init__()
+        self.udpPorts = []
+
+    def listenUDP(self, port, protocol, interface="", maxPacketSize=8192):
+        self.udpPorts.append((port, protocol, interface))
+
+        class Port:
+            def stopListening(self):
+                return None
+        return Port()
+
+
+def test_make_service_builds_the_tree(tmp_path):
+    reactor = UDPMemoryReactor()
+    downloads = tmp_path / "dl"
+    (downloads.parent).mkdir(exist_ok=True)
+    options = parse("--port", "9500", "--listen", "9501", "--downloads", str(downloads))
+    assert downloads.is_dir()          # created when the options are checked
+    (downloads / ".stale.part").write_bytes(b"x")
     top = makeService(options, reactor=reactor)
     children = list(top)
     assert isinstance(children[0], ChatService)
     ports = [c for c in children if isinstance(c, StreamServerEndpointService)]
     assert len(ports) == 2
+    assert not (downloads / ".stale.part").exists()   # left by a killed server
     top.startService()
     assert sorted(p[0] for p in reactor.tcpServers) == [9500, 9501]
+    assert [p[0] for p in reactor.udpPorts] == [9500]   # UDP shares the number
     top.stopService()
+
+
+def test_udp_port_zero_turns_udp_off(tmp_path):
+    reactor = UDPMemoryReactor()
+    options = parse("--udp-port", "0", "--downloads", str(tmp_path))
+    makeService(options, reactor=reactor).startService()
+    assert reactor.udpPorts == []
+
+
+def test_unwritable_downloads_is_a_usage_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(usage.UsageError, match="--downloads: cannot create"):
+        parse("--downloads", str(blocker / "sub"))
 
 
 def run(*argv, timeout=60):

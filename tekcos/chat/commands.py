@@ -16,6 +16,7 @@ HELP = [
     ("/me ACTION", "say what you do: /me waves"),
     ("/topic [TEXT]", "show or set the room topic"),
     ("/history [N]", "the room's last N lines"),
+    ("/files", "files pushed to this server (tekcos push)"),
     ("/charset NAME", "your terminal's encoding, e.g. cp949 or latin-1"),
     ("/quit [REASON]", "leave"),
 ]
@@ -148,6 +149,21 @@ def do_history(session, arg: str) -> None:
     out += [f"(history) {line}" for line in lines]
     out.append("-- end of history --")
     session.write_lines(out)
+
+
+@command("files")
+def do_files(session, arg: str) -> None:
+    files = session.hub.files
+    if not files:
+        session.send("*** No files received yet. Send one with: tekcos push FILE --to HOST")
+        return
+    from tekcos.chat.hub import human_size
+    import time
+    lines = [f"*** Files received ({len(files)}):"]
+    for when, who, name, size in files:
+        stamp = time.strftime("%H:%M", time.localtime(when))
+        lines.append(f"***   {name} ({human_size(size)}) from {who} at {stamp}")
+    session.write_lines(lines)
 
 
 @command("charset", registered=False)

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterable
 
 from tekcos.chat.names import name_key, nick_error, room_error
+from tekcos.chat.text import clean_text
 
 LOBBY = "lobby"
 
@@ -34,6 +35,14 @@ class Room:
         self.members: dict = {}
         self.topic = ""
         self.history: deque[str] | None = deque(maxlen=history) if history else None
+
+
+def human_size(size: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1000
+    return str(size)
 
 
 def format_idle(seconds: float) -> str:
@@ -68,6 +77,7 @@ class Hub:
         self.nicks: dict[str, object] = {}
         self.rooms: dict[str, Room] = {}
         self.lobby = self._room(LOBBY)
+        self.files: deque = deque(maxlen=100)   # (time, who, name, size)
 
     # -- time stamps --------------------------------------------------------
     def stamp(self) -> str:
@@ -256,6 +266,22 @@ class Hub:
         room.topic = topic
         what = f"changed the topic to: {topic}" if topic else "cleared the topic"
         self.broadcast(room, f"{self.stamp()} -- {member.nick} {what}", record=True)
+
+    # -- pushes (files and messages over UDP) -------------------------------------
+    def push_received(self, received) -> None:
+        """A push completed: announce files in the lobby, say messages there."""
+        sender = clean_text(received.sender).replace(" ", "_")[:32] or "anonymous"
+        who = f"{sender}@{received.address[0]}"
+        stamp = self.stamp()
+        if received.kind == "file":
+            self.files.append((self.now(), who, received.name, received.size))
+            self.broadcast(self.lobby, f"{stamp} -- {who} pushed {received.name} "
+                                       f"({human_size(received.size)})", record=True)
+            return
+        for line in received.text.splitlines():
+            line = clean_text(line).strip()
+            if line:
+                self.broadcast(self.lobby, f"{stamp} <{who}> {line}", record=True)
 
     # -- listings ---------------------------------------------------------------
     def who(self, room: Room) -> Iterable[str]:

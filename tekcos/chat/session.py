@@ -10,17 +10,14 @@ out to.
 from __future__ import annotations
 
 import codecs
-import re
 from dataclasses import dataclass
 
 from tekcos import __version__
 from tekcos.chat import commands
 from tekcos.chat.ratelimit import TokenBucket
+from tekcos.chat.text import clean_text
 
 UTF8 = "utf-8"
-# C0/C1 controls and DEL: never forwarded, so nobody can send terminal escape
-# sequences (screen clearing, title setting, ...) to other users.
-_CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 
 @dataclass
@@ -30,21 +27,6 @@ class SessionConfig:
     burst: int = 20
     motd: str = ""
     server_name: str = "tekcos"
-
-
-def clean_text(text: str) -> str:
-    """Apply backspaces (Windows telnet sends them in character mode), turn
-    tabs into spaces and drop every other control character."""
-    if "\x08" in text or "\x7f" in text:
-        kept: list[str] = []
-        for ch in text:
-            if ch == "\x08" or ch == "\x7f":
-                if kept:
-                    kept.pop()
-            else:
-                kept.append(ch)
-        text = "".join(kept)
-    return _CONTROLS.sub("", text.replace("\t", " "))
 
 
 def text_encoding(name: str) -> str | None:

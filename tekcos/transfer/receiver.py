@@ -1,0 +1,348 @@
+"""Sans-IO receiving side: every push arriving at one UDP port.
+
+:class:`Endpoint` demultiplexes datagrams by token, refuses before any data
+flows (size, disk space, name, session count), keeps out-of-order packets
+inside the window, acknowledges selectively, verifies the SHA-256 and
+publishes the file.  It never sends an address that has not echoed a token
+more than three times the bytes received from it.  Drive it with
+``receive_datagram(data, addr, now)``, ``datagrams_to_send(now)``,
+``get_timer()`` and ``handle_timer(now)``.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass, field
+from typing import Callable
+
+from tekcos.transfer import wire
+from tekcos.transfer.storage import BadName, Downloads, safe_name
+
+AMPLIFICATION = 3
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass
+class Limits:
+    max_file_size: int = 4 << 30
+    max_message: int = 4096
+    max_sessions: int = 32
+    idle_timeout: float = 30.0
+    linger: float = 10.0          # how long a finished session answers duplicates
+    window: int = 2048            # packets
+    payload: int = wire.DEFAULT_PAYLOAD
+
+
+@dataclass
+class Received:
+    """What the endpoint reports when a push completes (for the chat)."""
+    kind: str
+    sender: str
+    address: tuple
+    name: str          # as stored (files) or "" (messages)
+    size: int
+    text: str = ""
+
+
+@dataclass(eq=False)
+class Session:
+    token: int
+    addr: tuple
+    offer_id: int
+    kind: str
+    sender: str
+    name: str
+    size: int
+    sha256: str
+    payload: int
+    total: int
+    part: object = None
+    message: bytearray = field(default_factory=bytearray)
+    hasher: object = field(default_factory=hashlib.sha256)
+    cum: int = 0                  # next packet expected in order
+    bits: int = 0                 # bit j: packet cum + j is buffered
+    buffer: dict = field(default_factory=dict)
+    validated: bool = False
+    ack_trigger: int = -1
+    result: bytes | None = None   # DONE or FAIL, repeated on duplicates
+    deadline: float = 0.0
+
+    @property
+    def finished(self) -> bool:
+        return self.result is not None
+
+
+class Endpoint:
+    def __init__(self, downloads: Downloads, limits: Limits | None = None,
+                 on_complete: Callable[[Received], None] | None = None,
+                 server_info: dict | None = None, token: Callable[[], int] | None = None,
+                 log: Callable[[str], None] | None = None):
+        self.downloads = downloads
+        self.limits = limits or Limits()
+        self.on_complete = on_complete or (lambda received: None)
+        self.server_info = server_info or {}
+        self.new_token = token or (lambda: secrets.randbits(64) or 1)
+        self.log = log or (lambda text: None)
+        self.sessions: dict[int, Session] = {}
+        self.offers: dict[tuple, Session | bytes] = {}   # (addr, offer id) -> session or REJECT
+        self.budget: dict[tuple, list[int]] = {}          # addr -> [bytes in, bytes out]
+        self.outbox: list[tuple[bytes, tuple]] = []
+        self.acks: dict[int, Session] = {}
+        self.dropped = 0
+
+    # -- input ------------------------------------------------------------------
+    def receive_datagram(self, data: bytes, addr: tuple, now: float) -> None:
+        try:
+            kind, token, seq, payload = wire.decode(data)
+        except wire.Malformed:
+            self.dropped += 1
+            self._count_in(addr, len(data))
+            return
+        if kind == wire.DATA:
+            session = self.sessions.get(token)
+            if session is None or session.addr != addr:
+                self.dropped += 1
+                self._count_in(addr, len(data))
+                return
+            self._data(session, seq, payload, now)
+            return
+        session = self.sessions.get(token) if token else None
+        if session is not None and session.addr == addr:
+            if kind == wire.ACK:  # never sent to us; ignore
+                return
+            session.validated = True
+            if not session.finished:
+                session.deadline = now + self.limits.idle_timeout
+            if kind == wire.PROBE:
+                if session.finished:
+                    self.outbox.append((session.result, addr))
+                else:
+                    self.acks[token] = session
+            elif kind == wire.ABORT:
+                self.log(f"push of {session.name!r} from {addr[0]} aborted by the sender")
+                self._drop(session)
+            return
+        self._count_in(addr, len(data))
+        if kind == wire.OFFER:
+            self._offer(token, payload, addr, now)
+        elif kind == wire.HELLO:
+            self._hello(addr)
+        else:
+            self.dropped += 1
+
+    def _count_in(self, addr: tuple, n: int) -> None:
+        entry = self.budget.get(addr)
+        if entry is None:
+            if len(self.budget) >= 4096:   # forget the oldest address
+                self.budget.pop(next(iter(self.budget)))
+            entry = self.budget[addr] = [0, 0]
+        entry[0] += n
+
+    def _send_unvalidated(self, data: bytes, addr: tuple) -> bool:
+        entry = self.budget.get(addr)
+        if entry is None or entry[1] + len(data) > AMPLIFICATION * entry[0]:
+            return False
+        entry[1] += len(data)
+        self.outbox.append((data, addr))
+        return True
+
+    def _hello(self, addr: tuple) -> None:
+        reply = wire.encode_json(wire.HELLO_REPLY, 0, {"tekcos": 1, **self.server_info})
+        self._send_unvalidated(reply, addr)
+
+    def _offer(self, offer_id: int, payload: bytes, addr: tuple, now: float) -> None:
+        known = self.offers.get((addr, offer_id))
+        if known is not None:   # our answer was lost: repeat it
+            if isinstance(known, Session):
+                self._send_unvalidated(self._accept(known), addr)
+            else:
+                self._send_unvalidated(known, addr)
+            return
+        try:
+            offer = wire.decode_json(payload)
+            session = self._check_offer(offer_id, offer, addr, now)
+        except (wire.Malformed, Refusal) as e:
+            reason = str(e)
+            self.log(f"refused push from {addr[0]}: {reason}")
+            reply = wire.encode_json(wire.REJECT, offer_id, {"error": reason})
+            if len(self.offers) < 4096:
+                self.offers[(addr, offer_id)] = reply
+            self._send_unvalidated(reply, addr)
+            return
+        self.sessions[session.token] = session
+        self.offers[(addr, offer_id)] = session
+        self._send_unvalidated(self._accept(session), addr)
+        if session.total == 0:
+            self._complete(session, now)
+
+    def _accept(self, session: Session) -> bytes:
+        return wire.encode_json(wire.ACCEPT, session.offer_id, {
+            "token": session.token, "window": self.limits.window, "payload": session.payload})
+
+    def _check_offer(self, offer_id: int, offer: dict, addr: tuple, now: float) -> Session:
+        limits = self.limits
+        kind = offer.get("kind")
+        size = offer.get("size")
+        sha = offer.get("sha256")
+        sender = offer.get("from", "")
+        want = offer.get("payload", wire.DEFAULT_PAYLOAD)
+        if kind not in ("file", "message"):
+            raise Refusal("unknown kind of push")
+        if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size < 1 << 63:
+            raise Refusal("bad size")
+        if not isinstance(sha, str) or not _SHA256.match(sha):
+            raise Refusal("bad sha256")
+        if not isinstance(sender, str) or len(sender) > 64:
+            raise Refusal("bad sender name")
+        if not isinstance(want, int) or isinstance(want, bool) or want < 16:
+            raise Refusal("bad payload size")
+        active = sum(1 for s in self.sessions.values() if not s.finished)
+        if active >= limits.max_sessions:
+            raise Refusal(f"too many transfers in progress (at most {limits.max_sessions}); "
+                          "try again later")
+        payload = min(want, limits.payload)
+        token = self.new_token()
+        while token in self.sessions:
+            token = self.new_token()
+        common = dict(token=token, addr=addr, offer_id=offer_id, kind=kind, sender=sender,
+                      size=size, sha256=sha, payload=payload, total=-(-size // payload),
+                      deadline=now + limits.idle_timeout)
+        if kind == "message":
+            if size > limits.max_message:
+                raise Refusal(f"message larger than {limits.max_message} bytes")
+            return Session(name="", **common)
+        try:
+            name = safe_name(offer.get("name"))
+        except BadName as e:
+            raise Refusal(f"invalid name: {e}") from None
+        if size > limits.max_file_size:
+            raise Refusal(f"file too large: {size} bytes, the limit is {limits.max_file_size}")
+        try:
+            free = self.downloads.free_bytes()
+        except OSError as e:
+            raise Refusal(f"downloads directory unavailable: {e.strerror}") from None
+        if size + self.downloads.reserve > free:
+            raise Refusal(f"not enough disk space: {size} bytes offered, "
+                          f"{max(0, free - self.downloads.reserve)} available")
+        try:
+            part = self.downloads.open_part(name, f"{token:016x}")
+        except OSError as e:
+            raise Refusal(f"cannot store the file: {e.strerror}") from None
+        return Session(name=name, part=part, **common)
+
+    def _data(self, session: Session, seq: int, payload: bytes, now: float) -> None:
+        session.validated = True
+        if session.finished:
+            self.outbox.append((session.result, session.addr))
+            return
+        session.deadline = now + self.limits.idle_timeout
+        self.acks[session.token] = session
+        session.ack_trigger = seq
+        cum = session.cum
+        if seq < cum or seq >= session.total or seq >= cum + self.limits.window:
+            return   # duplicate or outside the window: the ACK resynchronises
+        expected = session.payload if seq < session.total - 1 \
+            else session.size - seq * session.payload
+        if len(payload) != expected:
+            return
+        if seq > cum:
+            if seq not in session.buffer:
+                session.buffer[seq] = payload
+                session.bits |= 1 << (seq - cum)
+            return
+        # In order: consume it and everything buffered right after it.
+        bits = session.bits | 1
+        run = (~bits & (bits + 1)).bit_length() - 1   # trailing ones
+        self._consume(session, payload)
+        buffer = session.buffer
+        for s in range(cum + 1, cum + run):
+            self._consume(session, buffer.pop(s))
+        session.cum = cum + run
+        session.bits = bits >> run
+        if session.cum == session.total:
+            self._complete(session, now)
+
+    def _consume(self, session: Session, payload: bytes) -> None:
+        session.hasher.update(payload)
+        if session.part is not None:
+            session.part.append(payload)
+        else:
+            session.message += payload
+
+    def _complete(self, session: Session, now: float) -> None:
+        session.deadline = now + self.limits.linger
+        self.acks.pop(session.token, None)
+        if session.hasher.hexdigest() != session.sha256:
+            if session.part is not None:
+                session.part.discard()
+            session.result = wire.encode_json(wire.FAIL, session.token, {
+                "error": "SHA-256 mismatch: the data arrived but does not match the offer"})
+            self.log(f"push of {session.name!r} from {session.addr[0]} failed verification")
+        else:
+            stored = ""
+            text = ""
+            if session.part is not None:
+                try:
+                    stored = session.part.publish()
+                except OSError as e:
+                    session.part.discard()
+                    session.result = wire.encode_json(wire.FAIL, session.token, {
+                        "error": f"cannot store the file: {e.strerror}"})
+                    if session.validated:
+                        self.outbox.append((session.result, session.addr))
+                    return
+            else:
+                text = session.message.decode("utf-8", "replace")
+            session.result = wire.encode_json(wire.DONE, session.token, {
+                "name": stored, "sha256": session.sha256})
+            self.on_complete(Received(session.kind, session.sender, session.addr, stored,
+                                      session.size, text))
+        session.buffer.clear()
+        if session.validated:
+            self.outbox.append((session.result, session.addr))
+
+    def _drop(self, session: Session) -> None:
+        if session.part is not None and not session.finished:
+            session.part.discard()
+        self.sessions.pop(session.token, None)
+        self.acks.pop(session.token, None)
+        self.offers.pop((session.addr, session.offer_id), None)
+
+    # -- output and time --------------------------------------------------------------
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, tuple]]:
+        out = self.outbox
+        self.outbox = []
+        if self.acks:
+            window = self.limits.window
+            for session in self.acks.values():
+                if not session.finished:
+                    out.append((wire.encode_ack(session.token, session.cum, window,
+                                                max(0, session.ack_trigger),
+                                                session.bits >> 1), session.addr))
+            self.acks = {}
+        return out
+
+    def get_timer(self) -> float | None:
+        if not self.sessions:
+            return None
+        return min(s.deadline for s in self.sessions.values())
+
+    def handle_timer(self, now: float) -> None:
+        for session in list(self.sessions.values()):
+            if session.deadline <= now:
+                if not session.finished:
+                    self.log(f"push of {session.name or 'a message'!r} from {session.addr[0]} "
+                             f"timed out after {session.cum} of {session.total} packets")
+                self._drop(session)
+        if not self.sessions:
+            self.offers.clear()
+
+    def close(self) -> None:
+        """Discard every unfinished transfer (server shutdown)."""
+        for session in list(self.sessions.values()):
+            self._drop(session)
+
+
+class Refusal(Exception):
+    pass

@@ -1,0 +1,207 @@
+"""Twisted adapters for the sans-IO transfer cores.
+
+Each adapter owns one ``IDelayedCall`` for its core's timer and re-arms it
+after every change.  Input is handled datagram by datagram; output is
+flushed once per batch of input (a ``callLater(0)``), so one ACK answers a
+whole burst of DATA and one burst of DATA answers a batch of ACKs.
+"""
+from __future__ import annotations
+
+import errno
+import socket
+
+from twisted.internet import defer
+from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import Logger
+
+from tekcos.transfer.receiver import Endpoint
+from tekcos.transfer.sender import FAILED, Sender
+
+RETRY_SEND = 0.001   # when the socket buffer is full
+
+
+def size_socket_buffers(transport, size: int) -> None:
+    """Make the kernel buffers hold a whole window (root may exceed rmem_max)."""
+    sock = getattr(transport, "socket", None)
+    if sock is None:
+        return
+    for force, plain in ((getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF),
+                         (getattr(socket, "SO_SNDBUFFORCE", None), socket.SO_SNDBUF)):
+        try:
+            if force is None:
+                raise PermissionError
+            sock.setsockopt(socket.SOL_SOCKET, force, size)
+        except OSError:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, plain, size)
+            except OSError:
+                pass
+
+
+class _Driven(DatagramProtocol):
+    """Flush scheduling, the one timer, and writes that survive a full buffer."""
+
+    log = Logger()
+
+    def __init__(self, core, clock):
+        self.core = core
+        self.clock = clock
+        self._timer = None
+        self._flush_call = None
+        self._backlog: list[tuple[bytes, tuple | None]] = []
+
+    def _poke(self) -> None:
+        if self._flush_call is None:
+            self._flush_call = self.clock.callLater(0, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_call = None
+        if self.transport is None:
+            return
+        now = self.clock.seconds()
+        backlog, self._backlog = self._backlog, []
+        for item in backlog + self._outgoing(now):
+            if self._backlog:           # keep order once we are blocked
+                self._backlog.append(item)
+                continue
+            self._write(*item)
+        self._rearm(now)
+
+    def _write(self, data: bytes, addr) -> None:
+        try:
+            if addr is None:
+                self.transport.write(data)
+            else:
+                self.transport.write(data, addr)
+        except OSError as e:
+            if e.errno in (errno.EAGAIN, errno.ENOBUFS):
+                self._backlog.append((data, addr))
+            elif e.errno == errno.ECONNREFUSED:
+                self.connectionRefused()
+            else:
+                self.log.warn("send failed: {error}", error=e)
+
+    def _rearm(self, now: float) -> None:
+        deadline = self.core.get_timer()
+        if self._backlog:
+            deadline = now + RETRY_SEND if deadline is None else min(deadline, now + RETRY_SEND)
+        if deadline is None:
+            if self._timer is not None and self._timer.active():
+                self._timer.cancel()
+            self._timer = None
+            return
+        delay = max(0.0, deadline - now)
+        if self._timer is not None and self._timer.active():
+            self._timer.reset(delay)
+        else:
+            self._timer = self.clock.callLater(delay, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self.core.handle_timer(self.clock.seconds())
+        self._after_timer()
+        self._flush()
+
+    def _after_timer(self) -> None:
+        pass
+
+    def _cancel(self) -> None:
+        for call in (self._timer, self._flush_call):
+            if call is not None and call.active():
+                call.cancel()
+        self._timer = self._flush_call = None
+
+
+class ServerProtocol(_Driven):
+    """Receives pushes (and answers HELLO) on the server's UDP port."""
+
+    def __init__(self, endpoint: Endpoint, clock, buffer_bytes: int = 8 << 20):
+        super().__init__(endpoint, clock)
+        self.buffer_bytes = buffer_bytes
+
+    def startProtocol(self) -> None:
+        size_socket_buffers(self.transport, self.buffer_bytes)
+
+    def datagramReceived(self, data: bytes, addr) -> None:
+        self.core.receive_datagram(data, addr, self.clock.seconds())
+        self._poke()
+
+    def _outgoing(self, now: float):
+        return self.core.datagrams_to_send(now)
+
+    def stopProtocol(self) -> None:
+        self._cancel()
+        self.core.close()
+
+
+class PushProtocol(_Driven):
+    """Pushes one file or message; ``done`` fires with the finished Sender.
+
+    The transport must be connected to the receiver's address, so that
+    datagrams from anyone else never reach the sender.
+    """
+
+    def __init__(self, sender: Sender, clock, buffer_bytes: int = 4 << 20, on_progress=None):
+        super().__init__(sender, clock)
+        self.done: defer.Deferred = defer.Deferred()
+        self.buffer_bytes = buffer_bytes
+        self.on_progress = on_progress
+
+    def startProtocol(self) -> None:
+        size_socket_buffers(self.transport, self.buffer_bytes)
+
+    def begin(self) -> None:
+        """Start pushing; call once the transport is connected."""
+        self.core.start(self.clock.seconds())
+        self._flush()
+
+    def datagramReceived(self, data: bytes, addr) -> None:
+        self.core.receive_datagram(data, self.clock.seconds())
+        if self._check_done():
+            return
+        self._poke()
+
+    def connectionRefused(self) -> None:
+        # ICMP port unreachable: nothing listens there.  Only conclusive
+        # before the receiver has answered.
+        if self.core.state == "offering":
+            self.core.abort("connection refused: no tekcos server listens there")
+            self._check_done()
+
+    def stopProtocol(self) -> None:
+        # Twisted's epoll reactor closes a connected UDP port when the socket
+        # reports an error (ICMP port unreachable) before we could read it.
+        if not self.core.finished:
+            self.core.abort("connection refused: no tekcos server listens there"
+                            if self.core.state == "offering" else "the socket was closed")
+        self._cancel()
+        if not self.done.called:
+            self.done.callback(self.core)
+
+    def _outgoing(self, now: float):
+        out = [(d, None) for d in self.core.datagrams_to_send(now)]
+        if self.on_progress is not None:
+            self.on_progress(self.core)
+        return out
+
+    def _after_timer(self) -> None:
+        self._check_done()
+
+    def _check_done(self) -> bool:
+        if not self.core.finished or self.done.called:
+            return False
+        # Send what the core still has (an ABORT), then stop.
+        if self.transport is not None:
+            for data in self.core.datagrams_to_send(self.clock.seconds()):
+                self._write(data, None)
+        self._cancel()
+        self.done.callback(self.core)
+        return True
+
+    def cancel(self, reason: str) -> None:
+        if not self.core.finished:
+            self.core.abort(reason)
+            self._check_done()
+
+
+__all__ = ["ServerProtocol", "PushProtocol", "size_socket_buffers", "FAILED"]
