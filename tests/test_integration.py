@@ -27,10 +27,12 @@ class Server:
     def __init__(self, *args: str, downloads: str | None = None):
         self.port = free_port()
         self.downloads = downloads or tempfile.mkdtemp(prefix="tekcos-dl-")
+        # The log goes to a file: a pipe nobody reads would fill and block the server.
+        self.log = tempfile.NamedTemporaryFile(prefix="tekcos-log-", suffix=".txt")
         self.proc = subprocess.Popen(
             TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos", "--port", str(self.port),
                       "--downloads", self.downloads, *args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
@@ -38,7 +40,7 @@ class Server:
                 return
             except OSError:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(self.proc.stdout.read())
+                    raise RuntimeError(open(self.log.name).read())
                 time.sleep(0.05)
         raise RuntimeError("server did not start")
 
@@ -46,8 +48,9 @@ class Server:
         """SIGTERM; twistd re-raises the signal after a clean shutdown."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        out, _ = self.proc.communicate(timeout=20)
-        return self.proc.returncode, out
+        self.proc.wait(timeout=20)
+        with open(self.log.name, errors="replace") as f:
+            return self.proc.returncode, f.read()
 
 
 CLEAN_EXIT = (0, -signal.SIGTERM)

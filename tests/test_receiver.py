@@ -111,9 +111,31 @@ def test_not_enough_disk_and_too_many_sessions(ep):
     ep.downloads.free = 10 << 30
     for i in range(2):
         ep.receive_datagram(offer(offer_id=10 + i, data=b"x" * 500), PEER, 0.0)
-        assert answer(ep)[0] == wire.ACCEPT
+        kind, _, body = answer(ep)
+        assert kind == wire.ACCEPT
+        send_data(ep, body["token"], b"x" * 500, [0])   # the sender is real: validated
+        out(ep)
     ep.receive_datagram(offer(offer_id=12, data=b"x" * 500), PEER, 0.0)
     assert "too many transfers" in answer(ep)[2]["error"]
+
+
+def test_a_flood_of_offers_cannot_lock_out_a_real_sender(ep):
+    for i in range(50):
+        flooder = ("127.0.0.13", 1 + i % 3)
+        ep.receive_datagram(offer(offer_id=i, name="junk", data=b"x" * 500), flooder, 0.0)
+    ep.datagrams_to_send(0.0)
+    assert len(ep.sessions) == 2             # the table is full of unanswered offers
+    assert os.listdir(ep.dir) == []          # nothing on disk for unanswered offers
+    data = os.urandom(300)
+    ep.receive_datagram(offer(offer_id=999, data=data), PEER, 0.1)
+    kind, _, body = answer(ep, 0.1)
+    assert kind == wire.ACCEPT
+    send_data(ep, body["token"], data, [0, 1, 2], now=0.1)
+    assert answer(ep, 0.1)[0] == wire.DONE
+    assert (ep.dir / "a.bin").read_bytes() == data
+    # Unanswered offers expire after the handshake timeout.
+    ep.handle_timer(5.1)
+    assert all(s.validated for s in ep.sessions.values())
 
 
 def test_a_repeated_offer_gets_the_same_answer_not_a_new_session(ep):
@@ -158,9 +180,19 @@ def test_data_from_another_address_or_token_is_ignored(ep):
     assert ep.sessions[100].cum == 0
 
 
+def test_one_address_holds_at_most_four_unanswered_offers(tmp_path):
+    ep = Endpoint(Disk(tmp_path), Limits(max_sessions=32))
+    for i in range(10):
+        ep.receive_datagram(offer(offer_id=i, data=b"x" * 500), PEER, 0.0)
+    replies = [wire.decode(d)[0] for d, _ in ep.datagrams_to_send(0.0)]
+    assert replies == [wire.ACCEPT] * 4 + [wire.REJECT] * 6
+    assert len(ep.sessions) == 4
+
+
 def test_silent_sender_is_cleaned_up(ep):
     ep.receive_datagram(offer(data=b"x" * 500), PEER, 0.0)
     out(ep)
+    assert ep.get_timer() == 5.0        # handshake timeout until the token comes back
     send_data(ep, 100, b"x" * 500, [0], now=1.0)
     assert ep.get_timer() == 6.0
     ep.handle_timer(6.0)

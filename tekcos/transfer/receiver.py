@@ -16,10 +16,12 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Callable
 
+from tekcos.chat.ratelimit import TokenBucket
 from tekcos.transfer import wire
 from tekcos.transfer.storage import BadName, Downloads, safe_name
 
 AMPLIFICATION = 3
+UNANSWERED_PER_ADDRESS = 4   # accepted offers whose token has not come back yet
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -29,6 +31,7 @@ class Limits:
     max_message: int = 4096
     max_sessions: int = 32
     idle_timeout: float = 30.0
+    handshake_timeout: float = 5.0   # an accepted offer whose token never comes back
     linger: float = 10.0          # how long a finished session answers duplicates
     window: int = 2048            # packets
     payload: int = wire.DEFAULT_PAYLOAD
@@ -90,6 +93,10 @@ class Endpoint:
         self.outbox: list[tuple[bytes, tuple]] = []
         self.acks: dict[int, Session] = {}
         self.dropped = 0
+        # Refusals are logged at most about once a second (after a burst of
+        # 20): a flood of bad offers must not become a flood of log lines.
+        self._refusal_log = TokenBucket(rate=1.0, burst=20, now=0.0)
+        self._refusals_unlogged = 0
 
     # -- input ------------------------------------------------------------------
     def receive_datagram(self, data: bytes, addr: tuple, now: float) -> None:
@@ -115,6 +122,9 @@ class Endpoint:
             if not session.finished:
                 session.deadline = now + self.limits.idle_timeout
             if kind == wire.PROBE:
+                if session.total == 0 and not session.finished and self._open_part(session):
+                    self._complete(session, now)
+                    return
                 if session.finished:
                     self.outbox.append((session.result, addr))
                 else:
@@ -164,7 +174,7 @@ class Endpoint:
             session = self._check_offer(offer_id, offer, addr, now)
         except (wire.Malformed, Refusal) as e:
             reason = str(e)
-            self.log(f"refused push from {addr[0]}: {reason}")
+            self._log_refusal(f"refused push from {addr[0]}: {reason}", now)
             reply = wire.encode_json(wire.REJECT, offer_id, {"error": reason})
             if len(self.offers) < 4096:
                 self.offers[(addr, offer_id)] = reply
@@ -173,8 +183,15 @@ class Endpoint:
         self.sessions[session.token] = session
         self.offers[(addr, offer_id)] = session
         self._send_unvalidated(self._accept(session), addr)
-        if session.total == 0:
-            self._complete(session, now)
+
+    def _log_refusal(self, text: str, now: float) -> None:
+        if self._refusal_log.allow(now):
+            if self._refusals_unlogged:
+                text += f" ({self._refusals_unlogged} more refusals not logged)"
+                self._refusals_unlogged = 0
+            self.log(text)
+        else:
+            self._refusals_unlogged += 1
 
     def _accept(self, session: Session) -> bytes:
         return wire.encode_json(wire.ACCEPT, session.offer_id, {
@@ -197,17 +214,31 @@ class Endpoint:
             raise Refusal("bad sender name")
         if not isinstance(want, int) or isinstance(want, bool) or want < 16:
             raise Refusal("bad payload size")
-        active = sum(1 for s in self.sessions.values() if not s.finished)
-        if active >= limits.max_sessions:
-            raise Refusal(f"too many transfers in progress (at most {limits.max_sessions}); "
-                          "try again later")
+        active = [s for s in self.sessions.values() if not s.finished]
+        waiting = [s for s in active if not s.validated]
+        if sum(1 for s in waiting if s.addr == addr) >= UNANSWERED_PER_ADDRESS:
+            raise Refusal("too many unanswered offers from your address")
+        if len(active) >= limits.max_sessions:
+            # Offers that never echoed their token (a flood) must not lock out
+            # real senders: one from the address holding the most of them
+            # makes room.
+            if not waiting:
+                raise Refusal(f"too many transfers in progress (at most {limits.max_sessions}); "
+                              "try again later")
+            per_addr: dict[tuple, int] = {}
+            for w in waiting:
+                per_addr[w.addr] = per_addr.get(w.addr, 0) + 1
+            victim = min(waiting, key=lambda w: (-per_addr[w.addr], w.deadline))
+            self._log_refusal(f"dropped an unanswered offer from {victim.addr[0]} "
+                              "to make room", now)
+            self._drop(victim)
         payload = min(want, limits.payload)
         token = self.new_token()
         while token in self.sessions:
             token = self.new_token()
         common = dict(token=token, addr=addr, offer_id=offer_id, kind=kind, sender=sender,
                       size=size, sha256=sha, payload=payload, total=-(-size // payload),
-                      deadline=now + limits.idle_timeout)
+                      deadline=now + min(limits.handshake_timeout, limits.idle_timeout))
         if kind == "message":
             if size > limits.max_message:
                 raise Refusal(f"message larger than {limits.max_message} bytes")
@@ -225,11 +256,21 @@ class Endpoint:
         if size + self.downloads.reserve > free:
             raise Refusal(f"not enough disk space: {size} bytes offered, "
                           f"{max(0, free - self.downloads.reserve)} available")
+        # The .part file is created once the sender echoes the token: a flood
+        # of offers leaves nothing on disk.
+        return Session(name=name, **common)
+
+    def _open_part(self, session: Session) -> bool:
+        if session.part is not None or session.kind != "file":
+            return True
         try:
-            part = self.downloads.open_part(name, f"{token:016x}")
+            session.part = self.downloads.open_part(session.name, f"{session.token:016x}")
+            return True
         except OSError as e:
-            raise Refusal(f"cannot store the file: {e.strerror}") from None
-        return Session(name=name, part=part, **common)
+            session.result = wire.encode_json(wire.FAIL, session.token, {
+                "error": f"cannot store the file: {e.strerror}"})
+            self.outbox.append((session.result, session.addr))
+            return False
 
     def _data(self, session: Session, seq: int, payload: bytes, now: float) -> None:
         session.validated = True
@@ -245,6 +286,8 @@ class Endpoint:
         expected = session.payload if seq < session.total - 1 \
             else session.size - seq * session.payload
         if len(payload) != expected:
+            return
+        if session.part is None and not self._open_part(session):
             return
         if seq > cum:
             if seq not in session.buffer:
