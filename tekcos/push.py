@@ -107,7 +107,8 @@ def result_record(file: str, sender: Sender, seconds: float, sha: str) -> dict:
         "file": file, "name": sender.stored_name if delivered else None,
         "bytes": sender.size, "seconds": round(seconds, 6),
         "mb_per_s": round(sender.size / seconds / 1e6, 3) if delivered and seconds > 0 else 0.0,
-        "sha256": sha, "retransmits": sender.retransmits, "status": sender.status,
+        "sha256": sha, "retransmits": sender.retransmits,
+        "retransmitted_bytes": sender.retransmitted_bytes, "status": sender.status,
         "error": sender.error,
     }
 
@@ -146,7 +147,8 @@ def run(reactor, args, out=None, err=None):
     for index, (label, kind, name, source, size, sha) in enumerate(jobs):
         if worst == EXIT_UNREACHABLE:   # no point waiting for a server that is gone
             record = {"file": label, "name": None, "bytes": size, "seconds": 0.0,
-                      "mb_per_s": 0.0, "sha256": sha, "retransmits": 0, "status": "failed",
+                      "mb_per_s": 0.0, "sha256": sha, "retransmits": 0,
+                      "retransmitted_bytes": 0, "status": "failed",
                       "error": "skipped: the server did not answer"}
             _report(out, err, args, record)
             continue

@@ -177,9 +177,12 @@ class Sender:
             self.rtt.sample(now - sent_at[trigger])
         base = self.base
         progressed = False
+        latest = 0.0   # send time of the most recently sent packet this ACK covers
         if cumulative > base:
             for seq in range(base, cumulative):
-                sent_at.pop(seq, None)
+                t = sent_at.pop(seq, 0.0)
+                if t > latest:
+                    latest = t
                 retries.pop(seq, None)
             self.sacked >>= cumulative - base
             self.base = base = cumulative
@@ -194,7 +197,9 @@ class Sender:
             while new:
                 low = new & -new
                 seq = base + low.bit_length() - 1
-                sent_at.pop(seq, None)
+                t = sent_at.pop(seq, 0.0)
+                if t > latest:
+                    latest = t
                 retries.pop(seq, None)
                 new ^= low
         if progressed:
@@ -220,6 +225,13 @@ class Sender:
                     self.resend.append(seq)
                 holes ^= low
             self.fast_mark = limit
+        # A resent packet can be lost again.  RACK-style: it is, once a packet
+        # sent a reordering window after it has been acknowledged.
+        if retries and latest:
+            reo = max(0.001, (self.rtt.srtt or 0.0) / 4)
+            for seq in retries:
+                if sent_at.get(seq, latest) + reo < latest:
+                    self.resend.append(seq)
         if self.base >= self.total and self.state == SENDING:
             self.state = CONFIRMING
             self.control_tries = 0

@@ -1,0 +1,155 @@
+"""UDP push benchmark: tekcos against a plain TCP stream, through loss.
+
+Builds two network namespaces joined by a veth pair (offloads off, so that
+nftables' loss applies per frame), and for each loss rate pushes a file with
+``tekcos push`` to ``twistd tekcos`` and copies it with a plain TCP stream
+(Python sendfile -> recv into a file) in the same invocation.  Prints MB/s,
+the tekcos/TCP ratio, tekcos's figure against its own 0% figure, and
+retransmitted bytes against the payload bytes nftables dropped.
+
+Needs root, iproute2, nftables (and ethtool for the offloads).
+Usage: sudo python bench/transfer.py [--mib 100] [--loss 0 1 5] [--runs 1]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from tekcos import netlab  # noqa: E402
+
+TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+SERVER, CLIENT = "10.78.0.2", "10.78.0.1"
+
+TCP_RECEIVER = r"""
+import socket, sys, time
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind((sys.argv[1], int(sys.argv[2]))); srv.listen(1)
+print("ready", flush=True)
+conn, _ = srv.accept()
+with open(sys.argv[3], "wb") as f:
+    while True:
+        data = conn.recv(1 << 20)
+        if not data:
+            break
+        f.write(data)
+    f.flush()
+    import os; os.fsync(f.fileno())
+conn.sendall(b"ok")
+conn.close()
+"""
+
+TCP_SENDER = r"""
+import socket, sys, time, os
+start = time.perf_counter()
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+with open(sys.argv[3], "rb") as f:
+    s.sendfile(f)
+s.shutdown(socket.SHUT_WR)
+s.recv(2)
+print(time.perf_counter() - start)
+"""
+
+
+def offloads_off(lab, ns, dev):
+    if shutil.which("ethtool"):
+        subprocess.run(["ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off", "rx", "off",
+                        "tso", "off", "gso", "off", "gro", "off"], capture_output=True)
+        return True
+    return False
+
+
+def tcp_copy(lab, client, server, src, dst) -> float:
+    recv = lab.popen(server, [sys.executable, "-c", TCP_RECEIVER, SERVER, "9100", dst],
+                     stdout=subprocess.PIPE, text=True)
+    recv.stdout.readline()
+    out = lab.exec(client, sys.executable, "-c", TCP_SENDER, SERVER, "9100", src)
+    recv.wait(120)
+    return os.path.getsize(src) / float(out) / 1e6
+
+
+def tekcos_push(lab, client, src) -> dict:
+    out = subprocess.run(["ip", "netns", "exec", client, sys.executable, "-m", "tekcos.cli",
+                          "push", src, "--to", f"{SERVER}:9000", "--json", "--timeout", "30"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=600)
+    if out.returncode:
+        raise SystemExit(f"tekcos push failed: {out.stdout} {out.stderr}")
+    return json.loads(out.stdout.splitlines()[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mib", type=int, default=100)
+    parser.add_argument("--loss", type=float, nargs="+", default=[0, 1, 5])
+    parser.add_argument("--runs", type=int, default=1)
+    args = parser.parse_args()
+    work = tempfile.mkdtemp(prefix="tekcos-bench-")
+    src = os.path.join(work, "payload.bin")
+    with open(src, "wb") as f:
+        for _ in range(args.mib):
+            f.write(os.urandom(1 << 20))
+    rows = []
+    try:
+        for loss in args.loss:
+            with netlab.Lab() as lab:
+                client, server = lab.ns("c"), lab.ns("s")
+                dev_c, dev_s = lab.link(client, f"{CLIENT}/24", server, f"{SERVER}/24")
+                offloaded = offloads_off(lab, client, dev_c) and offloads_off(lab, server, dev_s)
+                if loss:
+                    lab.drop_udp(client, dev_c, loss)
+                    lab.drop_udp(server, dev_s, loss)
+                    # The TCP stream meets the same loss.
+                    for ns, dev in ((client, dev_c), (server, dev_s)):
+                        threshold = int(round(loss * 100))
+                        lab.exec(ns, "nft", "add", "rule", "netdev", "tekcos_loss",
+                                 f"ingress_{dev}", "ether", "type", "ip", "ip", "protocol",
+                                 "tcp", "numgen", "random", "mod", "10000", "<",
+                                 str(threshold), "drop")
+                downloads = os.path.join(work, f"dl-{loss}")
+                log = open(os.path.join(work, f"server-{loss}.log"), "w")
+                lab.popen(server, TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos", "--port",
+                                            "9000", "--downloads", downloads,
+                                            "--max-file-size", str(1 << 40)],
+                          stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+                for _ in range(100):
+                    if "9000" in lab.exec(server, "ss", "-Huln"):
+                        break
+                    time.sleep(0.1)
+                tek, tcp, ratio_rx = [], [], []
+                for run in range(args.runs):
+                    before = lab.dropped(server)[0] if loss else 0
+                    record = tekcos_push(lab, client, src)
+                    lost_packets = (lab.dropped(server)[0] - before) if loss else 0
+                    tek.append(record["mb_per_s"])
+                    lost_payload = lost_packets * 1400
+                    if lost_payload:
+                        ratio_rx.append(record["retransmitted_bytes"] / lost_payload)
+                    tcp.append(tcp_copy(lab, client, server, src,
+                                        os.path.join(work, f"tcp-{loss}-{run}.bin")))
+                    os.unlink(os.path.join(downloads, os.listdir(downloads)[0]))
+                rows.append((loss, statistics.median(tek), statistics.median(tcp),
+                             statistics.median(ratio_rx) if ratio_rx else None, offloaded))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    base = rows[0][1] if rows and rows[0][0] == 0 else None
+    print(f"{args.mib} MiB, median of {args.runs} run(s) per loss rate "
+          f"(offloads {'off' if all(r[4] for r in rows) else 'ON: ethtool missing'})")
+    print(f"{'loss':>6} {'tekcos MB/s':>12} {'TCP MB/s':>10} {'tekcos/TCP':>11} "
+          f"{'vs own 0%':>10} {'retx/lost':>10}")
+    for loss, tek, tcp, retx, _ in rows:
+        own = f"{tek / base:.2f}" if base else "-"
+        rr = f"{retx:.2f}" if retx is not None else "-"
+        print(f"{loss:>5g}% {tek:>12.1f} {tcp:>10.1f} {tek / tcp:>11.2f} {own:>10} {rr:>10}")
+
+
+if __name__ == "__main__":
+    main()
