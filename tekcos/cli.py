@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="one JSON object per file on stdout")
     push.add_argument("--timeout", type=float, default=10.0,
                       help="give up when the server has not answered for this many seconds (10)")
-    push.add_argument("--window", type=int, default=4096, help="packets in flight at most (4096)")
+    push.add_argument("--window", type=int, default=8192, help="packets in flight at most (8192)")
     push.add_argument("--payload", type=int, default=1400, help="bytes of data per datagram (1400)")
     push.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return parser

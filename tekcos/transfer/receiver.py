@@ -33,7 +33,7 @@ class Limits:
     idle_timeout: float = 30.0
     handshake_timeout: float = 5.0   # an accepted offer whose token never comes back
     linger: float = 10.0          # how long a finished session answers duplicates
-    window: int = 4096            # packets
+    window: int = 8192            # packets (about 11 MiB of buffer at most per push)
     payload: int = wire.DEFAULT_PAYLOAD
 
 

@@ -31,7 +31,7 @@ class Sender:
     def __init__(self, *, offer_id: int, name: str, size: int, sha256: str, kind: str,
                  read: Callable[[int, int], bytes], sender_name: str = "",
                  payload_size: int = wire.DEFAULT_PAYLOAD, window: int = 1024,
-                 timeout: float = 10.0, rtt: RttEstimator | None = None):
+                 timeout: float = 10.0, rtt: RttEstimator | None = None, burst: int = 64):
         self.offer_id = offer_id
         self.offer = {"name": name, "size": size, "sha256": sha256, "kind": kind,
                       "from": sender_name, "payload": payload_size, "window": window}
@@ -39,6 +39,10 @@ class Sender:
         self.read = read
         self.payload_size = payload_size
         self.window = window
+        # New packets per datagrams_to_send() call: between bursts the adapter
+        # reads ACKs, so losses are repaired while the window is still open
+        # instead of after a whole window has been written out.
+        self.burst = burst
         self.timeout = timeout
         self.rtt = rtt or RttEstimator(initial_rto=0.5)
         self.state = OFFERING
@@ -256,8 +260,8 @@ class Sender:
                     self.retransmits += 1
                     self.retransmitted_bytes += len(data)
             self.resend = []
-        limit = min(self.total, self.base + min(self.window, self.peer_window))
         seq = self.next_seq
+        limit = min(self.total, self.base + min(self.window, self.peer_window), seq + self.burst)
         if seq < limit:
             deadline = now + self.rtt.rto
             encode, DATA, push = wire.encode, wire.DATA, heapq.heappush
@@ -268,6 +272,12 @@ class Sender:
                 seq += 1
             self.next_seq = seq
         return out
+
+    @property
+    def can_send(self) -> bool:
+        """More datagrams are ready now (the burst limit held some back)."""
+        return self.state == SENDING and (bool(self.resend) or self.next_seq < min(
+            self.total, self.base + min(self.window, self.peer_window)))
 
     def get_timer(self) -> float | None:
         if self.state == FINISHED:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import sys
 
 from twisted.internet import defer
 from twisted.internet.protocol import DatagramProtocol
@@ -18,6 +19,9 @@ from tekcos.transfer.receiver import Endpoint
 from tekcos.transfer.sender import FAILED, Sender
 
 RETRY_SEND = 0.001   # when the socket buffer is full
+# Python does not export these; they are Linux's values (asm-generic/socket.h).
+SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32 if sys.platform.startswith("linux") else None)
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33 if sys.platform.startswith("linux") else None)
 
 
 def size_socket_buffers(transport, size: int) -> None:
@@ -25,8 +29,7 @@ def size_socket_buffers(transport, size: int) -> None:
     sock = getattr(transport, "socket", None)
     if sock is None:
         return
-    for force, plain in ((getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF),
-                         (getattr(socket, "SO_SNDBUFFORCE", None), socket.SO_SNDBUF)):
+    for force, plain in ((SO_RCVBUFFORCE, socket.SO_RCVBUF), (SO_SNDBUFFORCE, socket.SO_SNDBUF)):
         try:
             if force is None:
                 raise PermissionError
@@ -115,7 +118,7 @@ class _Driven(DatagramProtocol):
 class ServerProtocol(_Driven):
     """Receives pushes (and answers HELLO) on the server's UDP port."""
 
-    def __init__(self, endpoint: Endpoint, clock, buffer_bytes: int = 8 << 20):
+    def __init__(self, endpoint: Endpoint, clock, buffer_bytes: int = 32 << 20):
         super().__init__(endpoint, clock)
         self.buffer_bytes = buffer_bytes
 
@@ -182,6 +185,9 @@ class PushProtocol(_Driven):
         out = [(d, None) for d in self.core.datagrams_to_send(now)]
         if self.on_progress is not None:
             self.on_progress(self.core)
+        if self.core.can_send:
+            # Come back after the reactor has read what arrived meanwhile.
+            self.clock.callLater(0, self._poke)
         return out
 
     def _after_timer(self) -> None:
