@@ -165,3 +165,23 @@ def test_hostile_datagrams_never_crash_or_disturb_a_transfer(start, tmp_path):
     code, log = server.stop()
     assert code in CLEAN_EXIT
     assert "Traceback" not in log and "Unhandled" not in log
+
+
+def test_many_pushes_at_once_from_several_senders(start, tmp_path):
+    server = start()
+    sources = []
+    for i in range(4):
+        path = tmp_path / f"f{i}.bin"
+        path.write_bytes(os.urandom(2_000_000 + i))
+        sources.append(path)
+    procs = [subprocess.Popen(TEKCOS + ["push", str(p), "--to", f"127.0.0.1:{server.port}",
+                                        "--json", "--as", f"s{i}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i, p in enumerate(sources)]
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        assert json.loads(out)["status"] == "delivered"
+    for path in sources:
+        with open(os.path.join(server.downloads, path.name), "rb") as f:
+            assert f.read() == path.read_bytes()
