@@ -35,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--window", type=int, default=8192, help="packets in flight at most (8192)")
     push.add_argument("--payload", type=int, default=1400, help="bytes of data per datagram (1400)")
     push.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    scan = sub.add_parser("scan", help="list the devices on the local subnet (ARP)",
+                          description="ARP-scan the local subnet. Needs root or CAP_NET_RAW. "
+                          "Exit status: 0 scanned, 1 cannot scan here, 2 usage error.")
+    from tekcos.scan.command import add_arguments
+    add_arguments(scan)
     return parser
 
 
@@ -44,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
         return _chat(args)
     if args.command == "push":
         return _push(args)
+    if args.command == "scan":
+        from tekcos.scan.command import run
+        try:
+            return run(args)
+        except KeyboardInterrupt:
+            return 0
     return 2
 
 

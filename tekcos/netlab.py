@@ -76,6 +76,41 @@ class Lab:
             self.exec(ns, "ip", "link", "set", dev, "up")
         return dev_a, dev_b
 
+    def bridge(self, ns: str, name: str = "br0") -> str:
+        self.exec(ns, "ip", "link", "add", name, "type", "bridge")
+        self.exec(ns, "ip", "link", "set", name, "up")
+        return name
+
+    def attach(self, host_ns: str, switch_ns: str, bridge: str, addrs: list[str] | str,
+               mac: str | None = None, dev: str = "eth1") -> str:
+        """Plug a host namespace into a bridge: a veth named ``dev`` in the
+        host (with ``addrs`` and ``mac``), its peer enslaved to the bridge."""
+        tag = uuid.uuid4().hex[:6]
+        port = f"p{tag}"
+        run("ip", "link", "add", dev, "netns", host_ns, "type", "veth", "peer", "name", port,
+            "netns", switch_ns)
+        self.exec(switch_ns, "ip", "link", "set", port, "master", bridge)
+        self.exec(switch_ns, "ip", "link", "set", port, "up")
+        if mac:
+            self.exec(host_ns, "ip", "link", "set", dev, "address", mac)
+        for addr in [addrs] if isinstance(addrs, str) else addrs:
+            self.exec(host_ns, "ip", "addr", "add", addr, "dev", dev)
+        self.exec(host_ns, "ip", "link", "set", dev, "up")
+        return dev
+
+    def drop_arp(self, ns: str, dev: str, percent: float) -> None:
+        """Drop ``percent`` % of the ARP frames arriving on ``dev``."""
+        threshold = int(round(percent * 100))
+        rules = f"""
+table netdev tekcos_loss {{
+    chain ingress_{dev} {{
+        type filter hook ingress device "{dev}" priority 0; policy accept;
+        ether type arp numgen random mod 10000 < {threshold} counter drop
+    }}
+}}
+"""
+        self.exec(ns, "nft", "-f", "-", input=rules)
+
     def drop_udp(self, ns: str, dev: str, percent: float) -> None:
         """Drop ``percent`` % of the UDP frames arriving on ``dev`` (nftables,
         netdev ingress, so it works on a veth without tc netem)."""

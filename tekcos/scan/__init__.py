@@ -1,0 +1,1 @@
+"""Who is on this LAN: ARP scan of the local subnet (see tekcos.scan.engine)."""

@@ -1,0 +1,147 @@
+"""Choosing the interface, source address and network to scan.
+
+Default: the interface carrying the default IPv4 route, and the subnet of
+its address that contains the gateway (from address and netmask, not a
+guessed /24).  Every situation that makes that impossible gets a
+:class:`ScanSetupError` whose message says what to pass instead.  The system
+is read through small injectable functions so that tests can describe any
+machine; the defaults use netifaces and psutil.
+"""
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import dataclass
+from typing import Callable
+
+AF_LINK = 17  # netifaces.AF_LINK on Linux
+MAX_PREFIX_WITHOUT_FORCE = 16
+
+
+class ScanSetupError(Exception):
+    """A one-line explanation for the user."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    iface: str
+    ip: ipaddress.IPv4Address
+    mac: str
+    network: ipaddress.IPv4Network
+    gateway: str | None = None
+
+    def targets(self) -> list[ipaddress.IPv4Address]:
+        """Every address to probe: the network without ourselves (and without
+        network/broadcast addresses for prefixes up to /30)."""
+        hosts = self.network.hosts() if self.network.prefixlen < 31 else self.network
+        return [h for h in hosts if h != self.ip]
+
+
+@dataclass
+class System:
+    """How to read the machine's interfaces (netifaces/psutil by default)."""
+    gateways: Callable[[], dict]
+    ifaddresses: Callable[[str], dict]
+    interfaces: Callable[[], list]
+    is_up: Callable[[str], bool]
+
+
+def local_system() -> System:
+    import netifaces
+    import psutil
+
+    def is_up(name: str) -> bool:
+        stats = psutil.net_if_stats().get(name)
+        return bool(stats and stats.isup)
+
+    global AF_LINK
+    AF_LINK = netifaces.AF_LINK
+    return System(netifaces.gateways, netifaces.ifaddresses, netifaces.interfaces, is_up)
+
+
+def friendly_name(iface: str, ip: str | None = None) -> str:
+    """On Windows netifaces names interfaces by GUID; psutil knows the
+    friendly name ("Ethernet", "Wi-Fi").  Match them on the IPv4 address."""
+    if not iface.startswith("{") or ip is None:
+        return iface
+    try:
+        import psutil
+        for name, addrs in psutil.net_if_addrs().items():
+            if any(a.family == socket.AF_INET and a.address == ip for a in addrs):
+                return name
+    except Exception:
+        pass
+    return iface
+
+
+def _ipv4_interfaces(system: System, iface: str) -> list[ipaddress.IPv4Interface]:
+    result = []
+    for entry in system.ifaddresses(iface).get(socket.AF_INET, []):
+        addr, mask = entry.get("addr"), entry.get("netmask")
+        if addr and mask:
+            result.append(ipaddress.IPv4Interface(f"{addr}/{mask}"))
+    return result
+
+
+def select(system: System, iface: str | None = None, network: str | None = None,
+           force: bool = False) -> Selection:
+    gateway = None
+    if iface is None:
+        default = system.gateways().get("default", {}).get(socket.AF_INET)
+        if not default:
+            raise ScanSetupError("no default IPv4 route: pass --iface IF and a NETWORK "
+                                 "(for example: tekcos scan 192.168.1.0/24 --iface wlan0)")
+        gateway, iface = default[0], default[1]
+    if iface not in system.interfaces():
+        raise ScanSetupError(f"no interface named {iface!r}; interfaces: "
+                             + ", ".join(sorted(system.interfaces())))
+    shown = friendly_name(iface)
+    if not system.is_up(iface):
+        raise ScanSetupError(f"interface {shown} is down: bring it up or pass another --iface")
+    addresses = _ipv4_interfaces(system, iface)
+    if not addresses:
+        raise ScanSetupError(f"interface {shown} has no IPv4 address: pass another --iface")
+    links = system.ifaddresses(iface).get(AF_LINK, [])
+    mac = (links[0].get("addr") if links else "") or ""
+    if len(mac.split(":")) != 6 or mac == "00:00:00:00:00:00":
+        raise ScanSetupError(f"interface {shown} has no Ethernet address (a tunnel or VPN?): "
+                             "ARP works only on Ethernet and Wi-Fi; pass another --iface")
+    if network is not None:
+        try:
+            wanted = ipaddress.IPv4Network(network, strict=False)
+        except ValueError:
+            raise ScanSetupError(f"bad NETWORK {network!r}: write it as 192.168.1.0/24") from None
+        inside = [a for a in addresses if a.ip in wanted]
+        if not inside:
+            have = ", ".join(str(a) for a in addresses)
+            raise ScanSetupError(f"{shown} has no address in {wanted} (it has {have}): ARP "
+                                 "reaches only the local link; pass the --iface on that network")
+        chosen, net = inside[0], wanted
+    else:
+        if gateway is not None and gateway != "0.0.0.0":
+            try:
+                gw = ipaddress.IPv4Address(gateway)
+            except ValueError:
+                gw = None
+            containing = [a for a in addresses if gw is not None and gw in a.network]
+        else:
+            containing = []
+        if containing:
+            chosen = containing[0]
+        elif len(addresses) == 1:
+            chosen = addresses[0]
+            if gateway is None or gateway == "0.0.0.0":
+                gateway = None  # a route with no gateway (VPN, point-to-point)
+        else:
+            have = ", ".join(str(a) for a in addresses)
+            raise ScanSetupError(f"{shown} has several addresses ({have}) and none contains the "
+                                 "gateway: pass the NETWORK to scan")
+        net = chosen.network
+        if net.prefixlen >= 31:
+            raise ScanSetupError(f"{shown} has a point-to-point address ({chosen}): there is "
+                                 "no subnet to scan; pass a NETWORK")
+    if net.prefixlen < MAX_PREFIX_WITHOUT_FORCE and not force:
+        raise ScanSetupError(f"{net} has {net.num_addresses} addresses; networks larger than "
+                             f"/{MAX_PREFIX_WITHOUT_FORCE} need --force")
+    return Selection(iface=iface, ip=chosen.ip, mac=mac.lower(), network=net,
+                     gateway=gateway)
