@@ -113,6 +113,7 @@ def write_pcap(path: str, frames) -> None:
     from scapy.utils import PcapWriter
     writer = PcapWriter(path, linktype=1, sync=False)
     try:
+        writer.write_header(None)   # also for a scan that saw nothing
         for stamp, frame in frames:
             writer.write_packet(frame, sec=int(stamp), usec=int((stamp % 1) * 1e6))
     finally:
@@ -123,6 +124,11 @@ def run(args, out=sys.stdout, err=sys.stderr, system=None, scan=engine.scan) -> 
     if args.tries < 1 or args.rate <= 0 or args.interval <= 0:
         err.write("tekcos scan: --tries, --rate and --interval must be positive\n")
         return EXIT_USAGE
+    try:  # before anything else: the fix for this is the one thing to say
+        engine.check_permission()
+    except engine.ScanPermissionError as e:
+        err.write(f"tekcos scan: {e}\n")
+        return EXIT_CANNOT
     previous = None
     last_selection = None
     while True:

@@ -53,6 +53,18 @@ def open_socket(iface: str):
     return sock
 
 
+def check_permission() -> None:
+    """Raise ScanPermissionError unless raw packet sockets can be opened."""
+    try:
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(arp.ETH_P_ARP))
+    except PermissionError:
+        raise ScanPermissionError(PERMISSION_HINT) from None
+    except (AttributeError, OSError) as e:
+        raise ScanPermissionError(f"cannot open a raw socket here ({e}); on Windows install "
+                                  "Npcap from https://npcap.com") from None
+    sock.close()
+
+
 def _wait(sock, timeout: float) -> bool:
     return bool(select.select([sock], [], [], max(0.0, timeout))[0])
 

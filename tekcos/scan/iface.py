@@ -56,7 +56,31 @@ def local_system() -> System:
 
     global AF_LINK
     AF_LINK = netifaces.AF_LINK
-    return System(netifaces.gateways, netifaces.ifaddresses, netifaces.interfaces, is_up)
+
+    def gateways() -> dict:
+        found = netifaces.gateways()
+        if not found.get("default", {}).get(socket.AF_INET):
+            device = _default_device_without_gateway()
+            if device:
+                found.setdefault("default", {})[socket.AF_INET] = ("0.0.0.0", device)
+        return found
+
+    return System(gateways, netifaces.ifaddresses, netifaces.interfaces, is_up)
+
+
+def _default_device_without_gateway(path: str = "/proc/net/route") -> str | None:
+    """netifaces omits a default route that has no gateway (``ip route add
+    default dev tun0``, as VPNs do); Linux lists it in /proc/net/route."""
+    try:
+        with open(path) as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                if len(fields) > 7 and fields[1] == "00000000" and fields[7] == "00000000":
+                    return fields[0]
+    except (OSError, StopIteration):
+        pass
+    return None
 
 
 def friendly_name(iface: str, ip: str | None = None) -> str:

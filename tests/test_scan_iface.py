@@ -1,0 +1,68 @@
+"""Interface and network selection against described machines."""
+import socket
+
+import pytest
+
+from tekcos.scan.iface import AF_LINK, ScanSetupError, System, select
+
+
+def machine(gateways=None, addrs=None, up=("eth0",), macs=None):
+    addrs = addrs if addrs is not None else {"eth0": [("10.1.2.34", "255.255.240.0")]}
+    macs = macs or {name: "00:1b:c5:00:00:15" for name in addrs}
+
+    def ifaddresses(name):
+        return {socket.AF_INET: [{"addr": a, "netmask": m} for a, m in addrs.get(name, [])],
+                AF_LINK: [{"addr": macs.get(name, "")}]}
+
+    return System(lambda: gateways if gateways is not None else
+                  {"default": {socket.AF_INET: ("10.1.0.1", "eth0")}},
+                  ifaddresses, lambda: list(addrs), lambda name: name in up)
+
+
+def test_default_route_subnet_from_address_and_netmask():
+    sel = select(machine())
+    assert (sel.iface, str(sel.ip), str(sel.network), sel.gateway) == \
+        ("eth0", "10.1.2.34", "10.1.0.0/20", "10.1.0.1")
+    assert len(sel.targets()) == 4094 - 1
+
+
+def test_several_addresses_pick_the_one_with_the_gateway():
+    m = machine(addrs={"eth0": [("192.168.9.5", "255.255.255.0"), ("10.1.2.34", "255.255.0.0")]})
+    assert str(select(m).network) == "10.1.0.0/16"
+
+
+@pytest.mark.parametrize("m, needle", [
+    (machine(gateways={}), "no default IPv4 route: pass --iface"),
+    (machine(up=()), "eth0 is down"),
+    (machine(addrs={"eth0": []}), "no IPv4 address"),
+    (machine(addrs={"eth0": [("10.9.9.9", "255.255.255.255")]},
+             gateways={"default": {socket.AF_INET: ("0.0.0.0", "eth0")}}), "point-to-point"),
+    (machine(addrs={"eth0": [("10.9.9.9", "255.255.255.0"), ("10.8.8.8", "255.255.255.0")]},
+             gateways={"default": {socket.AF_INET: ("0.0.0.0", "eth0")}}),
+     "several addresses"),
+    (machine(macs={"eth0": ""}), "no Ethernet address"),
+    (machine(addrs={"eth0": [("10.1.2.34", "255.0.0.0")]}), "need --force"),
+])
+def test_clear_outcomes(m, needle):
+    with pytest.raises(ScanSetupError, match=needle):
+        select(m)
+
+
+def test_default_route_without_gateway_uses_the_only_address():
+    m = machine(addrs={"tun0": [("10.66.0.2", "255.255.255.0")]}, up=("tun0",),
+                gateways={"default": {socket.AF_INET: ("0.0.0.0", "tun0")}})
+    sel = select(m)
+    assert str(sel.network) == "10.66.0.0/24" and sel.gateway is None
+
+
+def test_explicit_network_and_iface():
+    m = machine()
+    assert str(select(m, network="10.1.2.0/24").network) == "10.1.2.0/24"
+    with pytest.raises(ScanSetupError, match="no address in 172.16.0.0/24"):
+        select(m, network="172.16.0.0/24")
+    with pytest.raises(ScanSetupError, match="bad NETWORK"):
+        select(m, network="banana")
+    with pytest.raises(ScanSetupError, match="no interface named 'wlan9'"):
+        select(m, iface="wlan9")
+    assert str(select(machine(addrs={"eth0": [("10.1.2.34", "255.0.0.0")]}),
+                      force=True).network) == "10.0.0.0/8"

@@ -1,0 +1,174 @@
+"""tekcos scan on a LAN built from network namespaces: a bridge and host
+namespaces with known MACs and addresses.  Scans run only inside the
+scanner's namespace.  Needs root (TEKCOS_REQUIRE_NETNS=1 turns a skip into a
+failure)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tekcos import netlab
+
+REQUIRED = os.environ.get("TEKCOS_REQUIRE_NETNS") == "1"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HOSTS = {  # ip -> mac: real OUIs (vendor lookup) and locally administered ones
+    "10.79.0.1": "00:1b:c5:00:00:15",
+    "10.79.0.2": "3c:22:fb:12:34:56",
+    "10.79.0.3": "02:00:00:00:00:03",
+    "10.79.0.17": "00:00:01:ab:cd:ef",
+    "10.79.0.200": "da:a1:19:00:00:c8",
+}
+SCANNER_MAC = "02:aa:00:00:00:fa"
+
+
+class LAN:
+    def __init__(self, lab: netlab.Lab):
+        self.lab = lab
+        self.switch = lab.ns("sw")
+        self.bridge = lab.bridge(self.switch)
+        self.hosts = {}
+        for ip, mac in HOSTS.items():
+            self.add_host(ip, mac)
+        self.scanner = lab.ns("scanner")
+        self.dev = lab.attach(self.scanner, self.switch, self.bridge, "10.79.0.250/24",
+                              mac=SCANNER_MAC)
+        lab.exec(self.scanner, "ip", "route", "add", "default", "via", "10.79.0.1")
+
+    def add_host(self, ip, mac):
+        ns = self.lab.ns(f"h{len(self.hosts)}")
+        self.lab.attach(ns, self.switch, self.bridge, f"{ip}/24", mac=mac)
+        self.hosts[ns] = ip
+        return ns
+
+    def scan(self, *args, user=None, timeout=60):
+        cmd = ["ip", "netns", "exec", self.scanner]
+        if user:
+            cmd += ["setpriv", "--reuid", user, "--regid", user, "--clear-groups"]
+        cmd += [sys.executable, "-m", "tekcos.cli", "scan", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+@pytest.fixture
+def lan():
+    try:
+        lab = netlab.Lab()
+    except netlab.LabUnavailable as e:
+        if REQUIRED:
+            pytest.fail(f"TEKCOS_REQUIRE_NETNS=1 but {e}")
+        pytest.skip(str(e))
+    try:
+        yield LAN(lab)
+    finally:
+        lab.close()
+
+
+def neighbors(result):
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    return report, {n["ip"]: n for n in report["neighbors"]}
+
+
+def test_finds_exactly_the_hosts_with_macs_vendors_and_flags(lan):
+    report, found = neighbors(lan.scan("--json"))
+    assert report["interface"] == lan.dev and report["network"] == "10.79.0.0/24"
+    assert report["address"] == "10.79.0.250" and report["gateway"] == "10.79.0.1"
+    assert {ip: n["mac"] for ip, n in found.items()} == HOSTS
+    assert found["10.79.0.1"]["vendor"] == "Converging Systems Inc."
+    assert found["10.79.0.2"]["vendor"] == "Apple, Inc."
+    assert found["10.79.0.3"]["local_admin"] and not found["10.79.0.2"]["local_admin"]
+    assert all(n["macs"] == [n["mac"]] and n["tekcos"] is None for n in found.values())
+    assert all(0 <= n["rtt_ms"] < 100 for n in found.values())
+    assert report["elapsed_s"] < 2.0
+
+
+def test_table_for_people(lan):
+    result = lan.scan()
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["IP", "MAC", "VENDOR", "RTT", "FLAGS"]
+    assert any(l.startswith("10.79.0.2 ") and "Apple" in l for l in lines)
+    assert lines[-1].startswith("5 hosts on 10.79.0.0/24 via")
+
+
+def test_lossy_replies_are_recovered_by_reprobing(lan):
+    lan.lab.drop_arp(lan.scanner, lan.dev, 25)
+    report, found = neighbors(lan.scan("--json", "--tries", "7"))
+    assert set(found) == set(HOSTS)
+    assert lan.lab.dropped(lan.scanner)[0] > 0
+
+
+def test_address_conflict_reports_both_macs(lan):
+    lan.add_host("10.79.0.2", "02:00:00:00:0b:ad")
+    report, found = neighbors(lan.scan("--json", "--tries", "2"))
+    assert sorted(found["10.79.0.2"]["macs"]) == ["02:00:00:00:0b:ad", "3c:22:fb:12:34:56"]
+    assert found["10.79.0.2"]["conflict"]
+    assert not found["10.79.0.1"]["conflict"]
+
+
+def test_pcap_has_the_requests_and_replies(lan, tmp_path):
+    pcap = tmp_path / "scan.pcap"
+    neighbors(lan.scan("--json", "--tries", "1", "--pcap", str(pcap)))
+    from scapy.layers.l2 import ARP
+    from scapy.utils import rdpcap
+    packets = rdpcap(str(pcap))
+    requests = [p for p in packets if p[ARP].op == 1]
+    replies = [p for p in packets if p[ARP].op == 2]
+    assert len(requests) == 253 and {p[ARP].psrc for p in requests} == {"10.79.0.250"}
+    assert {p[ARP].psrc for p in replies} == set(HOSTS)
+
+
+def test_probe_finds_the_tekcos_server(lan, tmp_path):
+    server_ns = next(ns for ns, ip in lan.hosts.items() if ip == "10.79.0.17")
+    lan.lab.popen(server_ns, [sys.executable, "-c", "from twisted.scripts.twistd import run; "
+                              "run()", "-n", "--pidfile=", "-l", "-", "tekcos", "--port", "9000",
+                              "--downloads", str(tmp_path)],
+                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    for _ in range(100):
+        if "9000" in lan.lab.exec(server_ns, "ss", "-Huln"):
+            break
+        time.sleep(0.1)
+    report, found = neighbors(lan.scan("--json", "--tries", "2", "--probe", "9000"))
+    assert found["10.79.0.17"]["tekcos"] is True
+    assert [ip for ip, n in found.items() if n["tekcos"]] == ["10.79.0.17"]
+
+
+def test_interface_edge_cases(lan):
+    lab, ns, dev = lan.lab, lan.scanner, lan.dev
+    lab.exec(ns, "ip", "route", "del", "default")
+    result = lan.scan()
+    assert result.returncode == 1 and "no default IPv4 route: pass --iface" in result.stderr
+    assert "Traceback" not in result.stderr
+    # A default route with no gateway (as a VPN sets up): the only address's subnet.
+    lab.exec(ns, "ip", "route", "add", "default", "dev", dev)
+    report, found = neighbors(lan.scan("--json", "--tries", "1"))
+    assert report["network"] == "10.79.0.0/24" and report["gateway"] is None
+    # Several addresses, none holding the gateway: asks for a NETWORK.
+    lab.exec(ns, "ip", "addr", "add", "10.80.0.5/24", "dev", dev)
+    result = lan.scan()
+    assert result.returncode == 1 and "several addresses" in result.stderr
+    report, found = neighbors(lan.scan("10.79.0.0/24", "--json", "--tries", "1"))
+    assert set(found) == set(HOSTS)
+    # A /32 point-to-point address only.
+    lab.exec(ns, "ip", "addr", "flush", "dev", dev)
+    lab.exec(ns, "ip", "addr", "add", "10.79.0.250/32", "dev", dev)
+    lab.exec(ns, "ip", "route", "add", "default", "dev", dev)
+    result = lan.scan()
+    assert result.returncode == 1 and "point-to-point" in result.stderr
+    # Interface down.
+    lab.exec(ns, "ip", "link", "set", dev, "down")
+    result = lan.scan("--iface", dev)
+    assert result.returncode == 1 and "is down" in result.stderr
+    result = lan.scan("10.0.0.0/8", "--iface", "lo")
+    assert result.returncode == 1
+
+
+def test_without_root_one_clear_line(lan):
+    result = lan.scan(user="65534")
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0
+    assert "needs raw sockets" in result.stderr and "setcap cap_net_raw" in result.stderr
