@@ -15,7 +15,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "lines are sent and server lines printed; at end of input the "
                           "client quits. Exit status: 0 after /quit, 1 nick refused, "
                           "3 server unreachable or gone.")
-    chat.add_argument("address", metavar="HOST[:PORT]", help="server (port 9000 by default)")
+    chat.add_argument("address", metavar="HOST[:PORT]", nargs="?",
+                      help="server (port 9000 by default); without it, tekcos servers on the "
+                      "LAN are found and listed")
     chat.add_argument("--nick", help="nick to take (otherwise the first line you type)")
     push = sub.add_parser("push", help="send files or a message over UDP",
                           description="Push files (or a short message) to a tekcos server over "
@@ -86,10 +88,45 @@ def _react(main) -> int:
     return result.get("code", 0)
 
 
+def _discover() -> str | None:
+    """Find tekcos servers on the LAN and let the user pick one."""
+    from tekcos.scan import discover, iface as ifaces
+    try:
+        servers, how = discover.find_servers()
+    except ifaces.ScanSetupError as e:
+        print(f"tekcos chat: cannot look for servers: {e}; give HOST[:PORT]", file=sys.stderr)
+        return None
+    if not servers:
+        print(f"tekcos chat: no tekcos server answered on this LAN ({how}); give HOST[:PORT]",
+              file=sys.stderr)
+        return None
+    for i, (ip, info) in enumerate(servers, 1):
+        print(f"{i}. {ip}:{info.get('chat_port', 9000)}  {info.get('server', '?')} "
+              f"(tekcos {info.get('version', '?')})")
+    if len(servers) == 1:
+        choice = 0
+    elif sys.stdin.isatty():
+        answer = input(f"Connect to which server [1-{len(servers)}]? ").strip()
+        if not answer.isdecimal() or not 1 <= int(answer) <= len(servers):
+            print("tekcos chat: no server chosen", file=sys.stderr)
+            return None
+        choice = int(answer) - 1
+    else:
+        print("tekcos chat: several servers found; give HOST[:PORT]", file=sys.stderr)
+        return None
+    ip, info = servers[choice]
+    return f"{ip}:{info.get('chat_port', 9000)}"
+
+
 def _chat(args) -> int:
     from twisted.internet import task
 
     from tekcos import chat_client
+    if args.address is None:
+        args.address = _discover()
+        if args.address is None:
+            return chat_client.EXIT_UNREACHABLE
+        print(f"*** connecting to {args.address}", file=sys.stderr)
     try:
         chat_client.parse_address(args.address)
     except ValueError as e:

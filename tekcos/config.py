@@ -73,6 +73,15 @@ def _text(max_len: int) -> Callable[[Any], str]:
     return parse
 
 
+def _choice(*options: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if value not in options:
+            raise ValueError(f"must be one of {', '.join(options)}, got {value!r}")
+        return value
+
+    return parse
+
+
 def _endpoints(value: Any) -> list[str]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not all(isinstance(i, str) and i.strip() for i in items):
@@ -111,6 +120,17 @@ SETTINGS: dict[str, Setting] = {
         Setting("max-transfers", 32, "pushes in progress at once", _integer(1, 10000)),
         Setting("transfer-timeout", 30.0, "seconds of silence after which a push is dropped "
                 "(its partial file removed)", _number(1, 86400)),
+        Setting("scan-access", "operators", "who may /scan the LAN from the chat: operators, "
+                "everyone or nobody", _choice("operators", "everyone", "nobody")),
+        Setting("oper-password", "", "password for /oper (empty: nobody can become an "
+                "operator)", _text(200)),
+        Setting("scan-cooldown", 60.0, "seconds between two /scan runs", _number(0, 86400)),
+        Setting("scan-iface", "", "interface for /scan (default: the default route's)",
+                _text(64)),
+        Setting("scan-network", "", "network for /scan (default: the interface's subnet)",
+                _text(64)),
+        Setting("watch-interval", 30.0, "seconds between checks of the server's own address "
+                "(announced in lobby when it changes; 0 = off)", _number(0, 86400)),
     ]
 }
 

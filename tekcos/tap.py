@@ -112,6 +112,7 @@ def makeService(config: Options, reactor=None) -> MultiService:
     ChatService(factory, reactor).setServiceParent(top)
     for desc in config.endpoints:
         strports.service(desc, factory, reactor=reactor).setServiceParent(top)
+    _add_neighbourhood(top, hub, values, reactor)
     if values["udp-port"]:
         downloads = Downloads(values["downloads"])
         limits = Limits(max_file_size=values["max-file-size"], max_message=values["max-message"],
@@ -127,6 +128,35 @@ def makeService(config: Options, reactor=None) -> MultiService:
         if removed:
             _log.info("removed {n} partial file(s) left by an earlier run", n=removed)
     return top
+
+
+def _add_neighbourhood(top: MultiService, hub: Hub, values: dict, reactor) -> None:
+    """/scan, /neighbors and the watch on the server's own address."""
+    from twisted.application.internet import TimerService
+
+    from tekcos.scan import iface as ifaces
+    from tekcos.scan.engine import Scanner
+    from tekcos.scan.service import Neighbourhood
+
+    if values["scan-access"] == "nobody" and not values["watch-interval"]:
+        return
+
+    def select():
+        return ifaces.select(ifaces.local_system(), values["scan-iface"] or None,
+                             values["scan-network"] or None)
+
+    hood = Neighbourhood(Scanner(reactor), reactor.seconds, select,
+                         access=values["scan-access"], password=values["oper-password"],
+                         cooldown=values["scan-cooldown"], announce=hub.announce,
+                         log=lambda text: _scan_log.info("{text}", text=text))
+    hub.neighbourhood = hood
+    if values["watch-interval"]:
+        timer = TimerService(values["watch-interval"], hood.check_address)
+        timer.clock = reactor
+        timer.setServiceParent(top)
+
+
+_scan_log = Logger(namespace="tekcos.scan")
 
 
 class UDPServer(Service):

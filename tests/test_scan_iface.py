@@ -66,3 +66,11 @@ def test_explicit_network_and_iface():
         select(m, iface="wlan9")
     assert str(select(machine(addrs={"eth0": [("10.1.2.34", "255.0.0.0")]}),
                       force=True).network) == "10.0.0.0/8"
+
+
+def test_network_alone_finds_its_interface_without_a_default_route():
+    m = machine(gateways={}, addrs={"eth0": [("10.1.2.34", "255.255.255.0")],
+                                    "eth1": [("172.20.0.9", "255.255.0.0")]},
+                up=("eth0", "eth1"))
+    sel = select(m, network="172.20.0.0/16")
+    assert (sel.iface, str(sel.ip)) == ("eth1", "172.20.0.9")

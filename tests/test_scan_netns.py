@@ -172,3 +172,21 @@ def test_without_root_one_clear_line(lan):
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0
     assert "needs raw sockets" in result.stderr and "setcap cap_net_raw" in result.stderr
+
+
+def test_chat_without_a_host_finds_the_server_on_the_lan(lan, tmp_path):
+    server_ns = next(ns for ns, ip in lan.hosts.items() if ip == "10.79.0.2")
+    lan.lab.popen(server_ns, [sys.executable, "-c", "from twisted.scripts.twistd import run; "
+                              "run()", "-n", "--pidfile=", "-l", "-", "tekcos", "--port", "9000",
+                              "--downloads", str(tmp_path)],
+                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    for _ in range(100):
+        if "9000" in lan.lab.exec(server_ns, "ss", "-Hulnt"):
+            break
+        time.sleep(0.1)
+    result = subprocess.run(["ip", "netns", "exec", lan.scanner, sys.executable, "-m",
+                             "tekcos.cli", "chat", "--nick", "finder"], input="/who\n",
+                            capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("1. 10.79.0.2:9000")
+    assert "*** lobby (1): finder" in result.stdout

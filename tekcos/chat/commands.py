@@ -17,6 +17,9 @@ HELP = [
     ("/topic [TEXT]", "show or set the room topic"),
     ("/history [N]", "the room's last N lines"),
     ("/files", "files pushed to this server (tekcos push)"),
+    ("/scan", "list the devices on the server's LAN (ARP scan)"),
+    ("/neighbors", "the last scan's result"),
+    ("/oper PASSWORD", "become an operator"),
     ("/charset NAME", "your terminal's encoding, e.g. cp949 or latin-1"),
     ("/quit [REASON]", "leave"),
 ]
@@ -164,6 +167,45 @@ def do_files(session, arg: str) -> None:
         stamp = time.strftime("%H:%M", time.localtime(when))
         lines.append(f"***   {name} ({human_size(size)}) from {who} at {stamp}")
     session.write_lines(lines)
+
+
+def _neighbourhood(session):
+    hood = getattr(session.hub, "neighbourhood", None)
+    if hood is None:
+        session.error("LAN scanning is not available on this server.")
+    return hood
+
+
+@command("oper")
+def do_oper(session, arg: str) -> None:
+    hood = _neighbourhood(session)
+    if hood is None:
+        return
+    if not arg:
+        session.error("usage: /oper PASSWORD")
+        return
+    error = hood.oper(session, arg)
+    if error:
+        session.error(error)
+    else:
+        session.send("*** You are now an operator.")
+
+
+@command("scan")
+def do_scan(session, arg: str) -> None:
+    hood = _neighbourhood(session)
+    if hood is not None:
+        hood.request(session)
+
+
+@command("neighbors")
+def do_neighbors(session, arg: str) -> None:
+    hood = _neighbourhood(session)
+    if hood is not None:
+        hood.neighbors(session)
+
+
+_HANDLERS["neighbours"] = do_neighbors
 
 
 @command("charset", registered=False)

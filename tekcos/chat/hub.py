@@ -78,6 +78,7 @@ class Hub:
         self.rooms: dict[str, Room] = {}
         self.lobby = self._room(LOBBY)
         self.files: deque = deque(maxlen=100)   # (time, who, name, size)
+        self.neighbourhood = None               # set when LAN scanning is configured
 
     # -- time stamps --------------------------------------------------------
     def stamp(self) -> str:
@@ -282,6 +283,10 @@ class Hub:
             line = clean_text(line).strip()
             if line:
                 self.broadcast(self.lobby, f"{stamp} <{who}> {line}", record=True)
+
+    def announce(self, text: str) -> None:
+        """A server notice to the lobby (kept in its history)."""
+        self.broadcast(self.lobby, f"{self.stamp()} -- {text}", record=True)
 
     # -- listings ---------------------------------------------------------------
     def who(self, room: Room) -> Iterable[str]:

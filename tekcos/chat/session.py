@@ -48,7 +48,7 @@ def text_encoding(name: str) -> str | None:
 
 class ChatSession:
     __slots__ = ("hub", "peer", "config", "nick", "room", "last_active", "charset",
-                 "bucket", "throttled", "warned_charset", "closed", "write", "_sink")
+                 "bucket", "throttled", "warned_charset", "closed", "write", "_sink", "operator")
 
     def __init__(self, hub, peer, config: SessionConfig):
         self.hub = hub
@@ -63,6 +63,7 @@ class ChatSession:
         self.throttled = 0
         self.warned_charset = False
         self.closed = False
+        self.operator = False
         self._sink = peer.write
         self.write = self._sink
 

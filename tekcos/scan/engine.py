@@ -130,10 +130,10 @@ class Scanner:
 
     def __init__(self, reactor, get_thread_pool=None, scan_function: Callable = scan):
         self.reactor = reactor
-        self.get_thread_pool = get_thread_pool or reactor.getThreadPool
+        self.get_thread_pool = get_thread_pool
         self.scan_function = scan_function
 
     def scan(self, selection: Selection, **kwargs):
         from twisted.internet.threads import deferToThreadPool
-        return deferToThreadPool(self.reactor, self.get_thread_pool(), self.scan_function,
-                                 selection, **kwargs)
+        pool = (self.get_thread_pool or self.reactor.getThreadPool)()
+        return deferToThreadPool(self.reactor, pool, self.scan_function, selection, **kwargs)

@@ -107,9 +107,22 @@ def _ipv4_interfaces(system: System, iface: str) -> list[ipaddress.IPv4Interface
     return result
 
 
+def _iface_for(system: System, network: str) -> str | None:
+    """The interface with an address inside ``network``, if exactly one has."""
+    try:
+        wanted = ipaddress.IPv4Network(network, strict=False)
+    except ValueError:
+        return None
+    matches = [name for name in system.interfaces()
+               if any(a.ip in wanted for a in _ipv4_interfaces(system, name))]
+    return matches[0] if len(matches) == 1 else None
+
+
 def select(system: System, iface: str | None = None, network: str | None = None,
            force: bool = False) -> Selection:
     gateway = None
+    if iface is None and network is not None:
+        iface = _iface_for(system, network)
     if iface is None:
         default = system.gateways().get("default", {}).get(socket.AF_INET)
         if not default:

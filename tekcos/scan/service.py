@@ -1,0 +1,138 @@
+"""Neighbour scans from the chat (``/scan``, ``/neighbors``) and the watch
+on the server's own address.
+
+:class:`Neighbourhood` is a plain object: it decides who may scan (access
+policy, one scan at a time, cooldown), starts the scan through an injected
+:class:`~tekcos.scan.engine.Scanner` (which runs it in a thread), and tells
+the asker the result through ``session.write_lines``.  ``check_address()``
+is called periodically by the server; it notices when this host's address
+or subnet changed and announces it through ``announce``.
+"""
+from __future__ import annotations
+
+import hmac
+import math
+from typing import Callable
+
+from tekcos.scan import iface as ifaces
+from tekcos.scan.command import describe, table
+from tekcos.scan.engine import ScanPermissionError
+
+ACCESS = ("operators", "everyone", "nobody")
+
+
+class Neighbourhood:
+    def __init__(self, scanner, now: Callable[[], float], select: Callable[[], object],
+                 access: str = "operators", password: str = "", cooldown: float = 60.0,
+                 announce: Callable[[str], None] | None = None,
+                 log: Callable[[str], None] | None = None):
+        self.scanner = scanner
+        self.now = now
+        self.select = select
+        self.access = access
+        self.password = password
+        self.cooldown = cooldown
+        self.announce = announce or (lambda text: None)
+        self.log = log or (lambda text: None)
+        self.running = False
+        self.last_started = float("-inf")
+        self.last_report: dict | None = None
+        self.address = None    # (ip, network) last seen
+
+    # -- operators -------------------------------------------------------------
+    def oper(self, session, password: str) -> str | None:
+        if not self.password:
+            return "no operator password is configured on this server."
+        if not hmac.compare_digest(password.encode(), self.password.encode()):
+            self.log(f"failed /oper from {session.nick}")
+            return "wrong password."
+        session.operator = True
+        self.log(f"{session.nick} is now an operator")
+        return None
+
+    # -- scans ---------------------------------------------------------------------
+    def refusal(self, session) -> str | None:
+        if self.access == "nobody":
+            return "scanning from the chat is turned off on this server."
+        if self.access == "operators" and not getattr(session, "operator", False):
+            return "only operators may /scan (authenticate with /oper PASSWORD)."
+        if self.running:
+            return "a scan is already running; its result will go to whoever asked."
+        wait = self.last_started + self.cooldown - self.now()
+        if wait > 0:
+            return f"the last scan was recent; try again in {math.ceil(wait)} s (/neighbors shows it)."
+        return None
+
+    def request(self, session) -> None:
+        refusal = self.refusal(session)
+        if refusal:
+            session.error(refusal)
+            return
+        self._start(session)
+
+    def _start(self, session=None) -> None:
+        try:
+            selection = self.select()
+        except ifaces.ScanSetupError as e:
+            if session is not None:
+                session.error(f"cannot scan: {e}")
+            return
+        self.running = True
+        self.last_started = self.now()
+        if session is not None:
+            session.send(f"*** Scanning {selection.network} on {selection.iface}...")
+        self.log(f"scan of {selection.network} started"
+                 + (f" by {session.nick}" if session is not None else ""))
+        d = self.scanner.scan(selection)
+        d.addCallbacks(lambda result: self._done(result, session),
+                       lambda failure: self._failed(failure, session))
+
+    def _done(self, result, session) -> None:
+        self.running = False
+        self.last_report = describe(result)
+        self.log(f"scan of {result.selection.network}: {len(result.hosts)} hosts "
+                 f"in {result.elapsed:.2f} s")
+        if session is not None and not session.closed:
+            session.write_lines(["*** " + line for line in table(self.last_report).splitlines()])
+
+    def _failed(self, failure, session) -> None:
+        self.running = False
+        if failure.check(ScanPermissionError):
+            text = "the server may not scan: it needs CAP_NET_RAW (see conf/tekcos.service)"
+        else:
+            text = f"the scan failed: {failure.getErrorMessage()}"
+        self.log(text)
+        if session is not None and not session.closed:
+            session.error(text)
+
+    def neighbors(self, session) -> None:
+        if self.last_report is None:
+            session.send("*** No scan yet. /scan runs one"
+                         + (" (operators only)." if self.access == "operators" else "."))
+            return
+        session.write_lines(["*** " + line for line in table(self.last_report).splitlines()])
+
+    # -- moving between networks ------------------------------------------------
+    def check_address(self) -> None:
+        """Called periodically: announce (and rescan) when our address or
+        subnet changed since the previous call.  The first call only records."""
+        try:
+            selection = self.select()
+            current = (str(selection.ip), str(selection.network))
+        except ifaces.ScanSetupError:
+            current = None
+        if not self._checked:
+            self._checked = True
+            self.address = current
+            return
+        if current == self.address:
+            return
+        previous, self.address = self.address, current
+        old = f"{previous[0]} on {previous[1]}" if previous else "no network"
+        new = f"{current[0]} on {current[1]}" if current else "no network"
+        self.log(f"this server's address changed: {old} -> {new}")
+        self.announce(f"this server moved: {old} -> {new}")
+        if current is not None and self.access != "nobody" and not self.running:
+            self._start()
+
+    _checked = False
