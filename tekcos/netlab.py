@@ -43,6 +43,7 @@ class Lab:
         self.prefix = prefix or f"tk{uuid.uuid4().hex[:6]}"
         self.namespaces: list[str] = []
         self.processes: list[subprocess.Popen] = []
+        self.ports: dict[str, str] = {}   # host namespace -> its bridge port
 
     def __enter__(self) -> "Lab":
         return self
@@ -89,6 +90,7 @@ class Lab:
         port = f"p{tag}"
         run("ip", "link", "add", dev, "netns", host_ns, "type", "veth", "peer", "name", port,
             "netns", switch_ns)
+        self.ports[host_ns] = port
         self.exec(switch_ns, "ip", "link", "set", port, "master", bridge)
         self.exec(switch_ns, "ip", "link", "set", port, "up")
         if mac:
@@ -98,14 +100,19 @@ class Lab:
         self.exec(host_ns, "ip", "link", "set", dev, "up")
         return dev
 
-    def drop_arp(self, ns: str, dev: str, percent: float) -> None:
-        """Drop ``percent`` % of the ARP frames arriving on ``dev``."""
+    def drop_arp(self, ns: str, dev: str, percent: float, replies_only: bool = False) -> None:
+        """Drop ``percent`` % of the ARP frames arriving on ``dev``.
+
+        Capture taps (libpcap, so arp-scan) see a frame before the ingress
+        hook drops it; to hide replies from every scanner alike, drop them on
+        the bridge ports the hosts send through (``replies_only=True``)."""
         threshold = int(round(percent * 100))
+        match = "ether type arp arp operation reply" if replies_only else "ether type arp"
         rules = f"""
 table netdev tekcos_loss {{
     chain ingress_{dev} {{
         type filter hook ingress device "{dev}" priority 0; policy accept;
-        ether type arp numgen random mod 10000 < {threshold} counter drop
+        {match} numgen random mod 10000 < {threshold} counter drop
     }}
 }}
 """

@@ -110,8 +110,6 @@ def makeService(config: Options, reactor=None) -> MultiService:
                           max_per_ip=values["max-per-ip"], max_buffer=values["max-buffer"])
     top = MultiService()
     ChatService(factory, reactor).setServiceParent(top)
-    for desc in config.endpoints:
-        strports.service(desc, factory, reactor=reactor).setServiceParent(top)
     _add_neighbourhood(top, hub, values, reactor)
     if values["udp-port"]:
         downloads = Downloads(values["downloads"])
@@ -127,6 +125,9 @@ def makeService(config: Options, reactor=None) -> MultiService:
         removed = downloads.clean_stale_parts()
         if removed:
             _log.info("removed {n} partial file(s) left by an earlier run", n=removed)
+    # The chat endpoints last: once the TCP port accepts, everything else is up.
+    for desc in config.endpoints:
+        strports.service(desc, factory, reactor=reactor).setServiceParent(top)
     return top
 
 
@@ -170,10 +171,19 @@ class UDPServer(Service):
         self.interface = interface
         self.port = None
 
+    def privilegedStartService(self):
+        # Like the TCP endpoints: bind before privileges are dropped.
+        super().privilegedStartService()
+        self._listen()
+
     def startService(self):
         super().startService()
-        self.port = self.reactor.listenUDP(self.port_number, self.protocol,
-                                           interface=self.interface, maxPacketSize=65535)
+        self._listen()
+
+    def _listen(self):
+        if self.port is None:
+            self.port = self.reactor.listenUDP(self.port_number, self.protocol,
+                                               interface=self.interface, maxPacketSize=65535)
 
     def stopService(self):
         super().stopService()
