@@ -80,3 +80,11 @@ def test_every_mac_is_kept_and_two_macs_are_a_conflict():
     host = schedule.answered[IPS[0]]
     assert host.macs == ["02:00:00:00:00:01", "02:00:00:00:00:99"] and host.conflict
     assert abs(host.rtt - 0.001) < 1e-9
+
+
+def test_waits_stop_growing_at_half_a_second():
+    clock = Clock()
+    schedule = arp.Schedule(IPS[:1], clock.seconds(), rate=1000, tries=8, first_wait=0.05)
+    sent = drive(schedule, clock)
+    gaps = [round(b - a, 3) for (a, _), (b, _) in zip(sent, sent[1:])]
+    assert gaps == [0.05, 0.1, 0.2, 0.4, 0.5, 0.5, 0.5]

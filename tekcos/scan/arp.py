@@ -2,7 +2,8 @@
 
 Like arp-scan rather than ``srp(retry=N)``: probes go out at a paced rate,
 replies are read while sending, and only hosts that have not answered are
-probed again, each after a growing wait (50 ms, 100 ms, 200 ms, ...).
+probed again, each after a growing wait (50 ms, 100 ms, 200 ms, ... up to
+500 ms).
 Re-probes of early targets interleave with first probes of later ones, so
 the scan takes about (probes sent) / rate plus one final wait.
 """
@@ -14,6 +15,7 @@ import struct
 from dataclasses import dataclass, field
 
 ETH_P_ARP = 0x0806
+MAX_WAIT = 0.5   # growing waits stop growing here (like arp-scan's 500 ms timeout)
 BROADCAST = b"\xff" * 6
 _FRAME = struct.Struct("!6s6sH HHBBH 6s4s 6s4s")
 
@@ -99,8 +101,8 @@ class Schedule:
             self.last_send = now
             if attempt + 1 < self.tries:
                 self._order += 1
-                heapq.heappush(queue, (now + self.first_wait * (2 ** attempt), self._order, ip,
-                                       attempt + 1))
+                wait = min(self.first_wait * (2 ** attempt), MAX_WAIT)
+                heapq.heappush(queue, (now + wait, self._order, ip, attempt + 1))
         # Keep the rate's clock from running ahead while idle between rounds.
         if not out and (not queue or queue[0][0] > now):
             self.start = now - self.sent / self.rate
