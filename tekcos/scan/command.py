@@ -120,12 +120,13 @@ def write_pcap(path: str, frames) -> None:
         writer.close()
 
 
-def run(args, out=sys.stdout, err=sys.stderr, system=None, scan=engine.scan) -> int:
+def run(args, out=sys.stdout, err=sys.stderr, system=None, scan=engine.scan,
+        check=engine.check_permission, sleep=time.sleep) -> int:
     if args.tries < 1 or args.rate <= 0 or args.interval <= 0:
         err.write("tekcos scan: --tries, --rate and --interval must be positive\n")
         return EXIT_USAGE
     try:  # before anything else: the fix for this is the one thing to say
-        engine.check_permission()
+        check()
     except engine.ScanPermissionError as e:
         err.write(f"tekcos scan: {e}\n")
         return EXIT_CANNOT
@@ -141,7 +142,7 @@ def run(args, out=sys.stdout, err=sys.stderr, system=None, scan=engine.scan) -> 
             err.write(f"tekcos scan: {e}\n")
             if not args.watch:
                 return EXIT_CANNOT
-            time.sleep(args.interval)
+            sleep(args.interval)
             continue
         except engine.ScanPermissionError as e:
             err.write(f"tekcos scan: {e}\n")
@@ -166,7 +167,7 @@ def run(args, out=sys.stdout, err=sys.stderr, system=None, scan=engine.scan) -> 
         if not args.watch:
             return EXIT_OK
         previous, last_selection = report, selection
-        time.sleep(args.interval)
+        sleep(args.interval)
 
 
 def changes(before: dict, after: dict) -> list[str]:
