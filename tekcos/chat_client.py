@@ -189,7 +189,7 @@ def chat(reactor, address: str, nick: str | None = None, stdin_fd: int = 0,
 
     endpoint = endpoints.HostnameEndpoint(reactor, host, port, timeout=10)
     try:
-        conn = yield endpoint.connect(protocol.Factory.forProtocol(
+        yield endpoint.connect(protocol.Factory.forProtocol(
             lambda: _ServerConnection(make_session, done)))
     except (ConnectError, OSError) as e:
         raise ChatFailure(EXIT_UNREACHABLE, f"cannot connect to {host}:{port}: "

@@ -80,5 +80,38 @@ def matching(lines, pattern):
     return [line for line in lines if re.search(pattern, line)]
 
 
-def require_netns() -> bool:
-    return os.environ.get("TEKCOS_REQUIRE_NETNS") == "1"
+@pytest.fixture
+def lab():
+    """A network-namespace lab, removed afterwards.  Skipped where namespaces
+    cannot be made, except under TEKCOS_REQUIRE_NETNS=1 (CI): a failure there."""
+    from tekcos import netlab
+    try:
+        made = netlab.Lab()
+    except netlab.LabUnavailable as e:
+        if os.environ.get("TEKCOS_REQUIRE_NETNS") == "1":
+            pytest.fail(f"TEKCOS_REQUIRE_NETNS=1 but {e}")
+        pytest.skip(str(e))
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def serve_in(lab, ns: str, downloads, port: int = 9000, log=None):
+    """Start ``twistd tekcos`` inside namespace ``ns``; return once UDP and
+    TCP ``port`` are listening there."""
+    import subprocess
+    import sys
+    import time
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = lab.popen(ns, [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
+                          "-n", "--pidfile=", "-l", "-", "tekcos", "--port", str(port),
+                          "--downloads", str(downloads)],
+                     stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd=root)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        listening = lab.exec(ns, "ss", "-Hulnt")
+        if listening.count(f":{port} ") >= 2:
+            return proc
+        time.sleep(0.1)
+    raise RuntimeError("server did not start")

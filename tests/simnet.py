@@ -6,7 +6,7 @@ import hashlib
 import heapq
 import random
 
-from tekcos.transfer.receiver import Endpoint, Limits
+from tekcos.transfer.receiver import Endpoint
 from tekcos.transfer.sender import Sender
 
 CLIENT = ("127.0.0.2", 40000)

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from test_integration import Server, User, free_port, start  # noqa: F401 (fixture)
+from test_integration import User, free_port, start  # noqa: F401 (fixture)
 from tekcos.chat_client import Session, parse_address
 
 TEKCOS = [sys.executable, "-m", "tekcos.cli"]

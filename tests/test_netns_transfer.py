@@ -11,41 +11,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
-from tekcos import netlab
+from conftest import serve_in
 
-REQUIRED = os.environ.get("TEKCOS_REQUIRE_NETNS") == "1"
-TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture
-def lab():
-    try:
-        lab = netlab.Lab()
-    except netlab.LabUnavailable as e:
-        if REQUIRED:
-            pytest.fail(f"TEKCOS_REQUIRE_NETNS=1 but {e}")
-        pytest.skip(str(e))
-    try:
-        yield lab
-    finally:
-        lab.close()
-
-
-def serve(lab, ns, downloads, log):
-    proc = lab.popen(ns, TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos", "--port", "9000",
-                                   "--downloads", str(downloads)],
-                     stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if "9000" in lab.exec(ns, "ss", "-Hulnt"):
-            return proc
-        time.sleep(0.1)
-    raise RuntimeError("server did not start")
 
 
 @pytest.mark.parametrize("loss", [5, 20])
@@ -56,7 +27,7 @@ def test_file_arrives_intact_through_loss(lab, tmp_path, loss):
     lab.drop_udp(server, dev_b, loss)
     downloads = tmp_path / "dl"
     with open(tmp_path / "server.log", "w") as log:
-        serve(lab, server, downloads, log)
+        serve_in(lab, server, downloads, log=log)
     src = tmp_path / "data.bin"
     data = os.urandom(4_000_000)
     src.write_bytes(data)
@@ -69,7 +40,8 @@ def test_file_arrives_intact_through_loss(lab, tmp_path, loss):
     assert record["status"] == "delivered"
     assert record["sha256"] == hashlib.sha256(data).hexdigest()
     assert (downloads / "data.bin").read_bytes() == data
-    dropped_a, _ = lab.dropped(client)
+    # The loss really happened to the data (about 2,900 datagrams; the few
+    # dozen ACKs going back may see none), and was repaired.
     dropped_b, _ = lab.dropped(server)
-    assert dropped_a > 0 and dropped_b > 0           # the loss really happened
-    assert record["retransmits"] >= dropped_b * 0.5  # and was repaired
+    assert dropped_b > 0
+    assert record["retransmits"] >= dropped_b * 0.5

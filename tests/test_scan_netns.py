@@ -8,13 +8,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
-from tekcos import netlab
+from conftest import serve_in
+from tekcos import netlab  # noqa: F401 (annotations)
 
-REQUIRED = os.environ.get("TEKCOS_REQUIRE_NETNS") == "1"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOSTS = {  # ip -> mac: real OUIs (vendor lookup) and locally administered ones
     "10.79.0.1": "00:1b:c5:00:00:15",
@@ -54,17 +53,8 @@ class LAN:
 
 
 @pytest.fixture
-def lan():
-    try:
-        lab = netlab.Lab()
-    except netlab.LabUnavailable as e:
-        if REQUIRED:
-            pytest.fail(f"TEKCOS_REQUIRE_NETNS=1 but {e}")
-        pytest.skip(str(e))
-    try:
-        yield LAN(lab)
-    finally:
-        lab.close()
+def lan(lab):
+    return LAN(lab)
 
 
 def neighbors(result):
@@ -129,14 +119,7 @@ def test_pcap_has_the_requests_and_replies(lan, tmp_path):
 
 def test_probe_finds_the_tekcos_server(lan, tmp_path):
     server_ns = next(ns for ns, ip in lan.hosts.items() if ip == "10.79.0.17")
-    lan.lab.popen(server_ns, [sys.executable, "-c", "from twisted.scripts.twistd import run; "
-                              "run()", "-n", "--pidfile=", "-l", "-", "tekcos", "--port", "9000",
-                              "--downloads", str(tmp_path)],
-                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-    for _ in range(100):
-        if "9000" in lan.lab.exec(server_ns, "ss", "-Huln"):
-            break
-        time.sleep(0.1)
+    serve_in(lan.lab, server_ns, tmp_path)
     report, found = neighbors(lan.scan("--json", "--tries", "2", "--probe", "9000"))
     assert found["10.79.0.17"]["tekcos"] is True
     assert [ip for ip, n in found.items() if n["tekcos"]] == ["10.79.0.17"]
@@ -181,14 +164,7 @@ def test_without_root_one_clear_line(lan):
 
 def test_chat_without_a_host_finds_the_server_on_the_lan(lan, tmp_path):
     server_ns = next(ns for ns, ip in lan.hosts.items() if ip == "10.79.0.2")
-    lan.lab.popen(server_ns, [sys.executable, "-c", "from twisted.scripts.twistd import run; "
-                              "run()", "-n", "--pidfile=", "-l", "-", "tekcos", "--port", "9000",
-                              "--downloads", str(tmp_path)],
-                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-    for _ in range(100):
-        if "9000" in lan.lab.exec(server_ns, "ss", "-Hulnt"):
-            break
-        time.sleep(0.1)
+    serve_in(lan.lab, server_ns, tmp_path)
     result = subprocess.run(["ip", "netns", "exec", lan.scanner, sys.executable, "-m",
                              "tekcos.cli", "chat", "--nick", "finder"], input="/who\n",
                             capture_output=True, text=True, timeout=60, cwd=ROOT)

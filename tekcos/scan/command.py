@@ -7,7 +7,6 @@ do); 2 usage errors.
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import time
 
@@ -79,34 +78,9 @@ def table(report: dict) -> str:
 
 
 def probe_tekcos(ips: list[str], port: int, timeout: float = 0.5) -> set[str]:
-    """Send each a HELLO (padded so the reply fits the 3x budget); return
-    the addresses that answered like a tekcos server."""
-    from tekcos.transfer import wire
-    hello = wire.encode(wire.HELLO, 0, 0, b" " * wire.HELLO_MIN)
-    found: set[str] = set()
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.setblocking(False)
-        for ip in ips:
-            try:
-                sock.sendto(hello, (ip, port))
-            except OSError:
-                pass
-        import select
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not select.select([sock], [], [], max(0, deadline - time.monotonic()))[0]:
-                break
-            try:
-                data, addr = sock.recvfrom(2048)
-            except OSError:
-                continue
-            try:
-                kind, _, _, payload = wire.decode(data)
-                if kind == wire.HELLO_REPLY and wire.decode_json(payload).get("tekcos") == 1:
-                    found.add(addr[0])
-            except wire.Malformed:
-                pass
-    return found
+    """The addresses among ``ips`` that answer a HELLO like a tekcos server."""
+    from tekcos.scan.discover import hello_replies
+    return {ip for ip, _ in hello_replies(ips, port, timeout)}
 
 
 def write_pcap(path: str, frames) -> None:

@@ -246,7 +246,7 @@ class Sender:
         self.control = []
         if self.state != SENDING:
             return out
-        psize, token, read, size = self.payload_size, self.token, self.read, self.size
+        psize, token, read = self.payload_size, self.token, self.read
         timers, sent_at, retries = self.timers, self.sent_at, self.retries
         if self.resend:
             for seq in dict.fromkeys(self.resend):  # a timer and a fast resend may coincide
