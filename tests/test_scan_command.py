@@ -27,10 +27,10 @@ class Machine:
     def system(self):
         # Read self.addr on every call: the machine may move between scans.
         return ifaces.System(
-            lambda: {"default": {socket.AF_INET: (self.addr[2], "eth0")}},
+            lambda: {"default": {socket.AF_INET: (self.addr[2], "fake0")}},
             lambda name: {socket.AF_INET: [{"addr": self.addr[0], "netmask": self.addr[1]}],
                           ifaces.AF_LINK: [{"addr": "02:aa:00:00:00:01"}]},
-            lambda: ["eth0"], lambda name: True)
+            lambda: ["fake0"], lambda name: True)
 
 
 def fake_scans(*rounds):
@@ -54,7 +54,7 @@ def test_table_and_json():
     assert run(args(), out=out, system=m.system(), scan=scan, check=lambda: None) == 0
     lines = out.getvalue().splitlines()
     assert "Apple" in lines[1] and lines[1].startswith("10.5.0.1 ")
-    assert lines[-1] == "1 hosts on 10.5.0.0/24 via eth0 (10.5.0.9) in 1.00 s, 300 probes"
+    assert lines[-1] == "1 hosts on 10.5.0.0/24 via fake0 (10.5.0.9) in 1.00 s, 300 probes"
     out = io.StringIO()
     run(args(json=True), out=out, system=m.system(), scan=fake_scans({"10.5.0.1": "02:00:00:00:00:01"}),
         check=lambda: None)
@@ -110,4 +110,4 @@ def test_windows_guid_names_map_to_friendly_names(monkeypatch):
         "Wi-Fi": [Addr(socket.AF_INET, "10.5.0.9", "255.255.255.0", None, None)],
         "Ethernet": [Addr(socket.AF_INET, "10.6.0.2", "255.255.255.0", None, None)]})
     assert ifaces.friendly_name("{4D36E972-E325-11CE-BFC1-08002BE10318}", "10.5.0.9") == "Wi-Fi"
-    assert ifaces.friendly_name("eth0", "10.5.0.9") == "eth0"
+    assert ifaces.friendly_name("fake0", "10.5.0.9") == "fake0"

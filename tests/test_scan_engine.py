@@ -7,7 +7,7 @@ from twisted.internet.task import Clock
 from tekcos.scan import arp, engine
 from tekcos.scan.iface import Selection
 
-SEL = Selection("eth9", ipaddress.IPv4Address("10.0.0.250"), "02:aa:00:00:00:01",
+SEL = Selection("fake9", ipaddress.IPv4Address("10.0.0.250"), "02:aa:00:00:00:01",
                 ipaddress.IPv4Network("10.0.0.0/28"))
 NEIGHBOURS = {"10.0.0.1": ["00:1b:c5:00:00:15"], "10.0.0.7": ["3c:22:fb:00:00:01",
                                                                "02:00:00:00:00:07"]}
@@ -81,5 +81,5 @@ def test_scanner_runs_the_scan_in_the_injected_thread_pool():
                              scan_function=lambda sel, **kw: ("scanned", sel.iface, kw))
     results = []
     scanner.scan(SEL, rate=5).addCallback(results.append)
-    assert results == [("scanned", "eth9", {"rate": 5})]
+    assert results == [("scanned", "fake9", {"rate": 5})]
     assert len(calls) == 1

@@ -1,4 +1,5 @@
 """Interface and network selection against described machines."""
+# The machines here are described, not real: no packet is sent.
 import socket
 
 import pytest
@@ -6,8 +7,8 @@ import pytest
 from tekcos.scan.iface import AF_LINK, ScanSetupError, System, select
 
 
-def machine(gateways=None, addrs=None, up=("eth0",), macs=None):
-    addrs = addrs if addrs is not None else {"eth0": [("10.1.2.34", "255.255.240.0")]}
+def machine(gateways=None, addrs=None, up=("fake0",), macs=None):
+    addrs = addrs if addrs is not None else {"fake0": [("10.1.2.34", "255.255.240.0")]}
     macs = macs or {name: "00:1b:c5:00:00:15" for name in addrs}
 
     def ifaddresses(name):
@@ -15,33 +16,33 @@ def machine(gateways=None, addrs=None, up=("eth0",), macs=None):
                 AF_LINK: [{"addr": macs.get(name, "")}]}
 
     return System(lambda: gateways if gateways is not None else
-                  {"default": {socket.AF_INET: ("10.1.0.1", "eth0")}},
+                  {"default": {socket.AF_INET: ("10.1.0.1", "fake0")}},
                   ifaddresses, lambda: list(addrs), lambda name: name in up)
 
 
 def test_default_route_subnet_from_address_and_netmask():
     sel = select(machine())
     assert (sel.iface, str(sel.ip), str(sel.network), sel.gateway) == \
-        ("eth0", "10.1.2.34", "10.1.0.0/20", "10.1.0.1")
+        ("fake0", "10.1.2.34", "10.1.0.0/20", "10.1.0.1")
     assert len(sel.targets()) == 4094 - 1
 
 
 def test_several_addresses_pick_the_one_with_the_gateway():
-    m = machine(addrs={"eth0": [("192.168.9.5", "255.255.255.0"), ("10.1.2.34", "255.255.0.0")]})
+    m = machine(addrs={"fake0": [("192.168.9.5", "255.255.255.0"), ("10.1.2.34", "255.255.0.0")]})
     assert str(select(m).network) == "10.1.0.0/16"
 
 
 @pytest.mark.parametrize("m, needle", [
     (machine(gateways={}), "no default IPv4 route: pass --iface"),
-    (machine(up=()), "eth0 is down"),
-    (machine(addrs={"eth0": []}), "no IPv4 address"),
-    (machine(addrs={"eth0": [("10.9.9.9", "255.255.255.255")]},
-             gateways={"default": {socket.AF_INET: ("0.0.0.0", "eth0")}}), "point-to-point"),
-    (machine(addrs={"eth0": [("10.9.9.9", "255.255.255.0"), ("10.8.8.8", "255.255.255.0")]},
-             gateways={"default": {socket.AF_INET: ("0.0.0.0", "eth0")}}),
+    (machine(up=()), "fake0 is down"),
+    (machine(addrs={"fake0": []}), "no IPv4 address"),
+    (machine(addrs={"fake0": [("10.9.9.9", "255.255.255.255")]},
+             gateways={"default": {socket.AF_INET: ("0.0.0.0", "fake0")}}), "point-to-point"),
+    (machine(addrs={"fake0": [("10.9.9.9", "255.255.255.0"), ("10.8.8.8", "255.255.255.0")]},
+             gateways={"default": {socket.AF_INET: ("0.0.0.0", "fake0")}}),
      "several addresses"),
-    (machine(macs={"eth0": ""}), "no Ethernet address"),
-    (machine(addrs={"eth0": [("10.1.2.34", "255.0.0.0")]}), "need --force"),
+    (machine(macs={"fake0": ""}), "no Ethernet address"),
+    (machine(addrs={"fake0": [("10.1.2.34", "255.0.0.0")]}), "need --force"),
 ])
 def test_clear_outcomes(m, needle):
     with pytest.raises(ScanSetupError, match=needle):
@@ -64,13 +65,13 @@ def test_explicit_network_and_iface():
         select(m, network="banana")
     with pytest.raises(ScanSetupError, match="no interface named 'wlan9'"):
         select(m, iface="wlan9")
-    assert str(select(machine(addrs={"eth0": [("10.1.2.34", "255.0.0.0")]}),
+    assert str(select(machine(addrs={"fake0": [("10.1.2.34", "255.0.0.0")]}),
                       force=True).network) == "10.0.0.0/8"
 
 
 def test_network_alone_finds_its_interface_without_a_default_route():
-    m = machine(gateways={}, addrs={"eth0": [("10.1.2.34", "255.255.255.0")],
-                                    "eth1": [("172.20.0.9", "255.255.0.0")]},
-                up=("eth0", "eth1"))
+    m = machine(gateways={}, addrs={"fake0": [("10.1.2.34", "255.255.255.0")],
+                                    "fake1": [("172.20.0.9", "255.255.0.0")]},
+                up=("fake0", "fake1"))
     sel = select(m, network="172.20.0.0/16")
-    assert (sel.iface, str(sel.ip)) == ("eth1", "172.20.0.9")
+    assert (sel.iface, str(sel.ip)) == ("fake1", "172.20.0.9")
