@@ -171,3 +171,13 @@ def test_chat_without_a_host_finds_the_server_on_the_lan(lan, tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("1. 10.79.0.2:9000")
     assert "*** lobby (1): finder" in result.stdout
+
+
+def test_the_portable_scapy_socket_finds_the_same_hosts(lan):
+    # What Windows uses (through Npcap); here scapy's Linux layer-2 socket.
+    code = ("import json, sys; from tekcos.scan import engine, iface; "
+            "sel = iface.select(iface.local_system()); "
+            "r = engine.scan(sel, tries=2, open_socket=engine.ScapySocket); "
+            "print(json.dumps({str(h.ip): h.macs for h in r.hosts}))")
+    out = lan.lab.exec(lan.scanner, sys.executable, "-c", code)
+    assert json.loads(out) == {ip: [mac] for ip, mac in HOSTS.items()}

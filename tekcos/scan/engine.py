@@ -38,7 +38,46 @@ class ScanResult:
     frames: list[tuple[float, bytes]] = field(default_factory=list)  # for --pcap
 
 
+class ScapySocket:
+    """The same socket interface through scapy's portable layer-2 socket
+    (``conf.L2socket``): Npcap on Windows, where AF_PACKET does not exist."""
+
+    def __init__(self, iface: str):
+        import logging
+        logging.getLogger("scapy.runtime").setLevel(logging.ERROR)   # no chatter on stderr
+        try:
+            import scapy.arch  # noqa: F401 (sets conf.L2socket for this platform)
+            from scapy.config import conf
+            self.sock = conf.L2socket(iface=iface, type=arp.ETH_P_ARP, promisc=False,
+                                      nofilter=1)
+        except PermissionError:
+            raise ScanPermissionError(PERMISSION_HINT) from None
+        except Exception as e:  # scapy reports a missing Npcap as various errors
+            raise ScanPermissionError(f"cannot open a layer-2 socket on {iface} ({e}); on "
+                                      "Windows install Npcap from https://npcap.com and run "
+                                      "as Administrator") from None
+
+    def send(self, frame: bytes) -> None:
+        self.sock.send(frame)
+
+    def recv(self, size: int) -> bytes:
+        if not self.wait(0):           # scapy's sockets block: only read what is there
+            raise BlockingIOError
+        _, data, _ = self.sock.recv_raw(size)
+        if not data:
+            raise BlockingIOError
+        return data
+
+    def wait(self, timeout: float) -> bool:
+        return bool(self.sock.select([self.sock], max(0.0, timeout)))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 def open_socket(iface: str):
+    if not hasattr(socket, "AF_PACKET"):
+        return ScapySocket(iface)
     try:
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(arp.ETH_P_ARP))
     except PermissionError:
@@ -55,6 +94,8 @@ def open_socket(iface: str):
 
 def check_permission() -> None:
     """Raise ScanPermissionError unless raw packet sockets can be opened."""
+    if not hasattr(socket, "AF_PACKET"):
+        return   # scapy's socket says what is missing when it is opened
     try:
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(arp.ETH_P_ARP))
     except PermissionError:
@@ -66,6 +107,8 @@ def check_permission() -> None:
 
 
 def _wait(sock, timeout: float) -> bool:
+    if hasattr(sock, "wait"):
+        return sock.wait(timeout)
     return bool(select.select([sock], [], [], max(0.0, timeout))[0])
 
 
