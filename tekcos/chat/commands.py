@@ -3,7 +3,10 @@ command name; it answers through ``session.send``/``session.error`` and acts
 through ``session.hub``.  :data:`HELP` is the single source of ``/help``."""
 from __future__ import annotations
 
+import time
 from typing import Callable
+
+from tekcos.chat.hub import human_size
 
 HELP = [
     ("/help", "this list"),
@@ -160,8 +163,6 @@ def do_files(session, arg: str) -> None:
     if not files:
         session.send("*** No files received yet. Send one with: tekcos push FILE --to HOST")
         return
-    from tekcos.chat.hub import human_size
-    import time
     lines = [f"*** Files received ({len(files)}):"]
     for when, who, name, size in files:
         stamp = time.strftime("%H:%M", time.localtime(when))
