@@ -119,8 +119,6 @@ def _discover() -> str | None:
 
 
 def _chat(args) -> int:
-    from twisted.internet import task
-
     from tekcos import chat_client
     if args.address is None:
         args.address = _discover()
@@ -138,25 +136,17 @@ def _chat(args) -> int:
         if problem:
             print(f"tekcos chat: --nick: {problem}", file=sys.stderr)
             return chat_client.EXIT_USAGE
-    result = {}
-
     def run(reactor):
         d = chat_client.chat(reactor, args.address, args.nick)
 
         def failed(failure):
             failure.trap(chat_client.ChatFailure)
             print(f"tekcos chat: {failure.value}", file=sys.stderr)
-            result["code"] = failure.value.code
+            return failure.value.code
 
-        d.addCallbacks(lambda code: result.setdefault("code", code), failed)
-        return d
+        return d.addErrback(failed)
 
-    try:
-        task.react(run)
-    except SystemExit as e:
-        if e.code not in (0, None):
-            return e.code
-    return result.get("code", 0)
+    return _react(run)
 
 
 if __name__ == "__main__":

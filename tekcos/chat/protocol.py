@@ -95,10 +95,13 @@ class ChatProtocol(Protocol):
     def connectionLost(self, reason=None) -> None:
         text = describe_reason(reason)
         if self.session is not None and not self.session.closed:
-            self.log.info("disconnect {peer} ({nick}): {why}", peer=self.peer_name(),
-                          nick=self.session.nick or "-", why=text)
+            self._log_disconnect(text)
             self.session.connection_lost(text)
         self.factory.forget(self)
+
+    def _log_disconnect(self, why: str) -> None:
+        self.log.info("disconnect {peer} ({nick}): {why}", peer=self.peer_name(),
+                      nick=self.session.nick or "-", why=why)
 
     def peer_name(self) -> str:
         try:
@@ -154,8 +157,7 @@ class ChatProtocol(Protocol):
     # -- output: the session's peer interface ---------------------------------
     def close(self, reason: str) -> None:
         """Flush what is queued, then close (the session has already left)."""
-        self.log.info("disconnect {peer} ({nick}): {why}", peer=self.peer_name(),
-                      nick=self.session.nick or "-", why=reason)
+        self._log_disconnect(reason)
         self.transport.unregisterProducer()
         self.transport.loseConnection()
 
@@ -197,8 +199,7 @@ class ChatProtocol(Protocol):
         self._gone = True
         session = self.session
         reason = "not reading: output buffer full"
-        self.log.info("disconnect {peer} ({nick}): {why}", peer=self.peer_name(),
-                      nick=session.nick or "-", why=reason)
+        self._log_disconnect(reason)
         # Leave first so that the room is told; the notice to the room must not
         # come back to this connection.
         session.set_sink(lambda data: None)

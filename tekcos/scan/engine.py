@@ -75,18 +75,22 @@ class ScapySocket:
         self.sock.close()
 
 
+def _raw_socket():
+    """An AF_PACKET socket for ARP, or ScanPermissionError saying what to do."""
+    try:
+        return socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(arp.ETH_P_ARP))
+    except PermissionError:
+        raise ScanPermissionError(PERMISSION_HINT) from None
+    except OSError as e:
+        if e.errno == errno.EPERM:
+            raise ScanPermissionError(PERMISSION_HINT) from None
+        raise ScanPermissionError(f"cannot open a raw socket here ({e})") from None
+
+
 def open_socket(iface: str):
     if not hasattr(socket, "AF_PACKET"):
         return ScapySocket(iface)
-    try:
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(arp.ETH_P_ARP))
-    except PermissionError:
-        raise ScanPermissionError(PERMISSION_HINT) from None
-    except (AttributeError, OSError) as e:
-        if getattr(e, "errno", None) == errno.EPERM:
-            raise ScanPermissionError(PERMISSION_HINT) from None
-        raise ScanPermissionError(f"cannot open a raw socket here ({e}); on Windows install "
-                                  "Npcap from https://npcap.com") from None
+    sock = _raw_socket()
     sock.bind((iface, arp.ETH_P_ARP))
     sock.setblocking(False)
     return sock
@@ -96,14 +100,7 @@ def check_permission() -> None:
     """Raise ScanPermissionError unless raw packet sockets can be opened."""
     if not hasattr(socket, "AF_PACKET"):
         return   # scapy's socket says what is missing when it is opened
-    try:
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(arp.ETH_P_ARP))
-    except PermissionError:
-        raise ScanPermissionError(PERMISSION_HINT) from None
-    except (AttributeError, OSError) as e:
-        raise ScanPermissionError(f"cannot open a raw socket here ({e}); on Windows install "
-                                  "Npcap from https://npcap.com") from None
-    sock.close()
+    _raw_socket().close()
 
 
 def _wait(sock, timeout: float) -> bool:

@@ -16,7 +16,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from tekcos.transfer.receiver import Endpoint
-from tekcos.transfer.sender import FAILED, Sender
+from tekcos.transfer.sender import Sender
 
 RETRY_SEND = 0.001   # when the socket buffer is full
 # Python does not export these; they are Linux's values (asm-generic/socket.h).
@@ -209,5 +209,3 @@ class PushProtocol(_Driven):
             self.core.abort(reason)
             self._check_done()
 
-
-__all__ = ["ServerProtocol", "PushProtocol", "size_socket_buffers", "FAILED"]
