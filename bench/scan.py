@@ -25,7 +25,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from tekcos import netlab  # noqa: E402
+from tests import netlab  # noqa: E402
 
 SNIFF = r"""
 import socket, sys, time

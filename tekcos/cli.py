@@ -1,13 +1,19 @@
-"""The ``tekcos`` command: ``tekcos chat``."""
+"""The ``tekcos`` command: ``tekcos chat``, ``tekcos push``, ``tekcos scan``.
+
+Exit statuses are the same for every command (:mod:`tekcos.exits`)."""
 from __future__ import annotations
 
 import argparse
 import sys
 
+from tekcos import __version__, exits
+from tekcos.address import DEFAULT_PORT, parse_address
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tekcos", description="LAN chat hub client tools. "
                                      "The server runs with: twistd -n tekcos --port 9000")
+    parser.add_argument("--version", action="version", version=f"tekcos {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     chat = sub.add_parser("chat", help="chat on a tekcos server",
@@ -19,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="server (port 9000 by default); without it, tekcos servers on the "
                       "LAN are found and listed")
     chat.add_argument("--nick", help="nick to take (otherwise the first line you type)")
+    chat.add_argument("--wait", type=float, default=0.5, metavar="SECONDS",
+                      help="without HOST: how long to wait for servers to answer (0.5)")
     push = sub.add_parser("push", help="send files or a message over UDP",
                           description="Push files (or a short message) to a tekcos server over "
                           "UDP with Selective Repeat. Exit status: 0 all delivered and verified, "
@@ -61,12 +69,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _push(args) -> int:
-    from tekcos import push
+    from tekcos.push import command as push
     try:
         push.check_args(args)
     except push.UsageError as e:
         print(f"tekcos push: {e}", file=sys.stderr)
-        return push.EXIT_USAGE
+        return exits.USAGE
     return _react(lambda reactor: push.run(reactor, args))
 
 
@@ -88,11 +96,12 @@ def _react(main) -> int:
     return result.get("code", 0)
 
 
-def _discover() -> str | None:
+def _discover(wait: float) -> str | None:
     """Find tekcos servers on the LAN and let the user pick one."""
-    from tekcos.scan import discover, iface as ifaces
+    from tekcos.scan import discover
+    from tekcos.scan import iface as ifaces
     try:
-        servers, how = discover.find_servers()
+        servers, how = discover.find_servers(wait=wait)
     except ifaces.ScanSetupError as e:
         print(f"tekcos chat: cannot look for servers: {e}; give HOST[:PORT]", file=sys.stderr)
         return None
@@ -101,7 +110,7 @@ def _discover() -> str | None:
               file=sys.stderr)
         return None
     for i, (ip, info) in enumerate(servers, 1):
-        print(f"{i}. {ip}:{info.get('chat_port', 9000)}  {info.get('server', '?')} "
+        print(f"{i}. {ip}:{info.get('chat_port') or DEFAULT_PORT}  {info.get('server', '?')} "
               f"(tekcos {info.get('version', '?')})")
     if len(servers) == 1:
         choice = 0
@@ -115,27 +124,27 @@ def _discover() -> str | None:
         print("tekcos chat: several servers found; give HOST[:PORT]", file=sys.stderr)
         return None
     ip, info = servers[choice]
-    return f"{ip}:{info.get('chat_port', 9000)}"
+    return f"{ip}:{info.get('chat_port') or DEFAULT_PORT}"
 
 
 def _chat(args) -> int:
-    from tekcos import chat_client
+    from tekcos.chat import client as chat_client
     if args.address is None:
-        args.address = _discover()
+        args.address = _discover(args.wait)
         if args.address is None:
-            return chat_client.EXIT_UNREACHABLE
+            return exits.UNREACHABLE
         print(f"*** connecting to {args.address}", file=sys.stderr)
     try:
-        chat_client.parse_address(args.address)
+        parse_address(args.address)
     except ValueError as e:
         print(f"tekcos chat: {e}", file=sys.stderr)
-        return chat_client.EXIT_USAGE
+        return exits.USAGE
     if args.nick is not None:
         from tekcos.chat.names import nick_error
         problem = nick_error(args.nick)
         if problem:
             print(f"tekcos chat: --nick: {problem}", file=sys.stderr)
-            return chat_client.EXIT_USAGE
+            return exits.USAGE
     def run(reactor):
         d = chat_client.chat(reactor, args.address, args.nick)
 

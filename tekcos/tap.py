@@ -6,7 +6,7 @@ import socket
 import sys
 
 from twisted.application import strports
-from twisted.application.service import MultiService, Service
+from twisted.application.service import MultiService
 from twisted.internet import endpoints
 from twisted.logger import Logger
 from twisted.python import usage
@@ -16,11 +16,9 @@ from tekcos import config as settings
 from tekcos.chat.hub import Hub
 from tekcos.chat.server import ChatFactory, ChatService
 from tekcos.chat.session import SessionConfig
-from tekcos.transfer.receiver import Endpoint, Limits
-from tekcos.transfer.storage import Downloads
-from tekcos.transfer.udp import ServerProtocol
+from tekcos.push.udp import push_service
 
-_log = Logger(namespace="tekcos.transfer")
+_log = Logger(namespace="tekcos.push")
 
 
 # Twisted's default listen backlog (50) drops SYNs when many clients connect
@@ -112,19 +110,9 @@ def makeService(config: Options, reactor=None) -> MultiService:
     ChatService(factory, reactor).setServiceParent(top)
     _add_neighbourhood(top, hub, values, reactor)
     if values["udp-port"]:
-        downloads = Downloads(values["downloads"])
-        limits = Limits(max_file_size=values["max-file-size"], max_message=values["max-message"],
-                        max_sessions=values["max-transfers"],
-                        idle_timeout=values["transfer-timeout"])
         info = {"server": socket.gethostname(), "version": __version__,
                 "chat_port": values["port"]}
-        endpoint = Endpoint(downloads, limits, on_complete=hub.push_received, server_info=info,
-                            log=lambda text: _log.info("{text}", text=text))
-        udp = UDPServer(values["udp-port"], ServerProtocol(endpoint, reactor), reactor=reactor)
-        udp.setServiceParent(top)
-        removed = downloads.clean_stale_parts()
-        if removed:
-            _log.info("removed {n} partial file(s) left by an earlier run", n=removed)
+        push_service(values, hub.push_received, info, reactor).setServiceParent(top)
     # The chat endpoints last: once the TCP port accepts, everything else is up.
     for desc in config.endpoints:
         strports.service(desc, factory, reactor=reactor).setServiceParent(top)
@@ -158,35 +146,3 @@ def _add_neighbourhood(top: MultiService, hub: Hub, values: dict, reactor) -> No
 
 
 _scan_log = Logger(namespace="tekcos.scan")
-
-
-class UDPServer(Service):
-    """Listens on a UDP port while running (like internet.UDPServer, with an
-    injectable reactor)."""
-
-    def __init__(self, port: int, protocol, reactor, interface: str = ""):
-        self.port_number = port
-        self.protocol = protocol
-        self.reactor = reactor
-        self.interface = interface
-        self.port = None
-
-    def privilegedStartService(self):
-        # Like the TCP endpoints: bind before privileges are dropped.
-        super().privilegedStartService()
-        self._listen()
-
-    def startService(self):
-        super().startService()
-        self._listen()
-
-    def _listen(self):
-        if self.port is None:
-            self.port = self.reactor.listenUDP(self.port_number, self.protocol,
-                                               interface=self.interface, maxPacketSize=65535)
-
-    def stopService(self):
-        super().stopService()
-        if self.port is not None:
-            port, self.port = self.port, None
-            return port.stopListening()

@@ -1,74 +1,22 @@
-"""Shared helpers: an in-memory chat server driven by a task.Clock."""
+"""Fixtures shared by every test package, and the hypothesis profiles."""
 from __future__ import annotations
 
 import os
-import re
 
 import pytest
-from twisted.internet.address import IPv4Address
-from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
+from hypothesis import HealthCheck, settings
 
-from tekcos.chat.hub import Hub
-from tekcos.chat.server import ChatFactory
-from tekcos.chat.session import SessionConfig
+from tests.memory import Server
+from tests.twistd import TwistdServer
 
-STAMP = r"\[\d\d:\d\d\]"
-
-
-class Client:
-    """One in-memory connection: what it was sent, and a way to type."""
-
-    def __init__(self, factory, host="127.0.0.1", port=40000):
-        self.address = IPv4Address("TCP", host, port)
-        self.protocol = factory.buildProtocol(self.address)
-        self.transport = StringTransport(peerAddress=self.address)
-        self.protocol.makeConnection(self.transport)
-
-    def type(self, data: bytes | str) -> None:
-        if isinstance(data, str):
-            data = data.encode()
-        self.protocol.dataReceived(data)
-
-    def read(self, encoding="utf-8") -> str:
-        """Everything received since the last read."""
-        text = self.transport.value().decode(encoding, "replace")
-        self.transport.clear()
-        return text
-
-    def lines(self) -> list[str]:
-        return self.read().splitlines()
-
-    def login(self, nick: str) -> "Client":
-        self.type(nick + "\r\n")
-        self.read()
-        return self
-
-    def close(self) -> None:
-        from twisted.internet.error import ConnectionLost
-        from twisted.python.failure import Failure
-        self.protocol.connectionLost(Failure(ConnectionLost()))
-
-
-class Server:
-    def __init__(self, clock=None, history=20, rate=5.0, burst=20, max_line=2048,
-                 max_per_ip=32, max_buffer=1 << 20, motd=""):
-        self.clock = clock or Clock()
-        self.clock.advance(1_700_000_000)
-        self.hub = Hub(self.clock.seconds, history=history)
-        self.factory = ChatFactory(
-            self.hub, SessionConfig(rate=rate, burst=burst, motd=motd, server_name="test"),
-            max_line=max_line, max_per_ip=max_per_ip, max_buffer=max_buffer)
-        self._port = 40000
-
-    def connect(self, host="127.0.0.1") -> Client:
-        self._port += 1
-        return Client(self.factory, host, self._port)
-
-    def user(self, nick: str, host="127.0.0.1") -> Client:
-        client = self.connect(host)
-        client.read()
-        return client.login(nick)
+# CI: the same examples every run (derandomized), and a failing example is
+# printed with the seed that reproduces it.  Locally, HYPOTHESIS_PROFILE=deep
+# explores many more scenarios.
+settings.register_profile("ci", max_examples=150, derandomize=True, print_blob=True, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("deep", max_examples=2000, print_blob=True, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture
@@ -76,15 +24,26 @@ def server():
     return Server()
 
 
-def matching(lines, pattern):
-    return [line for line in lines if re.search(pattern, line)]
+@pytest.fixture
+def start():
+    """Start real ``twistd tekcos`` servers; each is stopped afterwards."""
+    servers = []
+
+    def starter(*args, **kwargs):
+        started = TwistdServer(*args, **kwargs)
+        servers.append(started)
+        return started
+
+    yield starter
+    for started in servers:
+        started.stop()
 
 
 @pytest.fixture
 def lab():
     """A network-namespace lab, removed afterwards.  Skipped where namespaces
     cannot be made, except under TEKCOS_REQUIRE_NETNS=1 (CI): a failure there."""
-    from tekcos import netlab
+    from tests import netlab
     try:
         made = netlab.Lab()
     except netlab.LabUnavailable as e:
@@ -95,23 +54,3 @@ def lab():
         yield made
     finally:
         made.close()
-
-
-def serve_in(lab, ns: str, downloads, port: int = 9000, log=None):
-    """Start ``twistd tekcos`` inside namespace ``ns``; return once UDP and
-    TCP ``port`` are listening there."""
-    import subprocess
-    import sys
-    import time
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = lab.popen(ns, [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
-                          "-n", "--pidfile=", "-l", "-", "tekcos", "--port", str(port),
-                          "--downloads", str(downloads)],
-                     stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd=root)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        listening = lab.exec(ns, "ss", "-Hulnt")
-        if listening.count(f":{port} ") >= 2:
-            return proc
-        time.sleep(0.1)
-    raise RuntimeError("server did not start")

@@ -1,4 +1,4 @@
-from tekcos.chat.ratelimit import TokenBucket
+from tekcos.ratelimit import TokenBucket
 
 
 def test_burst_then_rate():

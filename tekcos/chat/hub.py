@@ -98,9 +98,6 @@ class Hub:
             room = self.rooms[key] = Room(name, self.history_size)
         return room
 
-    def find_room(self, name: str) -> Room | None:
-        return self.rooms.get(name_key(name))
-
     def broadcast(self, room: Room, text: str, record: bool = False) -> None:
         """Send one line to every member of ``room``; keep it in history if
         ``record``.  Encoded once: every member gets the same bytes.  Inside
@@ -146,11 +143,6 @@ class Hub:
                 # A member can drop out while we write (slow consumer).
                 for member in list(room.members):
                     member.write(data)
-
-    def broadcast_all(self, text: str) -> None:
-        data = (text + "\r\n").encode("utf-8", "replace")
-        for member in list(self.nicks.values()):
-            member.write(data)
 
     def _enter(self, member, room: Room, replay: bool = True) -> None:
         if self.pending:

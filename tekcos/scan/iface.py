@@ -118,17 +118,53 @@ def _iface_for(system: System, network: str) -> str | None:
     return matches[0] if len(matches) == 1 else None
 
 
+def parse_network(text: str) -> ipaddress.IPv4Network:
+    """``192.168.1.0/24`` (host bits allowed); raises ScanSetupError."""
+    try:
+        return ipaddress.IPv4Network(text, strict=False)
+    except ValueError:
+        raise ScanSetupError(f"bad NETWORK {text!r}: write it as 192.168.1.0/24") from None
+
+
 def select(system: System, iface: str | None = None, network: str | None = None,
            force: bool = False) -> Selection:
-    gateway = None
-    if iface is None and network is not None:
-        iface = _iface_for(system, network)
-    if iface is None:
-        default = system.gateways().get("default", {}).get(socket.AF_INET)
-        if not default:
-            raise ScanSetupError("no default IPv4 route: pass --iface IF and a NETWORK "
-                                 "(for example: tekcos scan 192.168.1.0/24 --iface wlan0)")
-        gateway, iface = default[0], default[1]
+    """Interface, source address and network to scan.
+
+    ``iface`` and ``network`` are what the user passed (or None); without them
+    the default route's interface and the subnet containing its gateway are
+    used.  Raises ScanSetupError with one sentence saying what to pass.
+    """
+    wanted = parse_network(network) if network is not None else None
+    iface, gateway = _choose_iface(system, iface, wanted)
+    addresses, mac = _check_iface(system, iface)
+    if wanted is not None:
+        chosen, net = _address_in(iface, addresses, wanted), wanted
+    else:
+        chosen, gateway = _address_for_route(iface, addresses, gateway)
+        net = chosen.network
+    if net.prefixlen < MAX_PREFIX_WITHOUT_FORCE and not force:
+        raise ScanSetupError(f"{net} has {net.num_addresses} addresses; networks larger than "
+                             f"/{MAX_PREFIX_WITHOUT_FORCE} need --force")
+    return Selection(iface=iface, ip=chosen.ip, mac=mac.lower(), network=net,
+                     gateway=gateway)
+
+
+def _choose_iface(system: System, iface: str | None,
+                  wanted: ipaddress.IPv4Network | None) -> tuple[str, str | None]:
+    """(interface, default gateway or None)."""
+    if iface is None and wanted is not None:
+        iface = _iface_for(system, str(wanted))
+    if iface is not None:
+        return iface, None
+    default = system.gateways().get("default", {}).get(socket.AF_INET)
+    if not default:
+        raise ScanSetupError("no default IPv4 route: pass --iface IF and a NETWORK "
+                             "(for example: tekcos scan 192.168.1.0/24 --iface wlan0)")
+    return default[1], default[0]
+
+
+def _check_iface(system: System, iface: str) -> tuple[list[ipaddress.IPv4Interface], str]:
+    """The interface's IPv4 addresses and MAC, once it is known to be usable."""
     if iface not in system.interfaces():
         raise ScanSetupError(f"no interface named {iface!r}; interfaces: "
                              + ", ".join(sorted(system.interfaces())))
@@ -143,42 +179,41 @@ def select(system: System, iface: str | None = None, network: str | None = None,
     if len(mac.split(":")) != 6 or mac == "00:00:00:00:00:00":
         raise ScanSetupError(f"interface {shown} has no Ethernet address (a tunnel or VPN?): "
                              "ARP works only on Ethernet and Wi-Fi; pass another --iface")
-    if network is not None:
+    return addresses, mac
+
+
+def _address_in(iface: str, addresses: list, wanted: ipaddress.IPv4Network):
+    """Our address inside the network the user asked for."""
+    inside = [a for a in addresses if a.ip in wanted]
+    if not inside:
+        have = ", ".join(str(a) for a in addresses)
+        raise ScanSetupError(f"{friendly_name(iface)} has no address in {wanted} (it has "
+                             f"{have}): ARP reaches only the local link; pass the --iface on "
+                             "that network")
+    return inside[0]
+
+
+def _address_for_route(iface: str, addresses: list, gateway: str | None):
+    """(our address on the subnet holding the gateway, the gateway or None)."""
+    shown = friendly_name(iface)
+    gw = None
+    if gateway is not None and gateway != "0.0.0.0":
         try:
-            wanted = ipaddress.IPv4Network(network, strict=False)
+            gw = ipaddress.IPv4Address(gateway)
         except ValueError:
-            raise ScanSetupError(f"bad NETWORK {network!r}: write it as 192.168.1.0/24") from None
-        inside = [a for a in addresses if a.ip in wanted]
-        if not inside:
-            have = ", ".join(str(a) for a in addresses)
-            raise ScanSetupError(f"{shown} has no address in {wanted} (it has {have}): ARP "
-                                 "reaches only the local link; pass the --iface on that network")
-        chosen, net = inside[0], wanted
+            pass
+    containing = [a for a in addresses if gw is not None and gw in a.network]
+    if containing:
+        chosen = containing[0]
+    elif len(addresses) == 1:
+        chosen = addresses[0]
+        if gw is None:
+            gateway = None  # a route with no gateway (VPN, point-to-point)
     else:
-        if gateway is not None and gateway != "0.0.0.0":
-            try:
-                gw = ipaddress.IPv4Address(gateway)
-            except ValueError:
-                gw = None
-            containing = [a for a in addresses if gw is not None and gw in a.network]
-        else:
-            containing = []
-        if containing:
-            chosen = containing[0]
-        elif len(addresses) == 1:
-            chosen = addresses[0]
-            if gateway is None or gateway == "0.0.0.0":
-                gateway = None  # a route with no gateway (VPN, point-to-point)
-        else:
-            have = ", ".join(str(a) for a in addresses)
-            raise ScanSetupError(f"{shown} has several addresses ({have}) and none contains the "
-                                 "gateway: pass the NETWORK to scan")
-        net = chosen.network
-        if net.prefixlen >= 31:
-            raise ScanSetupError(f"{shown} has a point-to-point address ({chosen}): there is "
-                                 "no subnet to scan; pass a NETWORK")
-    if net.prefixlen < MAX_PREFIX_WITHOUT_FORCE and not force:
-        raise ScanSetupError(f"{net} has {net.num_addresses} addresses; networks larger than "
-                             f"/{MAX_PREFIX_WITHOUT_FORCE} need --force")
-    return Selection(iface=iface, ip=chosen.ip, mac=mac.lower(), network=net,
-                     gateway=gateway)
+        have = ", ".join(str(a) for a in addresses)
+        raise ScanSetupError(f"{shown} has several addresses ({have}) and none contains the "
+                             "gateway: pass the NETWORK to scan")
+    if chosen.network.prefixlen >= 31:
+        raise ScanSetupError(f"{shown} has a point-to-point address ({chosen}): there is "
+                             "no subnet to scan; pass a NETWORK")
+    return chosen, gateway

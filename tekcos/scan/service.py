@@ -15,10 +15,8 @@ import math
 from typing import Callable
 
 from tekcos.scan import iface as ifaces
-from tekcos.scan.command import describe, table
 from tekcos.scan.engine import ScanPermissionError
-
-ACCESS = ("operators", "everyone", "nobody")
+from tekcos.scan.report import describe, table
 
 
 class Neighbourhood:

@@ -7,7 +7,7 @@ _TABLE: dict[int, dict[int, str]] | None = None
 
 
 def _load() -> dict[int, dict[int, str]]:
-    from scapy.libs.manuf import DATA   # lazily: decompressing it takes ~0.1 s
+    from scapy.libs.manuf import DATA  # lazily: decompressing it takes ~0.1 s
     table: dict[int, dict[int, str]] = {24: {}, 28: {}, 36: {}}
     for line in DATA.split("\n"):
         if not line or line[0] == "#":

@@ -1,0 +1,206 @@
+"""``tekcos chat HOST[:PORT] [--nick NAME]``: the bundled chat client.
+
+In a pipe it sends stdin lines and prints what the server sends, so scripts
+can use it; at end of input it sends ``/quit`` and prints the rest.  In a
+terminal the line being typed stays intact while messages arrive
+(:mod:`tekcos.chat.lineedit`).  Exit status: 0 after our own /quit, 1 when the
+server refuses the nick given with --nick, 3 when the server cannot be
+reached or goes away.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from twisted.internet import defer, endpoints, protocol, stdio
+from twisted.internet.error import ConnectError, DNSLookupError
+
+from tekcos import exits
+from tekcos.address import parse_address
+from tekcos.chat.lineedit import LineEditor
+
+
+class ChatFailure(Exception):
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+class Session:
+    """What the client does with server lines and user lines (no I/O).
+
+    ``output(text)`` shows server text; ``send(bytes)`` goes to the server.
+    """
+
+    def __init__(self, output, send, nick: str | None):
+        self.output = output
+        self.send = send
+        self.nick = nick
+        self.joined = nick is None  # without --nick the user answers the prompt
+        self.quitting = False
+        self.refusal: str | None = None
+        self.queued: list[str] = []
+        self._nick_sent = False
+
+    def server_line(self, line: str) -> None:
+        self.output(line)
+        if not self.joined:
+            if "Choose a nick" in line and not self._nick_sent:
+                self._nick_sent = True
+                self.send((self.nick + "\r\n").encode())
+            elif line.startswith("*** You are in "):
+                self.joined = True
+                for queued in self.queued:
+                    self.user_line(queued)
+                self.queued = []
+            elif line.startswith("*** Error:") and self._nick_sent:
+                self.refusal = line[len("*** Error: "):]
+                self.queued = []
+                self.quit()
+
+    def user_line(self, line: str) -> None:
+        if self.quitting:
+            return
+        if not self.joined:
+            self.queued.append(line)
+            return
+        if line.split(" ", 1)[0].lower() == "/quit":
+            self.quitting = True
+        self.send((line + "\r\n").encode())
+
+    def quit(self) -> None:
+        """End of input: leave once every line typed before it has been sent."""
+        if not self.joined and self.refusal is None:
+            self.queued.append("/quit")
+            return
+        if not self.quitting:
+            self.quitting = True
+            self.send(b"/quit\r\n")
+
+
+class _ServerConnection(protocol.Protocol):
+    def __init__(self, session_factory, done: defer.Deferred):
+        self.session_factory = session_factory
+        self.done = done
+        self.buffer = b""
+        self.session: Session | None = None
+
+    def connectionMade(self):
+        self.session = self.session_factory(self)
+
+    def dataReceived(self, data: bytes):
+        *lines, self.buffer = (self.buffer + data).split(b"\n")
+        for raw in lines:
+            self.session.server_line(raw.rstrip(b"\r").decode("utf-8", "replace"))
+
+    def connectionLost(self, reason=None):
+        if self.buffer:
+            self.session.server_line(self.buffer.decode("utf-8", "replace"))
+        self.done.callback(None)
+
+
+class _Keyboard(protocol.Protocol):
+    """stdin: whole lines in a pipe, keystrokes through a LineEditor in a tty."""
+
+    def __init__(self, session_of, editor: LineEditor | None, write_out):
+        self.session_of = session_of
+        self.editor = editor
+        self.write_out = write_out
+        self.buffer = b""
+
+    def dataReceived(self, data: bytes):
+        session = self.session_of()
+        if self.editor is None:
+            *lines, self.buffer = (self.buffer + data).split(b"\n")
+            for raw in lines:
+                session.user_line(raw.rstrip(b"\r").decode("utf-8", "replace"))
+            return
+        echo, lines = self.editor.feed(data)
+        if echo:
+            self.write_out(echo.encode())
+        for line in lines:
+            session.user_line(line)
+        if self.editor.eof:
+            session.quit()
+
+    def connectionLost(self, reason=None):
+        session = self.session_of()
+        if self.buffer:
+            session.user_line(self.buffer.decode("utf-8", "replace"))
+        session.quit()
+
+
+@defer.inlineCallbacks
+def chat(reactor, address: str, nick: str | None = None, stdin_fd: int = 0,
+         stdout=None, tty: bool | None = None):
+    """Run one chat; returns (Deferred) the exit status or raises ChatFailure."""
+    stdout = stdout or sys.stdout.buffer
+    if tty is None:
+        tty = os.isatty(stdin_fd) and os.isatty(stdout.fileno())
+    host, port = parse_address(address)
+    editor = LineEditor() if tty else None
+
+    def write_out(data: bytes) -> None:
+        stdout.write(data)
+        stdout.flush()
+
+    def output(text: str) -> None:
+        if editor is not None:
+            write_out(editor.show(text).encode("utf-8", "replace"))
+        else:
+            write_out((text + "\n").encode("utf-8", "replace"))
+
+    done = defer.Deferred()
+    state: dict = {}
+
+    def make_session(conn):
+        session = Session(output, conn.transport.write, nick)
+        state["session"] = session
+        return session
+
+    endpoint = endpoints.HostnameEndpoint(reactor, host, port, timeout=10)
+    try:
+        yield endpoint.connect(protocol.Factory.forProtocol(
+            lambda: _ServerConnection(make_session, done)))
+    except (ConnectError, OSError) as e:
+        raise ChatFailure(exits.UNREACHABLE, f"cannot connect to {host}:{port}: "
+                                            f"{_reason(e)}")
+    except ValueError as e:
+        raise ChatFailure(exits.USAGE, str(e))
+    restore = _cbreak(stdin_fd) if tty else None
+    keyboard = stdio.StandardIO(_Keyboard(lambda: state["session"], editor, write_out),
+                                stdin=stdin_fd, reactor=reactor) if stdin_fd is not None else None
+    try:
+        yield done
+    finally:
+        if restore:
+            restore()
+        if keyboard is not None:
+            keyboard.loseConnection()
+    session = state["session"]
+    if editor is not None:
+        write_out(b"\r\x1b[K")
+    if session.refusal:
+        raise ChatFailure(exits.REFUSED, f"nick refused: {session.refusal}")
+    if not session.quitting:
+        raise ChatFailure(exits.UNREACHABLE, f"the server at {host}:{port} closed the connection")
+    return exits.OK
+
+
+def _reason(e: Exception) -> str:
+    if isinstance(e, DNSLookupError):
+        return "no such host"
+    text = str(e).strip().rstrip(".")
+    # Twisted's ConnectError text: "Connection was refused by other side: 111: Connection refused"
+    return text.rsplit(": ", 1)[-1] if ": " in text else (text or type(e).__name__)
+
+
+def _cbreak(fd: int):
+    import termios
+    import tty
+    saved = termios.tcgetattr(fd)
+    tty.setcbreak(fd)
+    attrs = termios.tcgetattr(fd)
+    attrs[3] &= ~termios.ISIG  # Ctrl-C reaches the editor, which quits cleanly
+    termios.tcsetattr(fd, termios.TCSANOW, attrs)
+    return lambda: termios.tcsetattr(fd, termios.TCSADRAIN, saved)

@@ -1,0 +1,29 @@
+"""Exit statuses: one table for every ``tekcos`` command, so scripts can
+rely on the same number meaning the same thing everywhere.
+
+====  =================  ====================================================
+code  name               meaning
+====  =================  ====================================================
+0     OK                 done (chat: after our own /quit; push: everything
+                         delivered and verified; scan: scanned)
+1     REFUSED            the other side said no (nick refused, push refused
+                         or failed by the server), or the scan cannot run
+                         here (no route, no permission); the message says why
+2     USAGE              bad command line; nothing was sent
+3     UNREACHABLE        the server cannot be reached, went away or went silent
+====  =================  ====================================================
+"""
+from __future__ import annotations
+
+OK = 0
+REFUSED = 1
+CANNOT = 1   # scan: same number as REFUSED (this host cannot do what was asked)
+USAGE = 2
+UNREACHABLE = 3
+
+
+def worst(a: int, b: int) -> int:
+    """The status to report when one command did several things: an
+    unreachable server outweighs a refusal, which outweighs success."""
+    rank = {OK: 0, REFUSED: 1, UNREACHABLE: 2, USAGE: 3}
+    return max(a, b, key=lambda code: rank.get(code, 3))

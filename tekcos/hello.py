@@ -1,0 +1,71 @@
+"""HELLO: how a tekcos server on the LAN makes itself known.
+
+The server answers a HELLO datagram on its UDP port (the push port) with a
+HELLO_REPLY carrying a small JSON object (``tekcos``, ``server``, ``version``,
+``chat_port``).  ``tekcos chat`` without a host and ``tekcos scan --probe``
+send HELLOs; the push receiver answers them.  The datagrams use the push wire
+format (:mod:`tekcos.push.wire`); a HELLO is padded so that the reply fits the
+receiver's anti-amplification budget.
+"""
+from __future__ import annotations
+
+import select
+import socket
+import time
+
+from tekcos.push import wire
+
+HELLO_MIN = 256
+
+
+def request() -> bytes:
+    return wire.encode(wire.HELLO, 0, 0, b" " * HELLO_MIN)
+
+
+def reply(info: dict) -> bytes:
+    return wire.encode_json(wire.HELLO_REPLY, 0, {"tekcos": 1, **info})
+
+
+def parse_reply(data: bytes) -> dict | None:
+    """The server's information if ``data`` is a tekcos HELLO_REPLY, else None."""
+    try:
+        kind, _, _, payload = wire.decode(data)
+        if kind != wire.HELLO_REPLY:
+            return None
+        info = wire.decode_json(payload)
+    except wire.Malformed:
+        return None
+    return info if info.get("tekcos") == 1 else None
+
+
+def hello_replies(targets: list[str], port: int, timeout: float = 0.5,
+                  broadcast: bool = False) -> list[tuple[str, dict]]:
+    """Send a HELLO to each of ``targets`` (IPv4) and collect the replies.
+
+    Returns ``[(ip, info)]`` sorted by address.  Waits at most ``timeout``
+    seconds, and no longer once every unicast target has answered.
+    """
+    hello = request()
+    found: dict[str, dict] = {}
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        if broadcast:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        sock.setblocking(False)
+        for ip in targets:
+            try:
+                sock.sendto(hello, (ip, port))
+            except OSError:
+                pass
+        deadline = time.monotonic() + timeout
+        while broadcast or len(found) < len(set(targets)):
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([sock], [], [], left)[0]:
+                break
+            try:
+                data, addr = sock.recvfrom(2048)
+            except OSError:
+                continue
+            info = parse_reply(data)
+            if info is not None:
+                found[addr[0]] = info
+    return sorted(found.items(), key=lambda item: socket.inet_aton(item[0]))

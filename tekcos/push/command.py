@@ -1,0 +1,226 @@
+"""``tekcos push``: send files or a message to a tekcos server over UDP.
+
+Exit status: 0 everything delivered and verified; 1 the server refused or
+failed something (reason printed); 2 usage errors; 3 the server cannot be
+reached or stops answering.
+"""
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import mmap
+import os
+import secrets
+import socket
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from twisted.internet import defer
+
+from tekcos import exits
+from tekcos.address import parse_address, resolve_udp
+from tekcos.push import wire
+from tekcos.push.sender import DELIVERED, REJECTED, Sender
+from tekcos.push.udp import PushProtocol
+
+
+class UsageError(Exception):
+    pass
+
+
+def sha256_of(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class Progress:
+    """A one-line progress bar with rate and ETA on a terminal (stderr)."""
+
+    def __init__(self, stream, label: str, total: int, clock=time.monotonic):
+        self.stream = stream
+        self.label = label
+        self.total = total
+        self.clock = clock
+        self.start = clock()
+        self.last = 0.0
+
+    def update(self, done: int, force: bool = False) -> None:
+        now = self.clock()
+        if not force and now - self.last < 0.1:
+            return
+        self.last = now
+        elapsed = max(now - self.start, 1e-6)
+        rate = done / elapsed
+        frac = done / self.total if self.total else 1.0
+        eta = (self.total - done) / rate if rate > 0 else 0
+        bar = ("#" * int(frac * 24)).ljust(24)
+        self.stream.write(f"\r{self.label[:30]:30} {frac * 100:5.1f}% [{bar}] "
+                          f"{rate / 1e6:7.1f} MB/s ETA {eta:4.0f}s\x1b[K")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        self.stream.write("\r\x1b[K")
+        self.stream.flush()
+
+
+@defer.inlineCallbacks
+def push_one(reactor, family: int, ip: str, port: int, *, label: str, kind: str, name: str,
+             size: int, sha: str, read, sender_name: str, timeout: float, window: int,
+             payload: int, progress_stream=None):
+    sender = Sender(offer_id=secrets.randbits(64) or 1, name=name, size=size, sha256=sha,
+                    kind=kind, read=read, sender_name=sender_name, payload_size=payload,
+                    window=window, timeout=timeout)
+    bar = Progress(progress_stream, label, size) if progress_stream is not None else None
+    on_progress = (lambda core: bar.update(core.bytes_acked)) if bar else None
+    protocol = PushProtocol(sender, reactor, on_progress=on_progress)
+    interface = "::" if family == socket.AF_INET6 else ""
+    port_obj = reactor.listenUDP(0, protocol, interface=interface)
+    started = time.monotonic()
+    try:
+        protocol.transport.connect(ip, port)
+        protocol.begin()
+        yield protocol.done
+    finally:
+        if bar:
+            bar.finish()
+        yield port_obj.stopListening()
+    return sender, time.monotonic() - started
+
+
+def result_record(file: str, sender: Sender, seconds: float, sha: str) -> dict:
+    delivered = sender.status == DELIVERED
+    return {
+        "file": file, "name": sender.stored_name if delivered else None,
+        "bytes": sender.size, "seconds": round(seconds, 6),
+        "mb_per_s": round(sender.size / seconds / 1e6, 3) if delivered and seconds > 0 else 0.0,
+        "sha256": sha, "retransmits": sender.retransmits,
+        "retransmitted_bytes": sender.retransmitted_bytes, "status": sender.status,
+        "error": sender.error,
+    }
+
+
+def exit_code_for(sender: Sender) -> int:
+    if sender.status == DELIVERED:
+        return exits.OK
+    if sender.status == REJECTED or sender.failed_by_peer:
+        return exits.REFUSED
+    return exits.UNREACHABLE
+
+
+@dataclass
+class Job:
+    """One thing to push: a file on disk or the message text."""
+    label: str        # what the user named (a path, or "(message)")
+    kind: str         # "file" or "message"
+    name: str         # the name offered to the server
+    source: object    # a path (files) or the bytes (messages)
+    size: int
+    sha256: str
+
+
+def plan(args) -> list[Job]:
+    """The pushes ``args`` asks for, hashed, in order (message first)."""
+    jobs = []
+    if args.message is not None:
+        data = args.message.encode("utf-8")
+        jobs.append(Job("(message)", "message", "message", data, len(data),
+                        hashlib.sha256(data).hexdigest()))
+    for path in args.files:
+        jobs.append(Job(path, "file", os.path.basename(path), path, os.path.getsize(path),
+                        sha256_of(path)))
+    return jobs
+
+
+@contextmanager
+def readable(job: Job):
+    """A ``read(offset, n)`` over the job's bytes (files are memory-mapped)."""
+    if isinstance(job.source, bytes) or not job.size:
+        data = job.source if isinstance(job.source, bytes) else b""
+        yield lambda off, n: data[off:off + n]
+        return
+    with open(job.source, "rb") as handle, \
+            mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapping:
+        yield lambda off, n: mapping[off:off + n]
+
+
+def skipped_record(job: Job) -> dict:
+    return {"file": job.label, "name": None, "bytes": job.size, "seconds": 0.0,
+            "mb_per_s": 0.0, "sha256": job.sha256, "retransmits": 0,
+            "retransmitted_bytes": 0, "status": "failed",
+            "error": "skipped: the server did not answer"}
+
+
+@defer.inlineCallbacks
+def run(reactor, args, out=None, err=None):
+    """Push everything in ``args``; returns the exit status (:mod:`tekcos.exits`)."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    host, port = parse_address(args.to)
+    try:
+        family, ip = resolve_udp(host, port)
+    except OSError as e:
+        err.write(f"tekcos push: cannot resolve {host}: {e.strerror or e}\n")
+        return exits.UNREACHABLE
+    sender_name = args.as_name or getpass.getuser()
+    show_progress = err.isatty() and not args.quiet
+    status = exits.OK
+    for job in plan(args):
+        if status == exits.UNREACHABLE:   # no point waiting for a server that is gone
+            _report(out, err, args, skipped_record(job))
+            continue
+        with readable(job) as read:
+            sender, seconds = yield push_one(
+                reactor, family, ip, port, label=job.label, kind=job.kind, name=job.name,
+                size=job.size, sha=job.sha256, read=read, sender_name=sender_name,
+                timeout=args.timeout, window=args.window, payload=args.payload,
+                progress_stream=err if show_progress else None)
+        _report(out, err, args, result_record(job.label, sender, seconds, job.sha256))
+        status = exits.worst(status, exit_code_for(sender))
+    return status
+
+
+def _report(out, err, args, record: dict) -> None:
+    if args.json:
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        out.flush()
+        return
+    if record["status"] == "delivered":
+        out.write(f"{record['file']}: delivered as {record['name'] or '(message)'}, "
+                  f"{record['bytes']} bytes in {record['seconds']:.2f} s "
+                  f"({record['mb_per_s']:.1f} MB/s, {record['retransmits']} retransmits)\n")
+        out.flush()
+    else:
+        err.write(f"tekcos push: {record['file']}: {record['status']}: {record['error']}\n")
+
+
+def check_args(args) -> None:
+    """Raise UsageError for anything wrong before the network is touched."""
+    if not args.files and args.message is None:
+        raise UsageError("nothing to push: give FILE... or --message TEXT")
+    if args.files and args.message is not None:
+        raise UsageError("give FILE... or --message TEXT, not both")
+    for path in args.files:
+        if not os.path.exists(path):
+            raise UsageError(f"{path}: no such file")
+        if not os.path.isfile(path):
+            raise UsageError(f"{path}: not a regular file")
+        if not os.access(path, os.R_OK):
+            raise UsageError(f"{path}: not readable")
+    if args.message is not None and not args.message:
+        raise UsageError("--message: empty message")
+    if not 16 <= args.payload <= wire.MAX_DATAGRAM - wire.HEADER_SIZE:
+        raise UsageError(f"--payload: must be between 16 and {wire.MAX_DATAGRAM - wire.HEADER_SIZE}")
+    if args.window < 1:
+        raise UsageError("--window: must be at least 1")
+    if args.timeout <= 0:
+        raise UsageError("--timeout: must be positive")
+    try:
+        parse_address(args.to)
+    except ValueError as e:
+        raise UsageError(f"--to: {e}") from None

@@ -1,0 +1,406 @@
+"""Sans-IO receiving side: every push arriving at one UDP port.
+
+:class:`Endpoint` demultiplexes datagrams by token, refuses before any data
+flows (size, disk space, name, session count), keeps out-of-order packets
+inside the window, acknowledges selectively, verifies the SHA-256 and
+publishes the file.  It never sends an address that has not echoed a token
+more than three times the bytes received from it.  Drive it with
+``receive_datagram(data, addr, now)``, ``datagrams_to_send(now)``,
+``get_timer()`` and ``handle_timer(now)``.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass, field
+from typing import Callable
+
+from tekcos import hello
+from tekcos.push import wire
+from tekcos.push.storage import BadName, Downloads, safe_name
+from tekcos.ratelimit import TokenBucket
+
+AMPLIFICATION = 3
+UNANSWERED_PER_ADDRESS = 4   # accepted offers whose token has not come back yet
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass
+class Limits:
+    max_file_size: int = 4 << 30
+    max_message: int = 4096
+    max_sessions: int = 32
+    idle_timeout: float = 30.0
+    handshake_timeout: float = 5.0   # an accepted offer whose token never comes back
+    linger: float = 10.0          # how long a finished session answers duplicates
+    window: int = 8192            # packets (about 11 MiB of buffer at most per push)
+    payload: int = wire.DEFAULT_PAYLOAD
+
+
+@dataclass
+class Received:
+    """What the endpoint reports when a push completes (for the chat)."""
+    kind: str
+    sender: str
+    address: tuple
+    name: str          # as stored (files) or "" (messages)
+    size: int
+    text: str = ""
+
+
+@dataclass(eq=False)
+class Session:
+    token: int
+    addr: tuple
+    offer_id: int
+    kind: str
+    sender: str
+    name: str
+    size: int
+    sha256: str
+    payload: int
+    total: int
+    part: object = None
+    message: bytearray = field(default_factory=bytearray)
+    hasher: object = field(default_factory=hashlib.sha256)
+    cum: int = 0                  # next packet expected in order
+    bits: int = 0                 # bit j: packet cum + j is buffered
+    buffer: dict = field(default_factory=dict)
+    validated: bool = False
+    ack_trigger: int = -1
+    result: bytes | None = None   # DONE or FAIL, repeated on duplicates
+    deadline: float = 0.0
+
+    @property
+    def finished(self) -> bool:
+        return self.result is not None
+
+
+class Endpoint:
+    def __init__(self, downloads: Downloads, limits: Limits | None = None,
+                 on_complete: Callable[[Received], None] | None = None,
+                 server_info: dict | None = None, token: Callable[[], int] | None = None,
+                 log: Callable[[str], None] | None = None):
+        self.downloads = downloads
+        self.limits = limits or Limits()
+        self.on_complete = on_complete or (lambda received: None)
+        self.server_info = server_info or {}
+        self.new_token = token or (lambda: secrets.randbits(64) or 1)
+        self.log = log or (lambda text: None)
+        self.sessions: dict[int, Session] = {}
+        self.offers: dict[tuple, Session | bytes] = {}   # (addr, offer id) -> session or REJECT
+        self.budget: dict[tuple, list[int]] = {}          # addr -> [bytes in, bytes out]
+        self.outbox: list[tuple[bytes, tuple]] = []
+        self.acks: dict[int, Session] = {}
+        # Refusals are logged at most about once a second (after a burst of
+        # 20): a flood of bad offers must not become a flood of log lines.
+        self._refusal_log = TokenBucket(rate=1.0, burst=20, now=0.0)
+        self._refusals_unlogged = 0
+
+    # -- input ------------------------------------------------------------------
+    def receive_datagram(self, data: bytes, addr: tuple, now: float) -> None:
+        try:
+            kind, token, seq, payload = wire.decode(data)
+        except wire.Malformed:
+            self._count_in(addr, len(data))
+            return
+        if kind == wire.DATA:
+            session = self.sessions.get(token)
+            if session is None or session.addr != addr:
+                self._count_in(addr, len(data))
+                return
+            self._data(session, seq, payload, now)
+            return
+        session = self.sessions.get(token) if token else None
+        if session is not None and session.addr == addr:
+            if kind == wire.ACK:  # never sent to us; ignore
+                return
+            session.validated = True
+            if not session.finished:
+                session.deadline = now + self.limits.idle_timeout
+            if kind == wire.PROBE:
+                if session.total == 0 and not session.finished and self._open_part(session):
+                    self._complete(session, now)
+                    return
+                if session.finished:
+                    self.outbox.append((session.result, addr))
+                else:
+                    self.acks[token] = session
+            elif kind == wire.ABORT:
+                self.log(f"push of {session.name!r} from {addr[0]} aborted by the sender")
+                self._drop(session)
+            return
+        self._count_in(addr, len(data))
+        if kind == wire.OFFER:
+            self._offer(token, payload, addr, now)
+        elif kind == wire.HELLO:
+            self._hello(addr)
+
+    def _count_in(self, addr: tuple, n: int) -> None:
+        entry = self.budget.get(addr)
+        if entry is None:
+            if len(self.budget) >= 4096:   # forget the oldest address
+                self.budget.pop(next(iter(self.budget)))
+            entry = self.budget[addr] = [0, 0]
+        entry[0] += n
+
+    def _send_unvalidated(self, data: bytes, addr: tuple) -> bool:
+        entry = self.budget.get(addr)
+        if entry is None or entry[1] + len(data) > AMPLIFICATION * entry[0]:
+            return False
+        entry[1] += len(data)
+        self.outbox.append((data, addr))
+        return True
+
+    def _hello(self, addr: tuple) -> None:
+        self._send_unvalidated(hello.reply(self.server_info), addr)
+
+    def _offer(self, offer_id: int, payload: bytes, addr: tuple, now: float) -> None:
+        known = self.offers.get((addr, offer_id))
+        if known is not None:   # our answer was lost: repeat it
+            if isinstance(known, Session):
+                self._send_unvalidated(self._accept(known), addr)
+            else:
+                self._send_unvalidated(known, addr)
+            return
+        try:
+            offer = wire.decode_json(payload)
+            session = self._check_offer(offer_id, offer, addr, now)
+        except (wire.Malformed, Refusal) as e:
+            reason = str(e)
+            self._log_refusal(f"refused push from {addr[0]}: {reason}", now)
+            reply = wire.encode_json(wire.REJECT, offer_id, {"error": reason})
+            if len(self.offers) < 4096:
+                self.offers[(addr, offer_id)] = reply
+            self._send_unvalidated(reply, addr)
+            return
+        self.sessions[session.token] = session
+        self.offers[(addr, offer_id)] = session
+        self._send_unvalidated(self._accept(session), addr)
+
+    def _log_refusal(self, text: str, now: float) -> None:
+        if self._refusal_log.allow(now):
+            if self._refusals_unlogged:
+                text += f" ({self._refusals_unlogged} more refusals not logged)"
+                self._refusals_unlogged = 0
+            self.log(text)
+        else:
+            self._refusals_unlogged += 1
+
+    def _accept(self, session: Session) -> bytes:
+        return wire.encode_json(wire.ACCEPT, session.offer_id, {
+            "token": session.token, "window": self.limits.window, "payload": session.payload})
+
+    def _check_offer(self, offer_id: int, offer: dict, addr: tuple, now: float) -> Session:
+        """A new session for a valid offer that fits, or Refusal saying why."""
+        fields = _offer_fields(offer)
+        self._make_room(addr, now)
+        limits = self.limits
+        payload = min(fields["want"], limits.payload)
+        token = self.new_token()
+        while token in self.sessions:
+            token = self.new_token()
+        size = fields["size"]
+        common = dict(token=token, addr=addr, offer_id=offer_id, kind=fields["kind"],
+                      sender=fields["sender"], size=size, sha256=fields["sha"],
+                      payload=payload, total=-(-size // payload),
+                      deadline=now + min(limits.handshake_timeout, limits.idle_timeout))
+        if fields["kind"] == "message":
+            if size > limits.max_message:
+                raise Refusal(f"message larger than {limits.max_message} bytes")
+            return Session(name="", **common)
+        name = self._check_file(offer.get("name"), size)
+        # The .part file is created once the sender echoes the token: a flood
+        # of offers leaves nothing on disk.
+        return Session(name=name, **common)
+
+    def _make_room(self, addr: tuple, now: float) -> None:
+        """Refuse when the table is full of real transfers; an unanswered
+        offer (a flood) makes room otherwise."""
+        active = [s for s in self.sessions.values() if not s.finished]
+        waiting = [s for s in active if not s.validated]
+        if sum(1 for s in waiting if s.addr == addr) >= UNANSWERED_PER_ADDRESS:
+            raise Refusal("too many unanswered offers from your address")
+        if len(active) < self.limits.max_sessions:
+            return
+        # Offers that never echoed their token (a flood) must not lock out
+        # real senders: one from the address holding the most of them
+        # makes room.
+        if not waiting:
+            raise Refusal(f"too many transfers in progress (at most {self.limits.max_sessions}); "
+                          "try again later")
+        per_addr: dict[tuple, int] = {}
+        for w in waiting:
+            per_addr[w.addr] = per_addr.get(w.addr, 0) + 1
+        victim = min(waiting, key=lambda w: (-per_addr[w.addr], w.deadline))
+        self._log_refusal(f"dropped an unanswered offer from {victim.addr[0]} to make room", now)
+        self._drop(victim)
+
+    def _check_file(self, offered_name, size: int) -> str:
+        """The name to store a file under, once name, size and space allow it."""
+        limits = self.limits
+        try:
+            name = safe_name(offered_name)
+        except BadName as e:
+            raise Refusal(f"invalid name: {e}") from None
+        if size > limits.max_file_size:
+            raise Refusal(f"file too large: {size} bytes, the limit is {limits.max_file_size}")
+        try:
+            free = self.downloads.free_bytes()
+        except OSError as e:
+            raise Refusal(f"downloads directory unavailable: {e.strerror}") from None
+        if size + self.downloads.reserve > free:
+            raise Refusal(f"not enough disk space: {size} bytes offered, "
+                          f"{max(0, free - self.downloads.reserve)} available")
+        return name
+
+    def _open_part(self, session: Session) -> bool:
+        if session.part is not None or session.kind != "file":
+            return True
+        try:
+            session.part = self.downloads.open_part(session.name, f"{session.token:016x}")
+            return True
+        except OSError as e:
+            session.result = wire.encode_json(wire.FAIL, session.token, {
+                "error": f"cannot store the file: {e.strerror}"})
+            self.outbox.append((session.result, session.addr))
+            return False
+
+    def _data(self, session: Session, seq: int, payload: bytes, now: float) -> None:
+        session.validated = True
+        if session.finished:
+            self.outbox.append((session.result, session.addr))
+            return
+        session.deadline = now + self.limits.idle_timeout
+        self.acks[session.token] = session
+        session.ack_trigger = seq
+        cum = session.cum
+        if seq < cum or seq >= session.total or seq >= cum + self.limits.window:
+            return   # duplicate or outside the window: the ACK resynchronises
+        expected = session.payload if seq < session.total - 1 \
+            else session.size - seq * session.payload
+        if len(payload) != expected:
+            return
+        if session.part is None and not self._open_part(session):
+            return
+        if seq > cum:
+            if seq not in session.buffer:
+                session.buffer[seq] = payload
+                session.bits |= 1 << (seq - cum)
+            return
+        # In order: consume it and everything buffered right after it.
+        bits = session.bits | 1
+        run = (~bits & (bits + 1)).bit_length() - 1   # trailing ones
+        self._consume(session, payload)
+        buffer = session.buffer
+        for s in range(cum + 1, cum + run):
+            self._consume(session, buffer.pop(s))
+        session.cum = cum + run
+        session.bits = bits >> run
+        if session.cum == session.total:
+            self._complete(session, now)
+
+    def _consume(self, session: Session, payload: bytes) -> None:
+        session.hasher.update(payload)
+        if session.part is not None:
+            session.part.append(payload)
+        else:
+            session.message += payload
+
+    def _complete(self, session: Session, now: float) -> None:
+        session.deadline = now + self.limits.linger
+        self.acks.pop(session.token, None)
+        if session.hasher.hexdigest() != session.sha256:
+            if session.part is not None:
+                session.part.discard()
+            session.result = wire.encode_json(wire.FAIL, session.token, {
+                "error": "SHA-256 mismatch: the data arrived but does not match the offer"})
+            self.log(f"push of {session.name!r} from {session.addr[0]} failed verification")
+        else:
+            stored = ""
+            text = ""
+            if session.part is not None:
+                try:
+                    stored = session.part.publish()
+                except OSError as e:
+                    session.part.discard()
+                    session.result = wire.encode_json(wire.FAIL, session.token, {
+                        "error": f"cannot store the file: {e.strerror}"})
+                    if session.validated:
+                        self.outbox.append((session.result, session.addr))
+                    return
+            else:
+                text = session.message.decode("utf-8", "replace")
+            session.result = wire.encode_json(wire.DONE, session.token, {
+                "name": stored, "sha256": session.sha256})
+            self.on_complete(Received(session.kind, session.sender, session.addr, stored,
+                                      session.size, text))
+        session.buffer.clear()
+        if session.validated:
+            self.outbox.append((session.result, session.addr))
+
+    def _drop(self, session: Session) -> None:
+        if session.part is not None and not session.finished:
+            session.part.discard()
+        self.sessions.pop(session.token, None)
+        self.acks.pop(session.token, None)
+        self.offers.pop((session.addr, session.offer_id), None)
+
+    # -- output and time --------------------------------------------------------------
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, tuple]]:
+        out = self.outbox
+        self.outbox = []
+        if self.acks:
+            window = self.limits.window
+            for session in self.acks.values():
+                if not session.finished:
+                    out.append((wire.encode_ack(session.token, session.cum, window,
+                                                max(0, session.ack_trigger),
+                                                session.bits >> 1), session.addr))
+            self.acks = {}
+        return out
+
+    def get_timer(self) -> float | None:
+        if not self.sessions:
+            return None
+        return min(s.deadline for s in self.sessions.values())
+
+    def handle_timer(self, now: float) -> None:
+        for session in list(self.sessions.values()):
+            if session.deadline <= now:
+                if not session.finished:
+                    self.log(f"push of {session.name or 'a message'!r} from {session.addr[0]} "
+                             f"timed out after {session.cum} of {session.total} packets")
+                self._drop(session)
+        if not self.sessions:
+            self.offers.clear()
+
+    def close(self) -> None:
+        """Discard every unfinished transfer (server shutdown)."""
+        for session in list(self.sessions.values()):
+            self._drop(session)
+
+
+class Refusal(Exception):
+    """An offer is refused; ``str()`` is the reason sent back in the REJECT."""
+
+
+def _offer_fields(offer: dict) -> dict:
+    """The offer's fields, type-checked; raises Refusal."""
+    kind = offer.get("kind")
+    size = offer.get("size")
+    sha = offer.get("sha256")
+    sender = offer.get("from", "")
+    want = offer.get("payload", wire.DEFAULT_PAYLOAD)
+    if kind not in ("file", "message"):
+        raise Refusal("unknown kind of push")
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size < 1 << 63:
+        raise Refusal("bad size")
+    if not isinstance(sha, str) or not _SHA256.match(sha):
+        raise Refusal("bad sha256")
+    if not isinstance(sender, str) or len(sender) > 64:
+        raise Refusal("bad sender name")
+    if not isinstance(want, int) or isinstance(want, bool) or want < 16:
+        raise Refusal("bad payload size")
+    return {"kind": kind, "size": size, "sha": sha, "sender": sender, "want": want}

@@ -1,0 +1,329 @@
+"""Sans-IO Selective Repeat sender: one file or message to one receiver.
+
+Drive it like aioquic's connection::
+
+    sender.start(now)
+    for datagram in sender.datagrams_to_send(now): send it
+    sender.receive_datagram(data, now)      # every datagram from the receiver
+    deadline = sender.get_timer()           # call handle_timer(now) then
+    sender.handle_timer(now)
+
+Each in-flight packet has its own logical timer (a heap entry); its timeout
+is the RFC 6298 RTO backed off by that packet's own retransmission count.
+A packet is also resent as soon as three packets sent after it are
+acknowledged (fast retransmit).  The sender never has a packet in flight at or
+beyond ``cumulative ack + the receiver's advertised window``.
+"""
+from __future__ import annotations
+
+import heapq
+from typing import Callable
+
+from tekcos.push import wire
+from tekcos.push.rtt import RttEstimator
+
+OFFERING, SENDING, CONFIRMING, FINISHED = "offering", "sending", "confirming", "finished"
+DELIVERED, REJECTED, FAILED = "delivered", "rejected", "failed"
+DUP_THRESHOLD = 3
+
+
+class Sender:
+    def __init__(self, *, offer_id: int, name: str, size: int, sha256: str, kind: str,
+                 read: Callable[[int, int], bytes], sender_name: str = "",
+                 payload_size: int = wire.DEFAULT_PAYLOAD, window: int = 1024,
+                 timeout: float = 10.0, rtt: RttEstimator | None = None, burst: int = 64):
+        self.offer_id = offer_id
+        self.offer = {"name": name, "size": size, "sha256": sha256, "kind": kind,
+                      "from": sender_name, "payload": payload_size, "window": window}
+        self.size = size
+        self.read = read
+        self.payload_size = payload_size
+        self.window = window
+        # New packets per datagrams_to_send() call: between bursts the adapter
+        # reads ACKs, so losses are repaired while the window is still open
+        # instead of after a whole window has been written out.
+        self.burst = burst
+        self.timeout = timeout
+        self.rtt = rtt or RttEstimator(initial_rto=0.5)
+        self.state = OFFERING
+        self.status: str | None = None
+        self.error: str | None = None
+        self.failed_by_peer = False   # the receiver sent FAIL (vs. silence or local abort)
+        self.stored_name: str | None = None
+        self.token = 0
+        self.total = 0
+        self.peer_window = window
+        self.base = 0            # lowest packet not yet acknowledged
+        self.sacked = 0          # bit i: packet base + i acknowledged selectively
+        self.next_seq = 0        # next packet never sent
+        self.sent_at: dict[int, float] = {}   # unacknowledged packets: last send time
+        self.retries: dict[int, int] = {}     # packets sent more than once
+        self.timers: list[tuple[float, int, int]] = []  # (deadline, seq, retries)
+        self.resend: list[int] = []
+        self.fast_mark = 0
+        self.retransmits = 0
+        self.retransmitted_bytes = 0
+        self.control: list[bytes] = []
+        self.control_sent = 0.0
+        self.control_tries = 0
+        self.last_progress = 0.0
+
+    # -- progress for the UI ------------------------------------------------------
+    @property
+    def finished(self) -> bool:
+        return self.state == FINISHED
+
+    @property
+    def bytes_acked(self) -> int:
+        return min(self.size, self.base * self.payload_size) if self.total else 0
+
+    # -- driving ------------------------------------------------------------------
+    def start(self, now: float) -> None:
+        self.last_progress = now
+        self._send_control(now)
+
+    def _offer_datagram(self) -> bytes:
+        # Padded so that the receiver's answer fits its 3x anti-amplification budget.
+        return wire.encode_json(wire.OFFER, self.offer_id, self.offer, pad_to=200)
+
+    def _send_control(self, now: float) -> None:
+        if self.state == OFFERING:
+            self.control.append(self._offer_datagram())
+        elif self.state == CONFIRMING:
+            self.control.append(wire.encode(wire.PROBE, self.token, self.total))
+        self.control_sent = now
+        self.control_tries += 1
+
+    def abort(self, reason: str) -> None:
+        if self.state in (SENDING, CONFIRMING):
+            self.control.append(wire.encode_json(wire.ABORT, self.token, {"error": reason}))
+        self._finish(FAILED, reason)
+
+    def _finish(self, status: str, error: str | None = None) -> None:
+        self.state = FINISHED
+        self.status = status
+        self.error = error
+        self.timers.clear()
+        self.sent_at.clear()
+        self.resend.clear()
+
+    def receive_datagram(self, data: bytes, now: float) -> None:
+        try:
+            kind, session, seq, payload = wire.decode(data)
+        except wire.Malformed:
+            return
+        if self.state == FINISHED:
+            return
+        if kind in (wire.ACCEPT, wire.REJECT):
+            if session != self.offer_id or self.state != OFFERING:
+                return
+            try:
+                body = wire.decode_json(payload)
+            except wire.Malformed:
+                return
+            if self.control_tries == 1:   # Karn: only an OFFER sent once gives a sample
+                self.rtt.sample(now - self.control_sent)
+            if kind == wire.REJECT:
+                self._finish(REJECTED, str(body.get("error", "refused")))
+                return
+            self._accepted(body, now)
+            return
+        if session != self.token or self.state == OFFERING:
+            return
+        if kind == wire.ACK:
+            try:
+                self._on_ack(*wire.decode_ack(seq, payload), now)
+            except wire.Malformed:
+                return
+        elif kind == wire.DONE:
+            try:
+                body = wire.decode_json(payload)
+            except wire.Malformed:
+                body = {}
+            self.base = self.total
+            self.stored_name = body.get("name")
+            self._finish(DELIVERED)
+        elif kind == wire.FAIL:
+            try:
+                body = wire.decode_json(payload)
+            except wire.Malformed:
+                body = {}
+            self.failed_by_peer = True
+            self._finish(FAILED, str(body.get("error", "the receiver failed the transfer")))
+
+    def _accepted(self, body: dict, now: float) -> None:
+        try:
+            token = int(body["token"])
+            window = int(body.get("window", self.window))
+            payload = int(body.get("payload", self.payload_size))
+        except (KeyError, TypeError, ValueError):
+            return
+        if not (0 < token < 1 << 64) or window < 1 or not (1 <= payload <= self.payload_size):
+            return
+        self.token = token
+        self.peer_window = window
+        self.payload_size = payload
+        self.total = -(-self.size // payload)
+        self.last_progress = now
+        self.control_tries = 0
+        self.state = SENDING if self.total else CONFIRMING
+        if self.state == CONFIRMING:
+            self._send_control(now)
+
+    def _on_ack(self, cumulative: int, window: int, trigger: int, bits: int,
+                now: float) -> None:
+        """One ACK: take the RTT sample, retire what it covers, then look for
+        losses (fast retransmit, lost retransmissions)."""
+        if cumulative > self.total:
+            return
+        self.peer_window = max(1, window)
+        # Karn's rule: a packet sent once gives an RTT sample.
+        if trigger in self.sent_at and trigger not in self.retries:
+            self.rtt.sample(now - self.sent_at[trigger])
+        latest = self._retire(cumulative, bits)
+        if latest:
+            self.last_progress = now
+        self._mark_holes_lost()
+        self._mark_retransmissions_lost(latest)
+        if self.base >= self.total and self.state == SENDING:
+            self.state = CONFIRMING
+            self.control_tries = 0
+            self._send_control(now)
+
+    def _forget(self, seq: int, latest: float) -> float:
+        t = self.sent_at.pop(seq, 0.0)
+        self.retries.pop(seq, None)
+        return t if t > latest else latest
+
+    def _retire(self, cumulative: int, bits: int) -> float:
+        """Forget every packet the ACK covers (cumulatively or selectively).
+        Returns the send time of the most recently sent one, 0.0 if none was
+        newly acknowledged."""
+        base = self.base
+        latest = 0.0
+        progressed = False
+        if cumulative > base:
+            for seq in range(base, cumulative):
+                latest = self._forget(seq, latest)
+            self.sacked >>= cumulative - base
+            self.base = base = cumulative
+            progressed = True
+        # Bitmap relative to our base (bit 0 = base itself).
+        shift = cumulative - base + 1
+        rel = bits << shift if shift >= 0 else bits >> -shift
+        new = rel & ~self.sacked
+        if new:
+            self.sacked |= new
+            progressed = True
+            while new:
+                low = new & -new
+                latest = self._forget(base + low.bit_length() - 1, latest)
+                new ^= low
+        # A packet whose send time is unknown still counts as progress.
+        return (latest or 1e-9) if progressed else 0.0
+
+    def _mark_holes_lost(self) -> None:
+        """Fast retransmit (RFC 6675's IsLost): a hole with at least
+        DUP_THRESHOLD selectively acknowledged packets above it is lost.
+        Holes below the DUP_THRESHOLD-th highest acknowledged packet qualify;
+        each packet is considered once (fast_mark), later losses of the
+        resent copy are left to its own timer."""
+        base = self.base
+        marks = self.sacked
+        for _ in range(DUP_THRESHOLD - 1):
+            if not marks:
+                break
+            marks &= ~(1 << (marks.bit_length() - 1))
+        limit = base + marks.bit_length() - 1 if marks else base
+        start = max(self.fast_mark, base)
+        if limit <= start:
+            return
+        holes = ~(self.sacked >> (start - base)) & ((1 << (limit - start)) - 1)
+        while holes:
+            low = holes & -holes
+            seq = start + low.bit_length() - 1
+            if seq in self.sent_at:
+                self.resend.append(seq)
+            holes ^= low
+        self.fast_mark = limit
+
+    def _mark_retransmissions_lost(self, latest: float) -> None:
+        """A resent packet can be lost again.  RACK-style: it is, once a
+        packet sent a reordering window after it has been acknowledged."""
+        if not self.retries or not latest:
+            return
+        reo = max(0.001, (self.rtt.srtt or 0.0) / 4)
+        sent_at = self.sent_at
+        for seq in self.retries:
+            if sent_at.get(seq, latest) + reo < latest:
+                self.resend.append(seq)
+
+    def datagrams_to_send(self, now: float) -> list[bytes]:
+        out = self.control
+        self.control = []
+        if self.state != SENDING:
+            return out
+        psize, token, read = self.payload_size, self.token, self.read
+        timers, sent_at, retries = self.timers, self.sent_at, self.retries
+        if self.resend:
+            for seq in dict.fromkeys(self.resend):  # a timer and a fast resend may coincide
+                if seq in sent_at:
+                    count = retries.get(seq, 0) + 1
+                    retries[seq] = count
+                    sent_at[seq] = now
+                    data = read(seq * psize, psize)
+                    out.append(wire.encode(wire.DATA, token, seq, data))
+                    heapq.heappush(timers, (now + self.rtt.backoff(count), seq, count))
+                    self.retransmits += 1
+                    self.retransmitted_bytes += len(data)
+            self.resend = []
+        seq = self.next_seq
+        limit = min(self.total, self.base + min(self.window, self.peer_window), seq + self.burst)
+        if seq < limit:
+            deadline = now + self.rtt.rto
+            encode, DATA, push = wire.encode, wire.DATA, heapq.heappush
+            while seq < limit:
+                out.append(encode(DATA, token, seq, read(seq * psize, psize)))
+                sent_at[seq] = now
+                push(timers, (deadline, seq, 0))
+                seq += 1
+            self.next_seq = seq
+        return out
+
+    @property
+    def can_send(self) -> bool:
+        """More datagrams are ready now (the burst limit held some back)."""
+        return self.state == SENDING and (bool(self.resend) or self.next_seq < min(
+            self.total, self.base + min(self.window, self.peer_window)))
+
+    def get_timer(self) -> float | None:
+        if self.state == FINISHED:
+            return None
+        deadline = self.last_progress + self.timeout
+        if self.state in (OFFERING, CONFIRMING):
+            return min(deadline, self.control_sent + self.rtt.backoff(self.control_tries - 1))
+        timers, sent_at, retries = self.timers, self.sent_at, self.retries
+        while timers:
+            when, seq, count = timers[0]
+            if seq in sent_at and retries.get(seq, 0) == count:
+                return min(deadline, when)
+            heapq.heappop(timers)   # stale: acknowledged or resent since
+        return deadline
+
+    def handle_timer(self, now: float) -> None:
+        if self.state == FINISHED:
+            return
+        if now >= self.last_progress + self.timeout:
+            what = "the receiver stopped answering" if self.state != OFFERING \
+                else "no answer from the receiver"
+            self._finish(FAILED, f"{what} (timeout {self.timeout:g} s)")
+            return
+        if self.state in (OFFERING, CONFIRMING):
+            if now >= self.control_sent + self.rtt.backoff(self.control_tries - 1):
+                self._send_control(now)
+            return
+        timers, sent_at, retries = self.timers, self.sent_at, self.retries
+        while timers and timers[0][0] <= now:
+            when, seq, count = heapq.heappop(timers)
+            if seq in sent_at and retries.get(seq, 0) == count:
+                self.resend.append(seq)

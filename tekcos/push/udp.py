@@ -1,0 +1,260 @@
+"""Twisted adapters for the sans-IO transfer cores.
+
+Each adapter owns one ``IDelayedCall`` for its core's timer and re-arms it
+after every change.  Input is handled datagram by datagram; output is
+flushed once per batch of input (a ``callLater(0)``), so one ACK answers a
+whole burst of DATA and one burst of DATA answers a batch of ACKs.
+"""
+from __future__ import annotations
+
+import errno
+import socket
+import sys
+
+from twisted.application.service import Service
+from twisted.internet import defer
+from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import Logger
+
+from tekcos.push.receiver import Endpoint, Limits
+from tekcos.push.sender import Sender
+from tekcos.push.storage import Downloads
+
+RETRY_SEND = 0.001   # when the socket buffer is full
+# Python does not export these; they are Linux's values (asm-generic/socket.h).
+SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32 if sys.platform.startswith("linux") else None)
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33 if sys.platform.startswith("linux") else None)
+
+
+def size_socket_buffers(transport, size: int) -> None:
+    """Make the kernel buffers hold a whole window (root may exceed rmem_max)."""
+    sock = getattr(transport, "socket", None)
+    if sock is None:
+        return
+    for force, plain in ((SO_RCVBUFFORCE, socket.SO_RCVBUF), (SO_SNDBUFFORCE, socket.SO_SNDBUF)):
+        try:
+            if force is None:
+                raise PermissionError
+            sock.setsockopt(socket.SOL_SOCKET, force, size)
+        except OSError:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, plain, size)
+            except OSError:
+                pass
+
+
+class _Driven(DatagramProtocol):
+    """Flush scheduling, the one timer, and writes that survive a full buffer."""
+
+    log = Logger()
+
+    def __init__(self, core, clock):
+        self.core = core
+        self.clock = clock
+        self._timer = None
+        self._flush_call = None
+        self._backlog: list[tuple[bytes, tuple | None]] = []
+
+    def _poke(self) -> None:
+        if self._flush_call is None:
+            self._flush_call = self.clock.callLater(0, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_call = None
+        if self.transport is None:
+            return
+        now = self.clock.seconds()
+        backlog, self._backlog = self._backlog, []
+        for item in backlog + self._outgoing(now):
+            if self._backlog:           # keep order once we are blocked
+                self._backlog.append(item)
+                continue
+            self._write(*item)
+        self._rearm(now)
+
+    def _write(self, data: bytes, addr) -> None:
+        try:
+            if addr is None:
+                self.transport.write(data)
+            else:
+                self.transport.write(data, addr)
+        except OSError as e:
+            if e.errno in (errno.EAGAIN, errno.ENOBUFS):
+                self._backlog.append((data, addr))
+            elif e.errno == errno.ECONNREFUSED:
+                self.connectionRefused()
+            else:
+                self.log.warn("send failed: {error}", error=e)
+
+    def _rearm(self, now: float) -> None:
+        deadline = self.core.get_timer()
+        if self._backlog:
+            deadline = now + RETRY_SEND if deadline is None else min(deadline, now + RETRY_SEND)
+        if deadline is None:
+            if self._timer is not None and self._timer.active():
+                self._timer.cancel()
+            self._timer = None
+            return
+        delay = max(0.0, deadline - now)
+        if self._timer is not None and self._timer.active():
+            self._timer.reset(delay)
+        else:
+            self._timer = self.clock.callLater(delay, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self.core.handle_timer(self.clock.seconds())
+        self._after_timer()
+        self._flush()
+
+    def _after_timer(self) -> None:
+        pass
+
+    def _cancel(self) -> None:
+        for call in (self._timer, self._flush_call):
+            if call is not None and call.active():
+                call.cancel()
+        self._timer = self._flush_call = None
+
+
+class ServerProtocol(_Driven):
+    """Receives pushes (and answers HELLO) on the server's UDP port."""
+
+    def __init__(self, endpoint: Endpoint, clock, buffer_bytes: int = 32 << 20):
+        super().__init__(endpoint, clock)
+        self.buffer_bytes = buffer_bytes
+
+    def startProtocol(self) -> None:
+        size_socket_buffers(self.transport, self.buffer_bytes)
+
+    def datagramReceived(self, data: bytes, addr) -> None:
+        self.core.receive_datagram(data, addr, self.clock.seconds())
+        self._poke()
+
+    def _outgoing(self, now: float):
+        return self.core.datagrams_to_send(now)
+
+    def stopProtocol(self) -> None:
+        self._cancel()
+        self.core.close()
+
+
+class PushProtocol(_Driven):
+    """Pushes one file or message; ``done`` fires with the finished Sender.
+
+    The transport must be connected to the receiver's address, so that
+    datagrams from anyone else never reach the sender.
+    """
+
+    def __init__(self, sender: Sender, clock, buffer_bytes: int = 4 << 20, on_progress=None):
+        super().__init__(sender, clock)
+        self.done: defer.Deferred = defer.Deferred()
+        self.buffer_bytes = buffer_bytes
+        self.on_progress = on_progress
+
+    def startProtocol(self) -> None:
+        size_socket_buffers(self.transport, self.buffer_bytes)
+
+    def begin(self) -> None:
+        """Start pushing; call once the transport is connected."""
+        self.core.start(self.clock.seconds())
+        self._flush()
+
+    def datagramReceived(self, data: bytes, addr) -> None:
+        self.core.receive_datagram(data, self.clock.seconds())
+        if self._check_done():
+            return
+        self._poke()
+
+    def connectionRefused(self) -> None:
+        # ICMP port unreachable: nothing listens there.  Only conclusive
+        # before the receiver has answered.
+        if self.core.state == "offering":
+            self.core.abort("connection refused: no tekcos server listens there")
+            self._check_done()
+
+    def stopProtocol(self) -> None:
+        # Twisted's epoll reactor closes a connected UDP port when the socket
+        # reports an error (ICMP port unreachable) before we could read it.
+        if not self.core.finished:
+            self.core.abort("connection refused: no tekcos server listens there"
+                            if self.core.state == "offering" else "the socket was closed")
+        self._cancel()
+        if not self.done.called:
+            self.done.callback(self.core)
+
+    def _outgoing(self, now: float):
+        out = [(d, None) for d in self.core.datagrams_to_send(now)]
+        if self.on_progress is not None:
+            self.on_progress(self.core)
+        if self.core.can_send:
+            # Come back after the reactor has read what arrived meanwhile.
+            self.clock.callLater(0, self._poke)
+        return out
+
+    def _after_timer(self) -> None:
+        self._check_done()
+
+    def _check_done(self) -> bool:
+        if not self.core.finished or self.done.called:
+            return False
+        # Send what the core still has (an ABORT), then stop.
+        if self.transport is not None:
+            for data in self.core.datagrams_to_send(self.clock.seconds()):
+                self._write(data, None)
+        self._cancel()
+        self.done.callback(self.core)
+        return True
+
+    def cancel(self, reason: str) -> None:
+        if not self.core.finished:
+            self.core.abort(reason)
+            self._check_done()
+
+
+def push_service(values: dict, on_complete, server_info: dict, reactor) -> UDPServer:
+    """The server's UDP side, from the resolved settings: pushes are stored
+    under ``downloads`` and reported to ``on_complete``; HELLOs are answered
+    with ``server_info``."""
+    log = Logger(namespace="tekcos.push")
+    downloads = Downloads(values["downloads"])
+    limits = Limits(max_file_size=values["max-file-size"], max_message=values["max-message"],
+                    max_sessions=values["max-transfers"], idle_timeout=values["transfer-timeout"])
+    endpoint = Endpoint(downloads, limits, on_complete=on_complete, server_info=server_info,
+                        log=lambda text: log.info("{text}", text=text))
+    removed = downloads.clean_stale_parts()
+    if removed:
+        log.info("removed {n} partial file(s) left by an earlier run", n=removed)
+    return UDPServer(values["udp-port"], ServerProtocol(endpoint, reactor), reactor=reactor)
+
+
+class UDPServer(Service):
+    """Listens on a UDP port while running (like internet.UDPServer, with an
+    injectable reactor)."""
+
+    def __init__(self, port: int, protocol, reactor, interface: str = ""):
+        self.port_number = port
+        self.protocol = protocol
+        self.reactor = reactor
+        self.interface = interface
+        self.port = None
+
+    def privilegedStartService(self):
+        # Like the TCP endpoints: bind before privileges are dropped.
+        super().privilegedStartService()
+        self._listen()
+
+    def startService(self):
+        super().startService()
+        self._listen()
+
+    def _listen(self):
+        if self.port is None:
+            self.port = self.reactor.listenUDP(self.port_number, self.protocol,
+                                               interface=self.interface, maxPacketSize=65535)
+
+    def stopService(self):
+        super().stopService()
+        if self.port is not None:
+            port, self.port = self.port, None
+            return port.stopListening()

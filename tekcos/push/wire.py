@@ -1,0 +1,89 @@
+"""Datagram format.
+
+Every datagram starts with a 24-byte header, big-endian::
+
+    version  u8    1
+    type     u8    see the constants below
+    length   u16   payload length
+    session  u64   the sender's offer id in OFFER/ACCEPT/REJECT, the
+                   receiver's token in every later datagram, 0 in HELLO
+    seq      u64   packet number (DATA) or next expected packet (ACK)
+    crc      u32   CRC-32 of the header (crc field zero) and the payload
+
+A datagram whose length, version or CRC does not match is dropped.  File
+sizes and offsets are 64-bit (offset = seq * payload size).
+"""
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+
+VERSION = 1
+HEADER = struct.Struct("!BBHQQI")
+HEADER_SIZE = HEADER.size  # 24
+_HEAD_NO_CRC = struct.Struct("!BBHQQ")
+
+OFFER, ACCEPT, REJECT, DATA, ACK, DONE, FAIL, PROBE, ABORT, HELLO, HELLO_REPLY = range(1, 12)
+DEFAULT_PAYLOAD = 1400
+MAX_DATAGRAM = 65507
+# ACK payload: advertised window (u32), the seq that triggered it (u64), then
+# a bitmap of packets received beyond the cumulative point.
+ACK_HEAD = struct.Struct("!IQ")
+
+
+class Malformed(ValueError):
+    pass
+
+
+def encode(kind: int, session: int, seq: int, payload: bytes = b"") -> bytes:
+    head = _HEAD_NO_CRC.pack(VERSION, kind, len(payload), session, seq)
+    crc = zlib.crc32(payload, zlib.crc32(head))
+    return head + struct.pack("!I", crc) + payload
+
+
+def decode(data: bytes) -> tuple[int, int, int, bytes]:
+    """(type, session, seq, payload); raises Malformed."""
+    if len(data) < HEADER_SIZE:
+        raise Malformed("short datagram")
+    version, kind, length, session, seq, crc = HEADER.unpack_from(data)
+    if version != VERSION:
+        raise Malformed(f"version {version}")
+    if length != len(data) - HEADER_SIZE:
+        raise Malformed("length mismatch")
+    payload = data[HEADER_SIZE:]
+    if zlib.crc32(payload, zlib.crc32(data[:HEADER_SIZE - 4])) != crc:
+        raise Malformed("bad checksum")
+    return kind, session, seq, payload
+
+
+def encode_json(kind: int, session: int, obj: dict, pad_to: int = 0) -> bytes:
+    body = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(body) < pad_to:
+        body += b" " * (pad_to - len(body))
+    return encode(kind, session, 0, body)
+
+
+def decode_json(payload: bytes) -> dict:
+    try:
+        obj = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise Malformed("bad JSON") from None
+    if not isinstance(obj, dict):
+        raise Malformed("JSON is not an object")
+    return obj
+
+
+def encode_ack(token: int, cumulative: int, window: int, trigger: int, bits: int) -> bytes:
+    """ACK: every packet below ``cumulative`` arrived; bit j of ``bits`` says
+    packet ``cumulative + 1 + j`` arrived too (selective acknowledgement)."""
+    bitmap = bits.to_bytes((bits.bit_length() + 7) // 8, "little") if bits else b""
+    return encode(ACK, token, cumulative, ACK_HEAD.pack(window, trigger) + bitmap)
+
+
+def decode_ack(seq: int, payload: bytes) -> tuple[int, int, int, int]:
+    """(cumulative, window, trigger, bitmap-as-int)."""
+    if len(payload) < ACK_HEAD.size:
+        raise Malformed("short ACK")
+    window, trigger = ACK_HEAD.unpack_from(payload)
+    return seq, window, trigger, int.from_bytes(payload[ACK_HEAD.size:], "little")

@@ -1,0 +1,140 @@
+"""The chat client: its plain session logic, address parsing, and the real
+command against a real server (pipe and terminal)."""
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tekcos.chat.client import Session, parse_address
+from tests.twistd import User, free_port
+
+TEKCOS = [sys.executable, "-m", "tekcos.cli"]
+
+
+def test_parse_address():
+    assert parse_address("host") == ("host", 9000)
+    assert parse_address("host:9100") == ("host", 9100)
+    assert parse_address("[::1]:9100") == ("::1", 9100)
+    assert parse_address("::1") == ("::1", 9000)
+    for bad in ["host:0", "host:x", ":9000", "a:b:c", "[::1]x"]:
+        with pytest.raises(ValueError):
+            parse_address(bad)
+
+
+def make_session(nick):
+    shown, sent = [], []
+    return Session(shown.append, sent.append, nick), shown, sent
+
+
+def test_session_holds_input_until_the_nick_is_accepted():
+    s, shown, sent = make_session("bot")
+    s.user_line("early")
+    s.quit()
+    assert sent == []
+    s.server_line("*** Choose a nick (...)")
+    assert sent == [b"bot\r\n"]
+    s.server_line("*** You are in lobby (you are alone here).")
+    assert sent == [b"bot\r\n", b"early\r\n", b"/quit\r\n"]
+    assert s.quitting and s.refusal is None
+    assert shown[0] == "*** Choose a nick (...)"
+
+
+def test_session_refused_nick_quits_without_sending_queued_lines():
+    s, shown, sent = make_session("bot")
+    s.user_line("never sent")
+    s.server_line("*** Choose a nick:")
+    s.server_line("*** Error: The nick bot is taken; choose another.")
+    assert s.refusal == "The nick bot is taken; choose another."
+    assert sent == [b"bot\r\n", b"/quit\r\n"]
+
+
+def run_client(*args, input=b"", timeout=30):
+    return subprocess.run(TEKCOS + ["chat", *args], input=input, capture_output=True,
+                          timeout=timeout)
+
+
+def test_pipe_mode_sends_lines_prints_replies_and_exits_zero(start):
+    server = start()
+    watcher = User(server.port, "watcher")
+    result = run_client(f"127.0.0.1:{server.port}", "--nick", "script",
+                        input=b"hello from a script\n/who\n")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.decode()
+    assert "<script> hello from a script" in out
+    assert "*** lobby (2): watcher" in out
+    watcher.expect(rb"<script> hello from a script")
+    watcher.expect(rb"-- script has quit \(quit\)")
+
+
+def test_taken_nick_exits_one_with_the_reason(start):
+    server = start()
+    holder = User(server.port, "taken")  # noqa: F841 (keeps the nick)
+    result = run_client(f"127.0.0.1:{server.port}", "--nick", "TAKEN", input=b"x\n")
+    assert result.returncode == 1
+    assert b"nick refused: The nick TAKEN is taken" in result.stderr
+
+
+def test_unreachable_and_gone_servers_exit_three(start):
+    result = run_client(f"127.0.0.1:{free_port()}")
+    assert result.returncode == 3
+    assert result.stderr.decode().startswith("tekcos chat: cannot connect to 127.0.0.1:")
+    server = start()
+    other = User(server.port, "other")
+    proc = subprocess.Popen(TEKCOS + ["chat", f"127.0.0.1:{server.port}", "--nick", "z"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    other.expect(rb"-- z joined lobby")   # the client is in before the server stops
+    server.stop()
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 3
+    assert b"Server shutting down" in out
+    assert b"closed the connection" in err
+
+
+def test_usage_errors_exit_two_with_the_reason():
+    result = run_client("host:notaport")
+    assert result.returncode == 2
+    assert result.stderr == b"tekcos chat: bad port in 'host:notaport'\n"
+    result = run_client("host", "--nick", "bad nick")
+    assert result.returncode == 2
+    assert result.stderr.startswith(b"tekcos chat: --nick: ") and result.stderr.count(b"\n") == 1
+
+
+def read_pty(fd, until: bytes, timeout=10) -> bytes:
+    got = b""
+    deadline = time.monotonic() + timeout
+    while until not in got:
+        r, _, _ = select.select([fd], [], [], max(0, deadline - time.monotonic()))
+        if not r:
+            raise AssertionError(f"{until!r} not shown; screen got {got[-300:]!r}")
+        got += os.read(fd, 65536)
+    return got
+
+
+def test_terminal_mode_keeps_the_typed_line_while_messages_arrive(start):
+    server = start()
+    friend = User(server.port, "friend")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(TEKCOS + ["chat", f"127.0.0.1:{server.port}", "--nick", "tty"],
+                            stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    try:
+        read_pty(master, b"You are in lobby")
+        os.write(master, "half typed 한".encode())
+        read_pty(master, "half typed 한".encode())
+        friend.send(b"interrupting\n")
+        screen = read_pty(master, "> half typed 한".encode())
+        assert b"\r\x1b[K" in screen and b"<friend> interrupting\r\n> half typed" in screen
+        os.write(master, b" line\r")
+        friend.expect("<tty> half typed 한 line".encode())
+        os.write(master, b"\x03")   # Ctrl-C quits cleanly
+        assert proc.wait(timeout=10) == 0
+        friend.expect(rb"-- tty has quit \(quit\)")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)

@@ -1,0 +1,110 @@
+"""The real ``twistd tekcos`` on loopback, spoken to with plain sockets."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+
+from tests.twistd import CLEAN_EXIT, User
+
+
+def test_chat_between_clients_with_crlf_lf_iac_and_bad_utf8(start):
+    server = start()
+    alice, bob, carol = User(server.port, "alice"), User(server.port, "bob"), User(server.port, "carol")
+    bob.send(b"from bob with CRLF\r\n")
+    alice.expect(rb"<bob> from bob with CRLF\r\n")
+    carol.send(b"from carol \xff\xf4with LF\xff\xfd\x06\n")
+    alice.expect(rb"<carol> from carol with LF\r\n")
+    carol.send("안녕 ".encode() + b"\xe9\n")
+    alice.expect("<carol> 안녕 \ufffd\r\n".encode())
+    carol.expect(rb"not valid utf-8")
+    bob.send(b"/quit\r\n")
+    alice.expect(rb"-- bob has quit \(quit\)")
+    assert bob.closed()
+
+
+def test_over_long_line_and_flooder_hurt_only_themselves(start):
+    server = start("--max-line", "512", "--rate", "5", "--burst", "10")
+    alice, flooder = User(server.port, "alice"), User(server.port, "flood")
+    flooder.send(b"x" * 5000 + b"\n")
+    flooder.expect(rb"line too long \(over 512 bytes\)")
+    flooder.send(b"".join(b"spam %d\n" % i for i in range(200)))
+    flooder.expect(rb"Slow down")
+    # A line sent after the flood is handled after it: once one gets through
+    # (the bucket refills at 5/s), every spam line has been counted or dropped.
+    deadline = time.monotonic() + 20
+    while b"dropped by flood control" not in flooder.buffer:
+        assert time.monotonic() < deadline, "flood control never let a line through"
+        flooder.send(b"/me done\n")
+        try:
+            flooder.expect(rb"dropped by flood control", timeout=0.5)
+            break
+        except AssertionError:
+            pass
+    seen = alice.expect(rb"\* flood done")
+    alice.send(b"still talking\n")
+    seen += alice.expect(rb"<alice> still talking")
+    spam = re.findall(rb"<flood> spam", seen)
+    assert 5 <= len(spam) <= 13  # the burst and a little refill, not 200
+    assert b"xxxx" not in seen
+
+
+def test_client_that_stops_reading_is_dropped_while_others_chat(start):
+    server = start("--rate", "0", "--max-buffer", "262144")
+    talker, listener = User(server.port, "talker"), User(server.port, "listener")
+    stuck = User(server.port, "stuck", rcvbuf=4096)
+    line = b"y" * 1000 + b"\n"
+    # Enough to fill the stuck client's kernel buffers and then the cap.
+    received = 0
+    dropped = False
+    for _ in range(40):
+        talker.send(line * 500)
+        seen = listener.expect_count(b"<talker> y", 500)
+        received += seen.count(b"<talker>")
+        if re.search(rb"-- stuck has quit \(not reading: output buffer full\)", seen):
+            dropped = True
+            break
+    if not dropped:
+        listener.expect(rb"-- stuck has quit \(not reading: output buffer full\)", timeout=30)
+    talker.send(b"after\n")
+    listener.expect(rb"<talker> after")
+    assert received >= 500
+    stuck.sock.close()
+
+
+def test_keepalive_is_on_and_sigterm_says_goodbye(start):
+    server = start()
+    alice, bob = User(server.port, "alice"), User(server.port, "bob")
+    if shutil.which("ss") or os.environ.get("TEKCOS_REQUIRE_NETNS") == "1":
+        # (CI installs iproute2, so there this check always runs.)
+        # The timer column shows "keepalive" once no data is in flight.
+        for _ in range(50):
+            out = subprocess.run(["ss", "-tnoH", "state", "established",
+                                  f"( sport = :{server.port} )"],
+                                 capture_output=True, text=True).stdout
+            if out.count("keepalive") == 2:
+                break
+            time.sleep(0.1)
+        assert out.count("keepalive") == 2, out
+    code, log = server.stop()
+    alice.expect(rb"\*\*\* Server shutting down\. Bye\.")
+    bob.expect(rb"\*\*\* Server shutting down\. Bye\.")
+    assert alice.closed() and bob.closed()
+    assert code in CLEAN_EXIT and "Server Shut Down." in log
+    assert "Traceback" not in log
+    assert "alice" in log and "connect from" in log
+
+
+def test_client_mistakes_never_log_a_traceback(start):
+    server = start("--max-line", "128")
+    user = User(server.port, "alice")
+    user.send(b"\xff\xfa" + b"\x00" * 100)       # unterminated telnet subnegotiation
+    user.send(b"\xff\xf0\n/join ../..\n/charset rot13\n/msg\n/history -5\n" + b"\x80" * 300 + b"\n")
+    user.expect(rb"line too long")
+    user.send(b"\x00\x01\x02\n")
+    user.sock.close()
+    code, log = server.stop()
+    assert code in CLEAN_EXIT and "Server Shut Down." in log
+    assert "Traceback" not in log and "Unhandled" not in log

@@ -1,0 +1,214 @@
+"""A user's life through the protocol adapter on a StringTransport."""
+import re
+
+from tekcos.chat.session import clean_text, text_encoding
+from tests.memory import STAMP, Server, matching
+
+
+def test_greeting_then_nick_prompt_and_first_line_is_the_nick():
+    server = Server(motd="be nice\nno spam")
+    c = server.connect()
+    lines = c.lines()
+    assert lines[0].startswith("*** Welcome to test")
+    assert lines[1:3] == ["*** be nice", "*** no spam"]
+    assert "Choose a nick" in lines[-1]
+    c.type("alice\n")
+    assert "*** You are in lobby (you are alone here). /help lists commands." in c.lines()
+
+
+def test_taken_and_invalid_nicks_get_a_reason_and_another_prompt(server):
+    server.user("alice")
+    c = server.connect()
+    c.read()
+    c.type("Alice\r\n")
+    lines = c.lines()
+    assert lines == ["*** Error: The nick Alice is taken; choose another.", "*** Choose a nick:"]
+    c.type("bad nick!\n")
+    assert "Invalid nick" in c.lines()[0]
+    c.type("/nick bob\n")   # IRC habit works too
+    assert any("You are in lobby" in line for line in c.lines())
+
+
+def test_lines_go_to_the_room_with_stamp_and_nick(server):
+    a, b = server.user("alice"), server.user("bob")
+    a.read()
+    b.type("hello there\r\n")
+    for client in (a, b):
+        assert re.fullmatch(STAMP + r" <bob> hello there", client.lines()[0])
+
+
+def test_me_msg_topic_history_who_rooms(server):
+    a, b = server.user("alice"), server.user("bob")
+    a.read()
+    b.type("/me waves\n")
+    assert re.fullmatch(STAMP + r" \* bob waves", a.lines()[0])
+    b.read()
+    b.type("/msg ALICE secret\n")
+    assert re.fullmatch(STAMP + r" \*bob\* secret", a.lines()[0])
+    assert re.fullmatch(STAMP + r" -> \*alice\* secret", b.lines()[0])
+    b.type("/msg nobody x\n")
+    assert "No such nick: nobody" in b.lines()[0]
+    b.type("/topic Friday release\n")
+    assert a.lines()[0].endswith("-- bob changed the topic to: Friday release")
+    b.read()
+    a.type("/topic\n")
+    assert a.lines() == ["*** Topic of lobby: Friday release"]
+    a.type("/history 2\n")
+    lines = a.lines()
+    assert lines[0] == "-- last 2 lines of lobby --"
+    assert lines[1].startswith("(history) ") and lines[1].endswith("* bob waves")
+    assert lines[2].endswith("bob changed the topic to: Friday release")
+    a.type("/who\n")
+    assert a.lines() == ["*** lobby (2): alice (idle 0s), bob (idle 0s)"]
+    a.type("/join dev\n")
+    a.type("/rooms\n")
+    assert a.lines()[-2:] == ["***   dev (1)", "***   lobby (1): Friday release"]
+
+
+def test_join_replays_history_marked_and_part_returns_to_lobby(server):
+    a, b = server.user("alice"), server.user("bob")
+    a.type("/join dev\nfirst\nsecond\n")
+    b.read()
+    b.type("/join DEV\n")
+    lines = b.lines()
+    assert lines[0] == "-- last 2 lines of dev --"
+    assert re.fullmatch(r"\(history\) " + STAMP + " <alice> first", lines[1])
+    assert lines[3] == "-- end of history --"
+    assert "*** You are in dev (2 people here). /help lists commands." in lines
+    assert a.lines()[-1].endswith("-- bob joined dev")
+    b.type("/part\n")
+    assert a.lines()[-1].endswith("-- bob left for lobby")
+    b.type("/part\n")
+    assert "lobby already" in b.lines()[-1]
+
+
+def test_nick_change_is_announced(server):
+    a, b = server.user("alice"), server.user("bob")
+    a.read()
+    b.type("/nick robert\n")
+    assert a.lines()[0].endswith("-- bob is now known as robert")
+    a.type("/msg robert hi\n")
+    assert "*alice* hi" in b.lines()[-1]
+
+
+def test_unknown_command_points_at_help(server):
+    a = server.user("alice")
+    a.type("/frobnicate now\n")
+    assert a.lines() == ["*** Error: unknown command /frobnicate. Type /help for the list."]
+    a.type("/help\n")
+    help_text = "\n".join(a.lines())
+    for cmd in ["/nick", "/who", "/rooms", "/join", "/part", "/msg", "/me", "/topic",
+                "/history", "/quit", "/charset"]:
+        assert cmd in help_text
+
+
+def test_double_slash_sends_a_literal_slash(server):
+    a = server.user("alice")
+    a.type("//etc/hosts is a file\n")
+    assert a.lines()[0].endswith("<alice> /etc/hosts is a file")
+
+
+def test_quit_tells_the_room_and_closes(server):
+    a, b = server.user("alice"), server.user("bob")
+    a.read()
+    b.type("/quit off to lunch\nthis is never said\n")
+    assert b.lines() == ["*** Bye."]
+    assert b.transport.disconnecting
+    # The line typed after /quit never reaches the room.
+    seen = a.lines()
+    assert seen and seen[-1].endswith("-- bob has quit (quit: off to lunch)")
+    assert not any("never said" in line for line in seen)
+    b.close()
+
+
+def test_quit_notice_reaches_the_room(server):
+    a, b = server.user("alice"), server.user("bob")
+    a.read()
+    b.type("/quit off to lunch\n")
+    lines = a.lines()
+    assert len(lines) == 1 and lines[0].endswith("-- bob has quit (quit: off to lunch)")
+    b.close()
+    assert a.lines() == []   # no second notice when the socket then closes
+
+
+def test_lost_connection_is_announced_and_frees_the_nick(server):
+    a, b = server.user("alice"), server.user("bob")
+    a.read()
+    b.close()
+    assert a.lines()[0].endswith("-- bob has quit (connection lost)")
+    again = server.user("bob")
+    assert again.protocol.session.nick == "bob"
+
+
+def test_invalid_utf8_is_replaced_and_the_sender_told_once(server):
+    a, b = server.user("alice"), server.user("bob")
+    a.read()
+    b.type(b"caf\xe9\n")
+    lines = b.lines()
+    assert "not valid utf-8" in lines[0] and "/charset" in lines[0]
+    assert lines[1].endswith("<bob> caf\ufffd")
+    b.type(b"\xff\xfe again\n")   # 0xFF 0xFE: "IAC DONT" would eat 2 bytes; use others
+    b.type(b"\xc3\x28 again\n")
+    assert not matching(b.lines(), "not valid")
+    assert a.lines()[0].endswith("<bob> caf\ufffd")
+
+
+def test_charset_cp949_both_ways(server):
+    a, b = server.user("alice"), server.user("bob")
+    b.type("/charset cp949\n")
+    assert b.lines() == ["*** Charset set to cp949 for what you send and receive."]
+    a.read()
+    b.type("안녕하세요\n".encode("cp949"))
+    assert a.lines()[0].endswith("<bob> 안녕하세요")
+    assert b.read("cp949").endswith("<bob> 안녕하세요\r\n")
+    a.type("반가워요\n")
+    assert b.read("cp949").endswith("<alice> 반가워요\r\n")
+
+
+def test_unsuitable_charsets_are_refused(server):
+    a = server.user("alice")
+    for name in ["klingon", "utf-16", "rot13", "base64"]:
+        a.type(f"/charset {name}\n")
+        assert "unknown or unsuitable charset" in a.lines()[0], name
+
+
+def test_control_characters_never_reach_others(server):
+    a, b = server.user("alice"), server.user("bob")
+    a.read()
+    b.type("\x1b[2Jclear\x07 me\u009b\tnow\n")
+    assert a.lines()[0].endswith("<bob> [2Jclear me now")
+
+
+def test_backspaces_edit_the_line():
+    assert clean_text("helo\x08lo") == "hello"
+    assert clean_text("\x7f\x7fab\x7f") == "a"
+
+
+def test_text_encoding():
+    assert text_encoding("latin-1") == "iso8859-1"
+    assert text_encoding("UTF8") == "utf-8"
+    assert text_encoding("utf-32") is None
+
+
+def test_flood_is_dropped_with_one_notice_and_recovers():
+    server = Server(rate=5, burst=3)
+    a, b = server.user("alice"), server.user("bob")
+    a.read()
+    # alice used one token for her nick; bob too.
+    b.type("".join(f"line{i}\n" for i in range(10)))
+    said = matching(a.lines(), "<bob>")
+    assert [line.split()[-1] for line in said] == ["line0", "line1"]
+    notices = matching(b.lines(), "Slow down")
+    assert len(notices) == 1
+    server.clock.advance(1)
+    b.type("later\n")
+    lines = b.lines()
+    assert "*** 8 line(s) were dropped by flood control." in lines
+    assert lines[-1].endswith("<bob> later")
+
+
+def test_rate_zero_turns_flood_control_off():
+    server = Server(rate=0, burst=1)
+    a = server.user("alice")
+    a.type("".join(f"l{i}\n" for i in range(500)))
+    assert len(matching(a.lines(), "<alice>")) == 500

@@ -1,0 +1,217 @@
+"""The sans-IO receiving endpoint, driven by hand."""
+import hashlib
+import os
+
+import pytest
+
+from tekcos import hello
+from tekcos.push import wire
+from tekcos.push.receiver import Endpoint, Limits
+from tests.fakes import Disk
+
+PEER = ("127.0.0.9", 5555)
+
+
+def offer(offer_id=1, name="a.bin", data=b"", kind="file", sender="alice", payload=100,
+          pad=200, **extra):
+    body = {"name": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+            "kind": kind, "from": sender, "payload": payload, **extra}
+    return wire.encode_json(wire.OFFER, offer_id, body, pad_to=pad)
+
+
+@pytest.fixture
+def ep(tmp_path):
+    done = []
+    endpoint = Endpoint(Disk(tmp_path), Limits(max_file_size=10_000, max_sessions=2,
+                                               idle_timeout=5, linger=2, window=8, payload=100),
+                        on_complete=done.append, server_info={"server": "test"},
+                        token=iter(range(100, 200)).__next__)
+    endpoint.completed = done
+    endpoint.dir = tmp_path
+    return endpoint
+
+
+def out(ep, now=0.0):
+    return [(wire.decode(d), addr) for d, addr in ep.datagrams_to_send(now)]
+
+
+def answer(ep, now=0.0):
+    [((kind, session, seq, payload), addr)] = out(ep, now)
+    assert addr == PEER
+    return kind, session, wire.decode_json(payload) if kind != wire.ACK else payload
+
+
+def send_data(ep, token, data, seqs, payload=100, now=0.0):
+    for seq in seqs:
+        ep.receive_datagram(wire.encode(wire.DATA, token, seq,
+                                        data[seq * payload:(seq + 1) * payload]), PEER, now)
+
+
+def test_a_whole_file_in_disorder_arrives_verified(ep):
+    data = os.urandom(750)
+    ep.receive_datagram(offer(data=data), PEER, 0.0)
+    kind, session, body = answer(ep)
+    assert (kind, session, body) == (wire.ACCEPT, 1, {"token": 100, "window": 8, "payload": 100})
+    send_data(ep, 100, data, [1, 3, 2, 7, 3, 0])
+    [((kind, token, cum, payload), _)] = out(ep)
+    assert (kind, token) == (wire.ACK, 100)
+    assert wire.decode_ack(cum, payload) == (4, 8, 0, 0b100)   # 0-3 in order, 7 buffered
+    assert sorted(os.listdir(ep.dir)) == [".0000000000000064.part"]   # hidden until verified
+    send_data(ep, 100, data, [4, 5, 6])
+    kind, _, body = answer(ep)
+    assert kind == wire.DONE and body["name"] == "a.bin"
+    assert (ep.dir / "a.bin").read_bytes() == data
+    assert os.listdir(ep.dir) == ["a.bin"]
+    [received] = ep.completed
+    assert (received.kind, received.sender, received.name, received.size) == \
+        ("file", "alice", "a.bin", 750)
+    send_data(ep, 100, data, [6])                  # a late duplicate: DONE again
+    assert answer(ep)[0] == wire.DONE
+
+
+def test_checksum_mismatch_fails_and_leaves_nothing(ep):
+    data = os.urandom(150)
+    ep.receive_datagram(offer(data=data), PEER, 0.0)
+    out(ep)
+    bad = bytearray(data)
+    bad[0] ^= 1
+    send_data(ep, 100, bytes(bad), [0, 1])
+    kind, _, body = answer(ep)
+    assert kind == wire.FAIL and "SHA-256" in body["error"]
+    assert os.listdir(ep.dir) == [] and ep.completed == []
+
+
+@pytest.mark.parametrize("make, reason", [
+    (lambda: offer(data=b"x" * 10_001), "file too large"),
+    (lambda: offer(name="../", data=b"x"), "invalid name"),
+    (lambda: offer(name="a\x00b", data=b"x"), "invalid name"),
+    (lambda: offer(kind="folder", data=b"x"), "unknown kind"),
+    (lambda: offer(kind="message", data=b"x" * 5000), "message larger"),
+    (lambda: offer(data=b"x", sha256="nothex"), "bad sha256"),
+])
+def test_refusals_come_before_any_data(ep, make, reason):
+    ep.receive_datagram(make(), PEER, 0.0)
+    kind, session, body = answer(ep)
+    assert kind == wire.REJECT and reason in body["error"]
+    assert os.listdir(ep.dir) == [] and ep.sessions == {}
+
+
+def test_not_enough_disk_and_too_many_sessions(ep):
+    ep.downloads.free = 100
+    ep.receive_datagram(offer(data=b"x" * 500), PEER, 0.0)
+    assert "not enough disk space" in answer(ep)[2]["error"]
+    ep.downloads.free = 10 << 30
+    for i in range(2):
+        ep.receive_datagram(offer(offer_id=10 + i, data=b"x" * 500), PEER, 0.0)
+        kind, _, body = answer(ep)
+        assert kind == wire.ACCEPT
+        send_data(ep, body["token"], b"x" * 500, [0])   # the sender is real: validated
+        out(ep)
+    ep.receive_datagram(offer(offer_id=12, data=b"x" * 500), PEER, 0.0)
+    assert "too many transfers" in answer(ep)[2]["error"]
+
+
+def test_a_flood_of_offers_cannot_lock_out_a_real_sender(ep):
+    for i in range(50):
+        flooder = ("127.0.0.13", 1 + i % 3)
+        ep.receive_datagram(offer(offer_id=i, name="junk", data=b"x" * 500), flooder, 0.0)
+    ep.datagrams_to_send(0.0)
+    assert len(ep.sessions) == 2             # the table is full of unanswered offers
+    assert os.listdir(ep.dir) == []          # nothing on disk for unanswered offers
+    data = os.urandom(300)
+    ep.receive_datagram(offer(offer_id=999, data=data), PEER, 0.1)
+    kind, _, body = answer(ep, 0.1)
+    assert kind == wire.ACCEPT
+    send_data(ep, body["token"], data, [0, 1, 2], now=0.1)
+    assert answer(ep, 0.1)[0] == wire.DONE
+    assert (ep.dir / "a.bin").read_bytes() == data
+    # Unanswered offers expire after the handshake timeout.
+    ep.handle_timer(5.1)
+    assert all(s.validated for s in ep.sessions.values())
+
+
+def test_a_repeated_offer_gets_the_same_answer_not_a_new_session(ep):
+    ep.receive_datagram(offer(data=b"x" * 500), PEER, 0.0)
+    first = answer(ep)
+    ep.receive_datagram(offer(data=b"x" * 500), PEER, 0.1)
+    assert answer(ep) == first and len(ep.sessions) == 1
+
+
+def test_never_more_than_three_times_the_bytes_received_to_an_unvalidated_address(ep):
+    tiny = offer(data=b"x" * 500, pad=0)
+    ep.receive_datagram(tiny, PEER, 0.0)
+    accept = ep.datagrams_to_send(0.0)
+    ep.server_info = {"server": "test", "version": "0.1.0", "chat_port": 9000}
+    bare = wire.encode(wire.HELLO, 0, 0, b"")      # 24 bytes: the ~90-byte reply exceeds 72
+    ep.receive_datagram(bare, ("127.0.0.10", 1), 0.0)
+    assert ep.datagrams_to_send(0.0) == []
+    padded = hello.request()
+    ep.receive_datagram(padded, ("127.0.0.10", 1), 0.0)
+    [(reply, addr)] = ep.datagrams_to_send(0.0)
+    kind, _, _, payload = wire.decode(reply)
+    assert kind == wire.HELLO_REPLY and wire.decode_json(payload)["server"] == "test"
+    # A spoofed flood of offers from one address never gets more than 3x back.
+    victim = ("127.0.0.11", 7)
+    sent_in = sent_out = 0
+    for i in range(50):
+        d = offer(offer_id=1000 + i, name="../", data=b"x", pad=0)
+        ep.receive_datagram(d, victim, 0.0)
+        sent_in += len(d)
+        sent_out += sum(len(x) for x, _ in ep.datagrams_to_send(0.0))
+    assert 0 < sent_out <= 3 * sent_in
+    assert len(accept[0][0]) <= 3 * len(tiny)
+
+
+def test_data_from_another_address_or_token_is_ignored(ep):
+    data = os.urandom(200)
+    ep.receive_datagram(offer(data=data), PEER, 0.0)
+    out(ep)
+    ep.receive_datagram(wire.encode(wire.DATA, 100, 0, data[:100]), ("127.0.0.66", 1), 0.0)
+    ep.receive_datagram(wire.encode(wire.DATA, 999, 0, data[:100]), PEER, 0.0)
+    ep.receive_datagram(wire.encode(wire.DATA, 100, 0, data[:99]), PEER, 0.0)   # wrong length
+    assert ep.sessions[100].cum == 0
+
+
+def test_one_address_holds_at_most_four_unanswered_offers(tmp_path):
+    ep = Endpoint(Disk(tmp_path), Limits(max_sessions=32))
+    for i in range(10):
+        ep.receive_datagram(offer(offer_id=i, data=b"x" * 500), PEER, 0.0)
+    replies = [wire.decode(d)[0] for d, _ in ep.datagrams_to_send(0.0)]
+    assert replies == [wire.ACCEPT] * 4 + [wire.REJECT] * 6
+    assert len(ep.sessions) == 4
+
+
+def test_silent_sender_is_cleaned_up(ep):
+    ep.receive_datagram(offer(data=b"x" * 500), PEER, 0.0)
+    out(ep)
+    assert ep.get_timer() == 5.0        # handshake timeout until the token comes back
+    send_data(ep, 100, b"x" * 500, [0], now=1.0)
+    assert ep.get_timer() == 6.0
+    ep.handle_timer(6.0)
+    assert ep.sessions == {} and os.listdir(ep.dir) == [] and ep.get_timer() is None
+
+
+def test_message_is_reported_with_its_text(ep):
+    text = "hello there\nsecond line".encode()
+    ep.receive_datagram(offer(kind="message", name="", data=text), PEER, 0.0)
+    assert answer(ep)[0] == wire.ACCEPT
+    send_data(ep, 100, text, [0])
+    assert answer(ep)[0] == wire.DONE
+    [received] = ep.completed
+    assert (received.kind, received.text) == ("message", "hello there\nsecond line")
+    assert os.listdir(ep.dir) == []
+
+
+def test_empty_file_completes_on_probe(ep):
+    ep.receive_datagram(offer(data=b""), PEER, 0.0)
+    assert answer(ep)[0] == wire.ACCEPT
+    ep.receive_datagram(wire.encode(wire.PROBE, 100, 0), PEER, 0.1)
+    assert answer(ep)[0] == wire.DONE
+    assert (ep.dir / "a.bin").read_bytes() == b""
+
+
+def test_abort_discards(ep):
+    ep.receive_datagram(offer(data=b"x" * 500), PEER, 0.0)
+    out(ep)
+    ep.receive_datagram(wire.encode_json(wire.ABORT, 100, {"error": "user"}), PEER, 0.1)
+    assert ep.sessions == {} and os.listdir(ep.dir) == []

@@ -1,0 +1,162 @@
+"""The sans-IO sender, driven by hand with explicit time."""
+import hashlib
+
+from tekcos.push import wire
+from tekcos.push.sender import CONFIRMING, DELIVERED, FAILED, REJECTED, SENDING, Sender
+
+TOKEN = 0xABCDEF
+
+
+def make(size=1000, payload=100, window=4, timeout=10.0):
+    data = bytes(range(256)) * (size // 256 + 1)
+    data = data[:size]
+    s = Sender(offer_id=42, name="f.bin", size=size, sha256=hashlib.sha256(data).hexdigest(),
+               kind="file", read=lambda off, n: data[off:off + n], payload_size=payload,
+               window=window, timeout=timeout)
+    return s
+
+
+def decoded(datagrams):
+    return [wire.decode(d) for d in datagrams]
+
+
+def accept(s, now, window=64, payload=100):
+    s.receive_datagram(wire.encode_json(wire.ACCEPT, 42, {
+        "token": TOKEN, "window": window, "payload": payload}), now)
+
+
+def ack(s, cum, trigger, bits=0, window=64, now=0.0):
+    s.receive_datagram(wire.encode_ack(TOKEN, cum, window, trigger, bits), now)
+
+
+def test_offer_is_padded_and_retransmitted_with_backoff():
+    s = make()
+    s.start(0.0)
+    [(kind, session, _, payload)] = decoded(s.datagrams_to_send(0.0))
+    assert (kind, session) == (wire.OFFER, 42) and len(payload) >= 200
+    offer = wire.decode_json(payload)
+    assert offer["name"] == "f.bin" and offer["size"] == 1000 and offer["kind"] == "file"
+    assert s.get_timer() == 0.5                      # initial RTO
+    s.handle_timer(0.5)
+    assert [d[0] for d in decoded(s.datagrams_to_send(0.5))] == [wire.OFFER]
+    assert s.get_timer() == 0.5 + 1.0                # backed off
+    s.handle_timer(1.2)
+    assert s.datagrams_to_send(1.2) == []            # not yet
+
+
+def test_reject_finishes_with_the_reason():
+    s = make()
+    s.start(0.0)
+    s.receive_datagram(wire.encode_json(wire.REJECT, 42, {"error": "file too large"}), 0.01)
+    assert (s.status, s.error) == (REJECTED, "file too large")
+    assert s.get_timer() is None
+
+
+def test_answers_for_another_offer_or_garbage_are_ignored():
+    s = make()
+    s.start(0.0)
+    s.receive_datagram(wire.encode_json(wire.REJECT, 41, {"error": "x"}), 0.01)
+    s.receive_datagram(b"\x00" * 40, 0.01)
+    assert s.status is None
+
+
+def test_window_is_respected_and_slides():
+    s = make(window=4)
+    s.start(0.0)
+    s.datagrams_to_send(0.0)
+    accept(s, 0.001, window=3)                        # receiver allows only 3
+    sent = decoded(s.datagrams_to_send(0.001))
+    assert [(k, t, q) for k, t, q, _ in sent] == [(wire.DATA, TOKEN, q) for q in range(3)]
+    assert s.datagrams_to_send(0.001) == []
+    ack(s, 2, 1, window=3, now=0.002)                 # 0 and 1 arrived
+    assert [q for _, _, q, _ in decoded(s.datagrams_to_send(0.002))] == [3, 4]
+    ack(s, 2, 4, bits=0b11, window=100, now=0.003)    # 3, 4 arrived; 2 missing
+    # own window (4) now limits: base 2 .. 5
+    assert [q for _, _, q, _ in decoded(s.datagrams_to_send(0.003))] == [5]
+
+
+def test_each_packet_has_its_own_timer_and_backoff():
+    s = make(size=300, window=8)
+    s.start(0.0)
+    s.datagrams_to_send(0.0)
+    accept(s, 0.010)                                  # RTT sample 10 ms
+    rto = s.rtt.rto
+    s.datagrams_to_send(0.010)                        # packets 0, 1, 2
+    ack(s, 0, 2, bits=0b10, now=0.015)                # 2 arrived only
+    assert s.get_timer() == 0.010 + rto
+    s.handle_timer(0.010 + rto)
+    resent = decoded(s.datagrams_to_send(0.010 + rto))
+    assert sorted(q for _, _, q, _ in resent) == [0, 1]
+    assert s.retransmits == 2
+    # The resent packets back off on their own: twice the (current) RTO.
+    assert s.get_timer() == 0.010 + rto + 2 * s.rtt.rto
+
+
+def test_karn_no_rtt_sample_from_a_retransmitted_packet():
+    s = make(size=100, window=8)
+    s.start(0.0)
+    s.datagrams_to_send(0.0)
+    accept(s, 0.010)
+    s.datagrams_to_send(0.010)
+    srtt = s.rtt.srtt
+    s.handle_timer(5.0)
+    s.datagrams_to_send(5.0)                          # packet 0 resent
+    ack(s, 1, 0, now=5.001)                           # ambiguous: original or copy?
+    assert s.rtt.srtt == srtt
+
+
+def test_fast_retransmit_after_three_later_packets():
+    s = make(size=1000, window=16)
+    s.start(0.0)
+    s.datagrams_to_send(0.0)
+    accept(s, 0.010)
+    s.datagrams_to_send(0.010)                        # 0..9
+    # bit j of an ACK = packet cum + 1 + j
+    ack(s, 1, 2, bits=0b1, now=0.011)                 # 0, 2 (1 missing)
+    ack(s, 1, 3, bits=0b11, now=0.011)                # + 3
+    assert s.datagrams_to_send(0.011) == []           # two above the hole: not yet
+    ack(s, 1, 4, bits=0b111, now=0.012)               # + 4: three above
+    assert [q for _, _, q, _ in decoded(s.datagrams_to_send(0.012))] == [1]
+    ack(s, 1, 5, bits=0b1111, now=0.013)              # no second fast resend
+    assert s.datagrams_to_send(0.013) == []
+
+
+def test_done_and_fail_and_silence():
+    s = make(size=100, window=8)
+    s.start(0.0)
+    s.datagrams_to_send(0.0)
+    accept(s, 0.01)
+    s.datagrams_to_send(0.01)
+    ack(s, 1, 0, now=0.02)
+    assert s.state == CONFIRMING
+    [(kind, _, _, _)] = decoded(s.datagrams_to_send(0.02))
+    assert kind == wire.PROBE
+    s.receive_datagram(wire.encode_json(wire.DONE, TOKEN, {"name": "f-1.bin"}), 0.03)
+    assert (s.status, s.stored_name, s.get_timer()) == (DELIVERED, "f-1.bin", None)
+
+    s = make(size=100)
+    s.start(0.0)
+    accept(s, 0.01)
+    s.receive_datagram(wire.encode_json(wire.FAIL, TOKEN, {"error": "SHA-256 mismatch"}), 0.02)
+    assert (s.status, s.error, s.failed_by_peer) == (FAILED, "SHA-256 mismatch", True)
+
+    s = make(size=1000, timeout=3.0)
+    s.start(0.0)
+    accept(s, 0.01)
+    assert s.state == SENDING
+    now = 0.01
+    while not s.finished:
+        now = s.get_timer()
+        s.handle_timer(now)
+        s.datagrams_to_send(now)
+    assert s.status == FAILED and "stopped answering" in s.error
+    assert now == 0.01 + 3.0 and not s.failed_by_peer
+
+
+def test_empty_file_goes_straight_to_confirmation():
+    s = make(size=0)
+    s.start(0.0)
+    s.datagrams_to_send(0.0)
+    accept(s, 0.01)
+    assert s.state == CONFIRMING
+    assert [k for k, *_ in decoded(s.datagrams_to_send(0.01))] == [wire.PROBE]

@@ -1,0 +1,60 @@
+import os
+
+import pytest
+
+from tekcos.push.storage import BadName, Downloads, numbered, safe_name
+
+
+@pytest.mark.parametrize("offered, stored", [
+    ("report.pdf", "report.pdf"),
+    ("../../etc/passwd", "passwd"),
+    ("/etc/shadow", "shadow"),
+    ("C:\\Windows\\system32\\evil.dll", "evil.dll"),
+    ("..\\..\\boot.ini", "boot.ini"),
+    (".bashrc", "_bashrc"),
+    ("CON", "_CON"),
+    ("nul.txt", "_nul.txt"),
+    ("com1.tar.gz", "_com1.tar.gz"),
+    ("trailing dots...", "trailing dots"),
+    ("한글 파일.txt", "한글 파일.txt"),
+])
+def test_names_are_reduced_to_a_safe_base_name(offered, stored):
+    assert safe_name(offered) == stored
+
+
+@pytest.mark.parametrize("offered", ["", "..", ".", "a/..", "dir/", "x\x00y", "bell\x07",
+                                     "new\nline", "a" * 256, "é" * 128, "\ud800"])
+def test_unusable_names_are_refused(offered):
+    with pytest.raises(BadName):
+        safe_name(offered)
+
+
+def test_numbered():
+    assert numbered("report.pdf", 1) == "report-1.pdf"
+    assert numbered("archive.tar.gz", 2) == "archive.tar-2.gz"
+    assert numbered("README", 3) == "README-3"
+    assert len(numbered("x" * 251 + ".txt", 12).encode()) <= 255
+
+
+def test_part_file_is_hidden_until_published_and_never_overwrites(tmp_path):
+    downloads = Downloads(str(tmp_path))
+    (tmp_path / "a.txt").write_text("existing")
+    part = downloads.open_part("a.txt", "t1")
+    part.append(b"new ")
+    part.append(b"data")
+    assert sorted(os.listdir(tmp_path)) == [".t1.part", "a.txt"]
+    assert part.publish() == "a-1.txt"
+    assert (tmp_path / "a.txt").read_text() == "existing"
+    assert (tmp_path / "a-1.txt").read_bytes() == b"new data"
+    assert sorted(os.listdir(tmp_path)) == ["a-1.txt", "a.txt"]
+
+
+def test_discard_and_stale_parts(tmp_path):
+    downloads = Downloads(str(tmp_path))
+    part = downloads.open_part("b.bin", "t2")
+    part.append(b"x" * 10)
+    part.discard()
+    assert os.listdir(tmp_path) == []
+    downloads.open_part("c.bin", "t3")
+    assert downloads.clean_stale_parts() == 1
+    assert os.listdir(tmp_path) == []

@@ -1,0 +1,116 @@
+"""The Twisted adapters with FakeDatagramTransport and task.Clock."""
+import hashlib
+import os
+
+from twisted.internet.task import Clock
+from twisted.internet.testing import FakeDatagramTransport
+
+from tekcos.push import wire
+from tekcos.push.receiver import Endpoint, Limits
+from tekcos.push.sender import Sender
+from tekcos.push.udp import PushProtocol, ServerProtocol
+from tests.fakes import Disk
+
+CLIENT, SERVER = ("127.0.0.2", 40001), ("127.0.0.1", 9000)
+
+
+def make_pair(tmp_path, data, drop=lambda i, d: False, timeout=10.0):
+    clock = Clock()
+    endpoint = Endpoint(Disk(str(tmp_path), reserve=0), Limits(window=16, idle_timeout=5,
+                                                                 linger=1))
+    server = ServerProtocol(endpoint, clock)
+    server.makeConnection(FakeDatagramTransport())
+    sender = Sender(offer_id=5, name="x.bin", size=len(data),
+                    sha256=hashlib.sha256(data).hexdigest(), kind="file",
+                    read=lambda off, n: data[off:off + n], payload_size=100, window=16,
+                    timeout=timeout)
+    client = PushProtocol(sender, clock)
+    client.makeConnection(FakeDatagramTransport())
+    return clock, server, client
+
+
+def pump(clock, server, client, drop=lambda i, d: False, steps=10_000):
+    """Move datagrams both ways, then let time pass to the next timer."""
+    count = 0
+    for _ in range(steps):
+        moved = False
+        for packet, _ in client.transport.written:
+            count += 1
+            moved = True
+            if not drop(count, packet):
+                server.datagramReceived(packet, CLIENT)
+        client.transport.written.clear()
+        for packet, addr in server.transport.written:
+            assert addr == CLIENT
+            moved = True
+            client.datagramReceived(packet, SERVER)
+        server.transport.written.clear()
+        if client.done.called and not moved and not clock.getDelayedCalls():
+            return
+        if not moved:
+            calls = clock.getDelayedCalls()
+            if not calls:
+                return
+            clock.advance(max(0, min(c.getTime() for c in calls) - clock.seconds()))
+        else:
+            clock.advance(0)
+
+
+def test_push_over_fake_transports(tmp_path):
+    data = os.urandom(5000)
+    clock, server, client = make_pair(tmp_path, data)
+    client.begin()
+    pump(clock, server, client)
+    assert client.done.called
+    assert client.core.status == "delivered"
+    assert (tmp_path / "x.bin").read_bytes() == data
+    # The server lingers to answer duplicates, then its timer ends too.
+    clock.advance(2)
+    assert server.core.sessions == {}
+    assert clock.getDelayedCalls() == []
+
+
+def test_one_timer_re_armed_through_losses(tmp_path):
+    data = os.urandom(3000)
+    clock, server, client = make_pair(tmp_path, data)
+    client.begin()
+    # Drop every 4th datagram the client sends.
+    pump(clock, server, client, drop=lambda i, d: i % 4 == 0)
+    assert client.core.status == "delivered"
+    assert client.core.retransmits > 0
+    assert (tmp_path / "x.bin").read_bytes() == data
+    clock.advance(2)
+    assert clock.getDelayedCalls() == []
+
+
+def test_silent_server_times_out_on_the_clock(tmp_path):
+    data = b"y" * 500
+    clock, server, client = make_pair(tmp_path, data, timeout=3.0)
+    client.begin()
+    offers = []
+    # Nobody answers: step the re-arming timer through its backoff.
+    clock.pump([0.25] * 20)
+    offers = [wire.decode(p)[0] for p, _ in client.transport.written]
+    assert client.done.called and client.core.status == "failed"
+    assert "no answer" in client.core.error
+    assert set(offers) == {wire.OFFER} and 2 <= len(offers) <= 4   # 0, 0.5, 1.5 s (backoff)
+    assert clock.getDelayedCalls() == []
+
+
+def test_full_socket_buffer_is_retried_not_lost(tmp_path):
+    data = os.urandom(2000)
+    clock, server, client = make_pair(tmp_path, data)
+    real_write = client.transport.write
+    refusals = [3]
+
+    def write(packet, addr=FakeDatagramTransport.noAddr):
+        if refusals[0]:
+            refusals[0] -= 1
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+        real_write(packet, addr)
+
+    client.transport.write = write
+    client.begin()
+    pump(clock, server, client)
+    assert client.core.status == "delivered"
+    assert client.core.retransmits == 0        # held back and sent late, not lost

@@ -1,0 +1,118 @@
+"""/oper, /scan, /neighbors and the address watch, in memory: the scanner is
+injected (a Deferred we fire), time is a task.Clock."""
+import ipaddress
+
+from twisted.internet import defer
+
+from tekcos.scan.arp import Host
+from tekcos.scan.engine import ScanPermissionError, ScanResult
+from tekcos.scan.iface import ScanSetupError, Selection
+from tekcos.scan.service import Neighbourhood
+from tests.memory import Server, matching
+
+SEL = Selection("eth1", ipaddress.IPv4Address("10.79.0.250"), "02:aa:00:00:00:fa",
+                ipaddress.IPv4Network("10.79.0.0/24"), "10.79.0.1")
+
+
+class FakeScanner:
+    def __init__(self):
+        self.calls = []
+
+    def scan(self, selection):
+        d = defer.Deferred()
+        self.calls.append((selection, d))
+        return d
+
+
+def result():
+    hosts = [Host(ipaddress.IPv4Address("10.79.0.1"), ["3c:22:fb:12:34:56"], 0.0004),
+             Host(ipaddress.IPv4Address("10.79.0.2"), ["02:00:00:00:00:02", "02:00:00:00:00:99"],
+                  0.0005)]
+    return ScanResult(SEL, hosts, 1.02, 900)
+
+
+def setup(access="operators", password="sesame", select=lambda: SEL):
+    server = Server()
+    scanner = FakeScanner()
+    hood = Neighbourhood(scanner, server.clock.seconds, select, access=access,
+                         password=password, cooldown=60, announce=server.hub.announce)
+    server.hub.neighbourhood = hood
+    return server, scanner, hood
+
+
+def test_operators_only_by_default_and_oper_with_the_password():
+    server, scanner, hood = setup()
+    a = server.user("alice")
+    a.type("/scan\n")
+    assert "only operators may /scan" in a.lines()[0]
+    a.type("/oper wrong\n")
+    assert a.lines() == ["*** Error: wrong password."]
+    a.type("/oper sesame\n")
+    assert a.lines() == ["*** You are now an operator."]
+    a.type("/scan\n")
+    assert a.lines() == ["*** Scanning 10.79.0.0/24 on eth1..."]
+    assert len(scanner.calls) == 1
+
+
+def test_result_goes_to_the_asker_one_at_a_time_with_cooldown():
+    server, scanner, hood = setup(access="everyone")
+    a, b = server.user("alice"), server.user("bob")
+    a.read()
+    a.type("/scan\n")
+    b.type("/scan\n")
+    assert "already running" in b.lines()[-1]
+    scanner.calls[0][1].callback(result())
+    lines = a.lines()
+    assert lines[1].startswith("*** IP") and "Apple" in lines[2]
+    assert "CONFLICT: 02:00:00:00:00:02 02:00:00:00:00:99" in lines[3]
+    assert lines[-1].startswith("*** 2 hosts on 10.79.0.0/24 via eth1")
+    assert matching(b.lines(), "hosts on") == []          # only the asker
+    b.type("/scan\n")
+    assert "try again in 60 s" in b.lines()[-1]
+    b.type("/neighbors\n")
+    assert b.lines()[-1].startswith("*** 2 hosts on 10.79.0.0/24")
+    server.clock.advance(61)
+    b.type("/scan\n")
+    assert len(scanner.calls) == 2
+
+
+def test_nobody_and_failures_and_no_scan_yet():
+    server, scanner, hood = setup(access="nobody")
+    a = server.user("alice")
+    a.type("/neighbors\n")
+    assert "No scan yet" in a.lines()[0]
+    a.type("/scan\n")
+    assert "turned off" in a.lines()[0]
+    server, scanner, hood = setup(access="everyone")
+    a = server.user("alice")
+    a.type("/scan\n")
+    a.read()
+    scanner.calls[0][1].errback(ScanPermissionError("no"))
+    assert "needs CAP_NET_RAW" in a.lines()[0]
+    assert not hood.running
+
+    def broken():
+        raise ScanSetupError("no default IPv4 route: pass --iface")
+    server, scanner, hood = setup(access="everyone", select=broken)
+    a = server.user("alice")
+    server.clock.advance(100)
+    a.type("/scan\n")
+    assert "cannot scan: no default IPv4 route" in a.lines()[0]
+
+
+def test_address_change_is_announced_in_lobby_and_rescanned():
+    current = [SEL]
+    server, scanner, hood = setup(access="everyone", select=lambda: current[0])
+    a = server.user("alice")
+    hood.check_address()           # first look: only recorded
+    hood.check_address()
+    assert a.lines() == [] and scanner.calls == []
+    current[0] = Selection("wlan0", ipaddress.IPv4Address("192.168.7.20"), "02:aa:00:00:00:fb",
+                           ipaddress.IPv4Network("192.168.7.0/24"), "192.168.7.1")
+    hood.check_address()
+    line = a.lines()[0]
+    assert line.endswith("-- this server moved: 10.79.0.250 on 10.79.0.0/24 -> "
+                         "192.168.7.20 on 192.168.7.0/24")
+    assert len(scanner.calls) == 1 and scanner.calls[0][0].iface == "wlan0"
+    scanner.calls[0][1].callback(result())
+    assert hood.last_report["network"] == "10.79.0.0/24"

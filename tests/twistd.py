@@ -1,0 +1,155 @@
+"""Real processes for integration tests: ``twistd tekcos`` on loopback or in
+a namespace, a plain-socket chat user, and waiting for a condition with a
+deadline (never a fixed sleep as synchronisation)."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+
+def wait_until(condition, timeout: float = 20.0, interval: float = 0.02, what: str = "condition"):
+    """Poll ``condition()`` until it returns something true; return that.
+    Fails the test with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+HOST = "127.0.0.1"
+# The checkout: subprocesses run from here so that they import the code under test.
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+class TwistdServer:
+    """``twistd -n tekcos`` on a free loopback port, logging to a temporary file."""
+
+    def __init__(self, *args: str, downloads: str | None = None):
+        self.port = free_port()
+        self.downloads = downloads or tempfile.mkdtemp(prefix="tekcos-dl-")
+        # The log goes to a file: a pipe nobody reads would fill and block the server.
+        self.log = tempfile.NamedTemporaryFile(prefix="tekcos-log-", suffix=".txt")
+        self.proc = subprocess.Popen(
+            TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos", "--port", str(self.port),
+                      "--downloads", self.downloads, *args],
+            stdout=self.log, stderr=subprocess.STDOUT, cwd=REPO)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection((HOST, self.port), timeout=0.5).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(open(self.log.name).read())
+                time.sleep(0.05)
+        raise RuntimeError("server did not start")
+
+    def stop(self) -> tuple[int, str]:
+        """SIGTERM; twistd re-raises the signal after a clean shutdown."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=20)
+        with open(self.log.name, errors="replace") as f:
+            return self.proc.returncode, f.read()
+
+
+CLEAN_EXIT = (0, -signal.SIGTERM)
+
+
+class User:
+    def __init__(self, port: int, nick: str | None = None, rcvbuf: int | None = None):
+        self.sock = socket.socket()
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.connect((HOST, port))
+        self.sock.settimeout(10)
+        self.buffer = b""
+        self.expect(b"Choose a nick")
+        if nick:
+            self.send(nick.encode() + b"\r\n")
+            self.expect(b"You are in lobby")
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def expect(self, pattern: bytes, timeout: float = 10) -> bytes:
+        """Read until ``pattern`` (a regex) matches; return and consume up to it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            m = re.search(pattern, self.buffer)
+            if m:
+                seen, self.buffer = self.buffer[:m.end()], self.buffer[m.end():]
+                return seen
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                raise AssertionError(f"{pattern!r} not received; got {self.buffer[-500:]!r}")
+            if not chunk:
+                raise AssertionError(f"closed before {pattern!r}; got {self.buffer[-500:]!r}")
+            self.buffer += chunk
+
+    def expect_count(self, token: bytes, count: int, timeout: float = 30) -> bytes:
+        """Read until ``token`` has been seen ``count`` times; consume through
+        the line of the last one."""
+        deadline = time.monotonic() + timeout
+        while self.buffer.count(token) < count:
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                chunk = self.sock.recv(1 << 20)
+            except socket.timeout:
+                raise AssertionError(f"{token!r} seen {self.buffer.count(token)} times, "
+                                     f"wanted {count}")
+            if not chunk:
+                raise AssertionError("closed")
+            self.buffer += chunk
+        end = 0
+        for _ in range(count):
+            end = self.buffer.index(token, end) + len(token)
+        end = self.buffer.index(b"\n", end) + 1
+        seen, self.buffer = self.buffer[:end], self.buffer[end:]
+        return seen
+
+    def closed(self, timeout: float = 10) -> bool:
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buffer += chunk
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+
+
+def serve_in(lab, ns: str, downloads, port: int = 9000, log=None):
+    """Start ``twistd tekcos`` inside namespace ``ns``; return once UDP and
+    TCP ``port`` are listening there."""
+    proc = lab.popen(ns, TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos", "--port", str(port),
+                                   "--downloads", str(downloads)],
+                     stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd=REPO)
+    wait_until(lambda: lab.exec(ns, "ss", "-Hulnt").count(f":{port} ") >= 2 or
+               (proc.poll() is not None and pytest.fail("server exited")),
+               interval=0.1, what=f"twistd tekcos listening in {ns}")
+    return proc
