@@ -1,5 +1,12 @@
-"""ChatService shutdown, driven by task.Clock."""
-from tekcos.chat.server import ChatService
+"""ChatService shutdown, driven by task.Clock, and one chat on the real reactor."""
+import pytest_twisted
+from twisted.internet import defer
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.protocols.basic import LineReceiver
+
+from tekcos.chat.hub import Hub
+from tekcos.chat.server import ChatFactory, ChatService
+from tekcos.chat.session import SessionConfig
 from tests.memory import Server
 
 
@@ -48,3 +55,58 @@ def test_shutdown_without_clients_is_immediate():
     service = ChatService(server.factory, server.clock)
     service.startService()
     assert service.stopService() is None
+
+
+class _LineClient(LineReceiver):
+    """A test client on the real reactor: lines arrive in ``self.lines``;
+    ``until(text)`` fires once a line containing ``text`` has arrived."""
+
+    def __init__(self):
+        self.lines = []
+        self.waiting = []
+        self.closed = defer.Deferred()
+
+    def lineReceived(self, line):
+        text = line.decode("utf-8", "replace")
+        self.lines.append(text)
+        for want, d in list(self.waiting):
+            if want in text:
+                self.waiting.remove((want, d))
+                d.callback(text)
+
+    def until(self, want):
+        for text in self.lines:
+            if want in text:
+                return defer.succeed(text)
+        d = defer.Deferred()
+        self.waiting.append((want, d))
+        return d
+
+    def connectionLost(self, reason):
+        self.closed.callback(None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_two_users_chat_then_shutdown_on_the_real_reactor():
+    from twisted.internet import reactor
+    hub = Hub(reactor.seconds)
+    factory = ChatFactory(hub, SessionConfig())
+    service = ChatService(factory, reactor)
+    service.startService()
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port)
+    alice, bob = _LineClient(), _LineClient()
+    try:
+        for client, nick in ((alice, "alice"), (bob, "bob")):
+            await connectProtocol(endpoint, client)
+            await client.until("Choose a nick")
+            client.sendLine(nick.encode())
+            await client.until("You are in lobby")
+        alice.sendLine(b"hello bob")
+        assert (await bob.until("<alice>")).endswith("<alice> hello bob")
+    finally:
+        await service.stopService()
+        await port.stopListening()
+    await defer.DeferredList([alice.closed, bob.closed])
+    assert alice.lines[-1] == bob.lines[-1] == "*** Server shutting down. Bye."
+    assert factory.connections == set()

@@ -1,6 +1,9 @@
 """The Twisted adapters with FakeDatagramTransport and task.Clock."""
 import hashlib
 import os
+import socket
+
+import pytest_twisted
 
 from twisted.internet.task import Clock
 from twisted.internet.testing import FakeDatagramTransport
@@ -114,3 +117,30 @@ def test_full_socket_buffer_is_retried_not_lost(tmp_path):
     pump(clock, server, client)
     assert client.core.status == "delivered"
     assert client.core.retransmits == 0        # held back and sent late, not lost
+
+
+@pytest_twisted.inlineCallbacks
+def test_push_on_the_real_reactor_over_loopback(tmp_path):
+    # The adapters on the running reactor with real UDP sockets: the same
+    # push_one() that ``tekcos push`` uses, against the server's protocol.
+    from twisted.internet import reactor
+
+    from tekcos.push.command import push_one
+    received = []
+    endpoint = Endpoint(Disk(tmp_path), Limits(), on_complete=received.append)
+    server = ServerProtocol(endpoint, reactor)
+    port = reactor.listenUDP(0, server, interface="127.0.0.1")
+    data = os.urandom(300_000)
+    try:
+        sender, seconds = yield push_one(
+            reactor, socket.AF_INET, "127.0.0.1", port.getHost().port, label="r.bin",
+            kind="file", name="r.bin", size=len(data), sha=hashlib.sha256(data).hexdigest(),
+            read=lambda off, n: data[off:off + n], sender_name="t", timeout=10, window=256,
+            payload=1400)
+    finally:
+        yield port.stopListening()   # stopProtocol cancels the server's timer
+    assert sender.status == "delivered" and seconds > 0
+    assert (tmp_path / "r.bin").read_bytes() == data
+    assert [r.name for r in received] == ["r.bin"]
+    # Nothing of ours is left on the reactor.
+    assert server._timer is None and server._flush_call is None
