@@ -138,30 +138,24 @@ def do_topic(session, arg: str) -> None:
 
 @command("history")
 def do_history(session, arg: str) -> None:
-    room = session.room
-    keep = room.history.maxlen if room.history is not None else 0
-    if arg:
-        if not arg.isdecimal() or int(arg) < 1:
-            session.error("usage: /history [N] with N a positive number")
-            return
-        count = min(int(arg), keep)
-    else:
-        count = keep
-    lines = list(room.history or ())[-count:] if count else []
-    if not lines:
-        session.send(f"*** No history in {room.name}.")
+    if arg and (not arg.isdecimal() or int(arg) < 1):
+        session.error("usage: /history [N] with N a positive number")
         return
-    out = [f"-- last {len(lines)} lines of {room.name} --"]
-    out += [f"(history) {line}" for line in lines]
-    out.append("-- end of history --")
-    session.write_lines(out)
+    lines = session.hub.history_lines(session.room, int(arg) if arg else None)
+    if not lines:
+        session.send(f"*** No history in {session.room.name}.")
+        return
+    session.write_lines(lines)
 
 
 @command("files")
 def do_files(session, arg: str) -> None:
     files = session.hub.files
     if not files:
-        session.send("*** No files received yet. Send one with: tekcos push FILE --to HOST")
+        if session.hub.pushes_enabled:
+            session.send("*** No files received yet. Send one with: tekcos push FILE --to HOST")
+        else:
+            session.send("*** No files: this server does not receive pushes (UDP is off).")
         return
     lines = [f"*** Files received ({len(files)}):"]
     for when, who, name, size in files:

@@ -20,14 +20,15 @@ from collections import deque
 from contextlib import contextmanager
 from typing import Callable, Iterable
 
-from tekcos.chat.names import name_key, nick_error, room_error
-from tekcos.chat.text import clean_text
+from tekcos.chat.names import look_keys, name_key, nick_error, room_error
+from tekcos.ratelimit import TokenBucket
+from tekcos.text import clean_text
 
 LOBBY = "lobby"
 
 
 class Room:
-    __slots__ = ("name", "members", "topic", "history")
+    __slots__ = ("name", "members", "topic", "history", "history_bytes", "joined", "left")
 
     def __init__(self, name: str, history: int):
         self.name = name
@@ -35,6 +36,22 @@ class Room:
         self.members: dict = {}
         self.topic = ""
         self.history: deque[str] | None = deque(maxlen=history) if history else None
+        self.history_bytes = 0
+        # Arrivals and departures not yet told, in a crowded room.
+        self.joined = 0
+        self.left = 0
+
+    def remember(self, text: str, max_bytes: int) -> None:
+        """Keep ``text`` in the history, bounded by lines and by bytes."""
+        history = self.history
+        if history is None:
+            return
+        if len(history) == history.maxlen:
+            self.history_bytes -= len(history[0])
+        history.append(text)
+        self.history_bytes += len(text)
+        while self.history_bytes > max_bytes and history:
+            self.history_bytes -= len(history.popleft())
 
 
 def human_size(size: int) -> str:
@@ -65,9 +82,19 @@ class Hub:
     """
 
     def __init__(self, now: Callable[[], float], history: int = 20,
-                 localtime: Callable[[float], time.struct_time] = time.localtime):
+                 localtime: Callable[[float], time.struct_time] = time.localtime,
+                 history_bytes: int = 64 * 1024, crowd: int = 100,
+                 push_rate: float = 5.0, push_burst: int = 20):
         self.now = now
         self.history_size = history
+        # History is bounded in bytes too: it is replayed to every joiner.
+        self.history_bytes = history_bytes
+        # Rooms with more members than this summarise joins and quits.
+        self.crowd = crowd
+        self.push_rate = push_rate
+        self.push_burst = push_burst
+        self._push_buckets: dict[str, TokenBucket] = {}
+        self.pushes_enabled = True
         self._localtime = localtime
         self._stamp_minute = -1
         self._stamp = ""
@@ -75,9 +102,11 @@ class Hub:
         self.pending: dict[Room, list[bytes]] = {}
         self.closing = False  # set on shutdown: no per-user quit notices
         self.nicks: dict[str, object] = {}
+        self.looks: dict[str, object] = {}     # TR39 skeleton keys -> member
         self.rooms: dict[str, Room] = {}
         self.lobby = self._room(LOBBY)
         self.files: deque = deque(maxlen=100)   # (time, who, name, size)
+        self.dropped_push_lines = 0
         self.neighbourhood = None               # set when LAN scanning is configured
 
     # -- time stamps --------------------------------------------------------
@@ -102,8 +131,10 @@ class Hub:
         """Send one line to every member of ``room``; keep it in history if
         ``record``.  Encoded once: every member gets the same bytes.  Inside
         :meth:`batch` the line is queued and written with the others."""
-        if record and room.history is not None:
-            room.history.append(text)
+        if room.joined or room.left:
+            self._summarise(room)
+        if record:
+            room.remember(text, self.history_bytes)
         data = (text + "\r\n").encode("utf-8", "replace")
         if self._batch_depth:
             queued = self.pending.get(room)
@@ -144,19 +175,42 @@ class Hub:
                 for member in list(room.members):
                     member.write(data)
 
+    def _summarise(self, room: Room) -> None:
+        """Tell a crowded room who came and went since its last line."""
+        joined, left = room.joined, room.left
+        room.joined = room.left = 0
+        parts = [f"{joined} joined"] if joined else []
+        if left:
+            parts.append(f"{left} left")
+        self.broadcast(room, f"{self.stamp()} -- {', '.join(parts)} "
+                             f"({len(room.members)} here now)")
+
+    def _crowded(self, room: Room) -> bool:
+        return self.crowd > 0 and len(room.members) >= self.crowd
+
+    def history_lines(self, room: Room, count: int | None = None) -> list[str]:
+        """The room's last ``count`` lines (all it keeps by default), framed."""
+        kept = list(room.history or ())
+        lines = kept[-count:] if count else kept
+        if not lines:
+            return []
+        return ([f"*** Last {len(lines)} lines of {room.name}:"]
+                + [f"(history) {line}" for line in lines]
+                + ["*** End of history."])
+
     def _enter(self, member, room: Room, replay: bool = True) -> None:
         if self.pending:
             self.flush()
         member.room = room
-        self.broadcast(room, f"{self.stamp()} -- {member.nick} joined {room.name}")
+        if self._crowded(room):
+            room.joined += 1
+        else:
+            self.broadcast(room, f"{self.stamp()} -- {member.nick} joined {room.name}")
         if self.pending:  # the notice is for those already there
             self.flush()
         room.members[member] = None
         if replay and room.history:
-            lines = [f"-- last {len(room.history)} lines of {room.name} --"]
-            lines += [f"(history) {line}" for line in room.history]
-            lines.append("-- end of history --")
-            member.write_lines(lines)
+            member.write_lines(self.history_lines(room))
         count = len(room.members)
         who = "you are alone here" if count == 1 else f"{count} people here"
         member.send(f"*** You are in {room.name} ({who}). /help lists commands.")
@@ -171,10 +225,17 @@ class Hub:
             self.flush()
         room.members.pop(member, None)
         member.room = None
-        if room.members and not self.closing:
+        if not room.members:
+            # The last one out: the room goes (the lobby stays).  During
+            # shutdown members leave one by one; only the last one removes it.
+            if room is not self.lobby:
+                self.rooms.pop(name_key(room.name), None)
+        elif self.closing:
+            pass
+        elif self._crowded(room):
+            room.left += 1
+        else:
             self.broadcast(room, f"{self.stamp()} -- {notice}")
-        elif room is not self.lobby:
-            del self.rooms[name_key(room.name)]
 
     # -- membership -----------------------------------------------------------
     def register(self, member, nick: str) -> str | None:
@@ -184,9 +245,21 @@ class Hub:
         if error:
             return error
         member.nick = nick
-        self.nicks[name_key(nick)] = member
+        self._claim(member, nick)
         self._enter(member, self.lobby)
         return None
+
+    def _claim(self, member, nick: str) -> None:
+        self.nicks[name_key(nick)] = member
+        for key in look_keys(nick):
+            self.looks[key] = member
+
+    def _release(self, member, nick: str) -> None:
+        if self.nicks.get(name_key(nick)) is member:
+            del self.nicks[name_key(nick)]
+        for key in look_keys(nick):
+            if self.looks.get(key) is member:
+                del self.looks[key]
 
     def _nick_refusal(self, nick: str, current=None) -> str | None:
         error = nick_error(nick)
@@ -195,6 +268,11 @@ class Hub:
         holder = self.nicks.get(name_key(nick))
         if holder is not None and holder is not current:
             return f"The nick {nick} is taken; choose another."
+        for key in look_keys(nick):
+            holder = self.looks.get(key)
+            if holder is not None and holder is not current:
+                return (f"The nick {nick} looks like {holder.nick}, who is here; "
+                        "choose another.")
         return None
 
     def rename(self, member, nick: str) -> str | None:
@@ -204,8 +282,8 @@ class Hub:
         old = member.nick
         if old == nick:
             return f"You are already {nick}."
-        del self.nicks[name_key(old)]
-        self.nicks[name_key(nick)] = member
+        self._release(member, old)
+        self._claim(member, nick)
         member.nick = nick
         self.broadcast(member.room, f"{self.stamp()} -- {old} is now known as {nick}")
         return None
@@ -232,8 +310,7 @@ class Hub:
         if member.nick is None:
             return
         self._leave_room(member, f"{member.nick} has quit ({reason})")
-        if self.nicks.get(name_key(member.nick)) is member:
-            del self.nicks[name_key(member.nick)]
+        self._release(member, member.nick)
 
     # -- talking ----------------------------------------------------------------
     def say(self, member, text: str) -> None:
@@ -262,19 +339,38 @@ class Hub:
 
     # -- pushes (files and messages over UDP) -------------------------------------
     def push_received(self, received) -> None:
-        """A push completed: announce files in the lobby, say messages there."""
+        """A push completed: announce files in the lobby, say messages there.
+
+        Pushed lines pass a token bucket per sender address, like chat lines
+        per connection: a script that pushes in a loop cannot flood the lobby.
+        """
         sender = clean_text(received.sender).replace(" ", "_")[:32] or "anonymous"
-        who = f"{sender}@{received.address[0]}"
+        address = received.address[0]
+        who = f"{sender}@{address}"
         stamp = self.stamp()
         if received.kind == "file":
-            self.files.append((self.now(), who, received.name, received.size))
-            self.broadcast(self.lobby, f"{stamp} -- {who} pushed {received.name} "
-                                       f"({human_size(received.size)})", record=True)
+            self.files.append((self.now(), who, clean_text(received.name), received.size))
+            if self._push_allowed(address):
+                self.broadcast(self.lobby, f"{stamp} -- {who} pushed {clean_text(received.name)} "
+                                           f"({human_size(received.size)})", record=True)
             return
         for line in received.text.splitlines():
             line = clean_text(line).strip()
-            if line:
+            if line and self._push_allowed(address):
                 self.broadcast(self.lobby, f"{stamp} <{who}> {line}", record=True)
+
+    def _push_allowed(self, address: str) -> bool:
+        now = self.now()
+        bucket = self._push_buckets.get(address)
+        if bucket is None:
+            if len(self._push_buckets) >= 4096:   # forget the oldest address
+                self._push_buckets.pop(next(iter(self._push_buckets)))
+            bucket = self._push_buckets[address] = TokenBucket(self.push_rate,
+                                                               self.push_burst, now)
+        if bucket.allow(now):
+            return True
+        self.dropped_push_lines += 1
+        return False
 
     def announce(self, text: str) -> None:
         """A server notice to the lobby (kept in its history)."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from tekcos import __version__
 from tekcos.chat import commands
-from tekcos.chat.text import clean_text
+from tekcos.text import clean_text
 from tekcos.ratelimit import TokenBucket
 
 UTF8 = "utf-8"

@@ -11,6 +11,8 @@ import os
 import re
 import unicodedata
 
+from tekcos.text import strip_bidi
+
 MAX_NAME_BYTES = 255
 _WINDOWS_RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$)$",
                                re.IGNORECASE)
@@ -25,7 +27,7 @@ def safe_name(offered: str) -> str:
     """Reduce ``offered`` to a plain file name, or raise BadName.
 
     Directory parts (``/`` or ``\\``) are dropped; control characters and NUL
-    are refused; leading dots (hidden files, ``..``) become ``_``; trailing dots
+    are refused; bidi controls are removed; leading dots (hidden files, ``..``) become ``_``; trailing dots
     and spaces (which Windows drops) are removed; reserved Windows device
     names get a ``_`` prefix; names over 255 bytes are refused.
     """
@@ -35,7 +37,8 @@ def safe_name(offered: str) -> str:
         raise BadName("control characters in the name")
     if any(0xD800 <= ord(c) <= 0xDFFF for c in offered):
         raise BadName("invalid characters in the name")
-    name = unicodedata.normalize("NFC", re.split(r"[/\\]", offered)[-1])
+    # Bidi controls would let a name show another extension than it has.
+    name = strip_bidi(unicodedata.normalize("NFC", re.split(r"[/\\]", offered)[-1]))
     name = name.rstrip(". ")
     if name.startswith("."):
         name = "_" + name.lstrip(".")

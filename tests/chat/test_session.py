@@ -55,7 +55,7 @@ def test_me_msg_topic_history_who_rooms(server):
     assert a.lines() == ["*** Topic of lobby: Friday release"]
     a.type("/history 2\n")
     lines = a.lines()
-    assert lines[0] == "-- last 2 lines of lobby --"
+    assert lines[0] == "*** Last 2 lines of lobby:"
     assert lines[1].startswith("(history) ") and lines[1].endswith("* bob waves")
     assert lines[2].endswith("bob changed the topic to: Friday release")
     a.type("/who\n")
@@ -71,9 +71,9 @@ def test_join_replays_history_marked_and_part_returns_to_lobby(server):
     b.read()
     b.type("/join DEV\n")
     lines = b.lines()
-    assert lines[0] == "-- last 2 lines of dev --"
+    assert lines[0] == "*** Last 2 lines of dev:"
     assert re.fullmatch(r"\(history\) " + STAMP + " <alice> first", lines[1])
-    assert lines[3] == "-- end of history --"
+    assert lines[3] == "*** End of history."
     assert "*** You are in dev (2 people here). /help lists commands." in lines
     assert a.lines()[-1].endswith("-- bob joined dev")
     b.type("/part\n")
