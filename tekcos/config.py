@@ -99,6 +99,8 @@ SETTINGS: dict[str, Setting] = {
                 "a bare number means TCP", _endpoints),
         Setting("history", 20, "lines of history each room keeps and replays on /join",
                 _integer(0, 10000)),
+        Setting("history-bytes", 64 * 1024, "bytes of history each room keeps at most "
+                "(oldest lines go first)", _integer(0, 1 << 30)),
         Setting("max-line", 2048, "longest accepted input line in bytes",
                 _integer(64, 1 << 20)),
         Setting("rate", 5.0, "sustained lines per second per connection (0 = no limit)",
@@ -109,6 +111,14 @@ SETTINGS: dict[str, Setting] = {
                 _integer(0, 1_000_000)),
         Setting("max-buffer", 1 << 20, "unsent output in bytes after which a client that "
                 "does not read is disconnected", _integer(4096, 1 << 30)),
+        Setting("max-clients", 10000, "chat connections at once (never more than the "
+                "descriptor limit allows); one more gets a reason and is closed",
+                _integer(1, 1_000_000)),
+        Setting("nick-timeout", 60.0, "seconds a new connection has to choose a nick "
+                "before it is told why and closed (0 = no limit)", _number(0, 86400)),
+        Setting("crowd", 100, "room size from which joins and quits are summarised in one "
+                "line before the next message instead of one line each (0 = never)",
+                _integer(0, 1_000_000)),
         Setting("motd", "", "message of the day shown after the greeting", _text(4000)),
         Setting("udp-port", None, "UDP port for pushes and discovery (default: the same number "
                 "as --port, or 9000; 0 turns UDP off)", _integer(0, 65535)),

@@ -15,6 +15,8 @@ code  name               meaning
 """
 from __future__ import annotations
 
+import sys
+
 OK = 0
 REFUSED = 1
 CANNOT = 1   # scan: same number as REFUSED (this host cannot do what was asked)
@@ -27,3 +29,15 @@ def worst(a: int, b: int) -> int:
     unreachable server outweighs a refusal, which outweighs success."""
     rank = {OK: 0, REFUSED: 1, UNREACHABLE: 2, USAGE: 3}
     return max(a, b, key=lambda code: rank.get(code, 3))
+
+
+def cannot_listen(description: str, error) -> None:
+    """Stop ``twistd tekcos`` with one line naming the endpoint and the
+    reason (port in use, no permission) instead of a traceback.
+
+    ``error`` is a CannotListenError (or any exception with a message)."""
+    socket_error = getattr(error, "socketError", error)
+    reason = getattr(socket_error, "strerror", None) or str(socket_error)
+    sys.stderr.write(f"twistd tekcos: cannot listen on {description}: {reason}\n")
+    sys.stderr.flush()
+    raise SystemExit(REFUSED)

@@ -5,21 +5,19 @@ import os
 import socket
 import sys
 
-from twisted.application import strports
+from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet import endpoints
+from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.python import usage
 
-from tekcos import __version__
+from tekcos import __version__, exits
 from tekcos import config as settings
 from tekcos.chat.hub import Hub
 from tekcos.chat.server import ChatFactory, ChatService
 from tekcos.chat.session import SessionConfig
 from tekcos.push.udp import push_service
-
-_log = Logger(namespace="tekcos.push")
-
 
 # Twisted's default listen backlog (50) drops SYNs when many clients connect
 # at once, for example all of them reconnecting after a restart.
@@ -48,6 +46,11 @@ class Options(usage.Options):
         super().__init__()
         self["listen"] = []
 
+    def opt_version(self) -> None:
+        """print tekcos's version and exit"""
+        sys.stdout.write(f"tekcos {__version__}\n")
+        raise SystemExit(0)
+
     def opt_listen(self, value: str) -> None:
         """extra listening endpoint, repeatable: 'tcp:9000', 'ssl:9443:privateKey=key.pem:certKey=cert.pem', 'unix:/run/tekcos.sock'; a bare number means TCP"""
         self["listen"].append(value)
@@ -69,6 +72,8 @@ class Options(usage.Options):
             endpoint_strings = [endpoint_string(e) for e in values["listen"]]
             if values["port"] is not None:
                 endpoint_strings.insert(0, endpoint_string(str(values["port"])))
+            # What HELLO tells people: the chat port of the first TCP endpoint.
+            values["chat-port"] = values["port"] or first_tcp_port(endpoint_strings)
             for desc in endpoint_strings:
                 _check_endpoint(desc)
             if values["udp-port"]:
@@ -77,6 +82,20 @@ class Options(usage.Options):
             raise usage.UsageError(str(e)) from None
         self.settings = values
         self.endpoints = endpoint_strings
+
+
+def first_tcp_port(descriptions: list[str]) -> int | None:
+    """The port of the first tcp/tcp6/ssl endpoint string, if any."""
+    for desc in descriptions:
+        kind, _, rest = desc.partition(":")
+        if kind not in ("tcp", "tcp6", "ssl"):
+            continue
+        for field in rest.split(":"):
+            name, eq, value = field.partition("=")
+            value = value if eq else name
+            if (not eq or name == "port") and value.isdecimal():
+                return int(value)
+    return None
 
 
 def _check_endpoint(desc: str) -> None:
@@ -101,22 +120,69 @@ def makeService(config: Options, reactor=None) -> MultiService:
     if reactor is None:
         from twisted.internet import reactor
     values = config.settings
-    hub = Hub(reactor.seconds, history=values["history"])
+    hub = Hub(reactor.seconds, history=values["history"], history_bytes=values["history-bytes"],
+              crowd=values["crowd"], push_rate=values["rate"], push_burst=values["burst"])
+    hub.pushes_enabled = bool(values["udp-port"])
     session_config = SessionConfig(rate=values["rate"], burst=values["burst"],
                                    motd=values["motd"], server_name=socket.gethostname())
     factory = ChatFactory(hub, session_config, max_line=values["max-line"],
-                          max_per_ip=values["max-per-ip"], max_buffer=values["max-buffer"])
+                          max_per_ip=values["max-per-ip"], max_buffer=values["max-buffer"],
+                          max_clients=client_limit(values["max-clients"]),
+                          nick_timeout=values["nick-timeout"], clock=reactor)
     top = MultiService()
     ChatService(factory, reactor).setServiceParent(top)
     _add_neighbourhood(top, hub, values, reactor)
     if values["udp-port"]:
         info = {"server": socket.gethostname(), "version": __version__,
-                "chat_port": values["port"]}
+                "chat_port": values["chat-port"]}
         push_service(values, hub.push_received, info, reactor).setServiceParent(top)
     # The chat endpoints last: once the TCP port accepts, everything else is up.
     for desc in config.endpoints:
-        strports.service(desc, factory, reactor=reactor).setServiceParent(top)
+        listening = ListeningService(endpoints.serverFromString(reactor, desc), factory, desc)
+        listening.setServiceParent(top)
     return top
+
+
+# Descriptors kept free for everything but chat clients: pushes being stored,
+# the UDP socket, log files, listening sockets, scans.
+FD_RESERVE = 256
+
+
+def client_limit(wanted: int, limits=None) -> int:
+    """``wanted``, lowered to what the open-file limit allows after the
+    reserve.  Raises the soft limit towards the hard one first, as servers
+    that expect many connections do."""
+    import resource
+    getrlimit = limits.getrlimit if limits else resource.getrlimit
+    setrlimit = limits.setrlimit if limits else resource.setrlimit
+    soft, hard = getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted + FD_RESERVE
+    if soft != resource.RLIM_INFINITY and soft < target:
+        new = target if hard == resource.RLIM_INFINITY else min(target, hard)
+        try:
+            setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+            soft = new
+        except (ValueError, OSError):
+            pass
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(1, min(wanted, soft - FD_RESERVE))
+
+
+class ListeningService(StreamServerEndpointService):
+    """A chat endpoint whose failure to listen (port in use, no permission)
+    stops the server with one line naming the endpoint, not a traceback."""
+
+    def __init__(self, endpoint, factory, description: str):
+        super().__init__(endpoint, factory)
+        self.description = description
+        self._raiseSynchronously = True
+
+    def privilegedStartService(self):
+        try:
+            super().privilegedStartService()
+        except CannotListenError as e:
+            exits.cannot_listen(self.description, e)
 
 
 def _add_neighbourhood(top: MultiService, hub: Hub, values: dict, reactor) -> None:

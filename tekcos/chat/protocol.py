@@ -1,12 +1,15 @@
 """The TCP/TLS/UNIX connection adapter for one chat user.
 
 :class:`ChatProtocol` turns bytes into lines (LF or CRLF, telnet commands
-removed, over-long lines refused) and feeds them to a
-:class:`~tekcos.chat.session.ChatSession`.  It also guards the server against
-a client that stops reading: it registers itself as a streaming producer, so
-the transport tells it when more than ``transport.bufferSize`` bytes are
-waiting; from then on it counts what is queued and aborts the connection once
-the total would pass ``max_buffer``.
+removed and answered, over-long lines refused) and feeds them to a
+:class:`~tekcos.chat.session.ChatSession`.  For a telnet client in character
+mode it echoes and edits the line on the server (:mod:`tekcos.chat.lineedit`)
+and keeps the half-typed line intact when messages arrive.
+
+It also guards the server: a connection that has not chosen a nick within
+``nick_timeout`` is told why and closed, and every byte written to the client
+counts against ``max_buffer``: once more than that waits unsent, the client is
+disconnected (it never reads; the others go on).
 """
 from __future__ import annotations
 
@@ -15,42 +18,64 @@ from twisted.internet import tcp
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 
+from tekcos.chat import telnet
+from tekcos.chat.lineedit import ERASE_LINE, LineEditor
 from tekcos.chat.session import ChatSession
-from tekcos.chat.telnet import IAC, strip_iac
 
 # What FileDescriptor.bufferSize holds before it pauses its producer.
 _TRANSPORT_BUFFER = 64 * 1024
+_ERASE = ERASE_LINE.encode()
 
 
-def write_through(transport):
-    """A writer for ``transport`` that sends at once when nothing is queued.
+def _tcp_connection(transport):
+    """The TCP connection whose send buffer holds this transport's output
+    (TLS transports wrap one), or None when there is none to look at."""
+    inner = getattr(transport, "transport", None)
+    for candidate in (transport, inner):
+        if isinstance(candidate, tcp.Connection) and hasattr(candidate, "_tempDataLen"):
+            return candidate
+    return None
 
-    A plain ``transport.write`` always queues and sends on the reactor's next
-    turn, which costs two epoll_ctl calls and a reactor pass per write.  In a
-    room fan-out that is most of the work, so for plain TCP transports we try
-    ``send()`` first and queue only what the kernel did not take.  Anything
-    else (TLS, UNIX, test transports) keeps ``transport.write``.
+
+def queued_bytes(connection) -> int:
+    """Bytes written to a TCP connection that the kernel has not taken yet."""
+    return len(connection.dataBuffer) - connection.offset + connection._tempDataLen
+
+
+def make_writer(transport, max_buffer: int, overflow):
+    """A writer for ``transport`` that counts everything queued for it.
+
+    A write that would leave more than ``max_buffer`` bytes waiting calls
+    ``overflow()`` instead.  On a plain TCP connection with nothing queued it
+    sends at once: a plain ``transport.write`` always queues and sends on the
+    reactor's next turn, which costs two epoll_ctl calls and a reactor pass
+    per write, most of the work of a room fan-out.  Transports without a TCP
+    connection to inspect (test transports) get ``transport.write``; their
+    output is counted from the moment the transport pauses us.
     """
     buffered = transport.write
-    sock = getattr(transport, "socket", None)
-    if not isinstance(transport, tcp.Connection) or sock is None \
-            or not hasattr(transport, "_tempDataLen"):
+    connection = _tcp_connection(transport)
+    if connection is None:
         return buffered
-    send = sock.send
+    direct = connection is transport and getattr(transport, "socket", None) is not None
+    send = transport.socket.send if direct else None
 
     def write(data: bytes) -> None:
-        if transport.dataBuffer or transport._tempDataLen or transport.disconnecting \
-                or not transport.connected:
-            buffered(data)
+        waiting = queued_bytes(connection)
+        if waiting + len(data) > max_buffer:
+            overflow()
             return
-        try:
-            sent = send(data)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError:  # let the transport find and report the failure
-            sent = 0
-        if sent < len(data):
-            buffered(data[sent:])
+        if direct and not waiting and not transport.disconnecting and transport.connected:
+            try:
+                sent = send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:  # let the transport find and report the failure
+                sent = 0
+            if sent == len(data):
+                return
+            data = data[sent:]
+        buffered(data)
 
     return write
 
@@ -71,12 +96,16 @@ class ChatProtocol(Protocol):
         self.factory = factory
         self.host = host
         self.session: ChatSession | None = None
+        self.telnet: telnet.TelnetFilter | None = None   # once the client sends IAC
+        self.editor: LineEditor | None = None            # telnet character mode
         self._buffer = b""
-        self._iac = 0
+        self._after_cr = False
         self._discarding = False
         self._unsent = 0
         self._paused = False
         self._gone = False
+        self._nick_timer = None
+        self._out = None
 
     # -- connection ----------------------------------------------------------
     def connectionMade(self) -> None:
@@ -87,12 +116,19 @@ class ChatProtocol(Protocol):
             except OSError:
                 pass
         transport.registerProducer(self, True)
-        self.write = write_through(transport)
+        # ``write`` is the session's byte sink: the counting writer itself,
+        # or (character mode) a wrapper around it.
+        self._out = self.write = make_writer(transport, self.factory.max_buffer,
+                                             self._drop_slow_consumer)
         self.session = ChatSession(self.factory.hub, self, self.factory.session_config)
-        self.log.info("connect from {peer}", peer=self.peer_name())
+        self.log.debug("connect from {peer}", peer=self.peer_name())
+        if self.factory.nick_timeout:
+            self._nick_timer = self.factory.clock.callLater(self.factory.nick_timeout,
+                                                            self._nick_timed_out)
         self.session.start()
 
     def connectionLost(self, reason=None) -> None:
+        self._cancel_nick_timer()
         text = describe_reason(reason)
         if self.session is not None and not self.session.closed:
             self._log_disconnect(text)
@@ -100,8 +136,11 @@ class ChatProtocol(Protocol):
         self.factory.forget(self)
 
     def _log_disconnect(self, why: str) -> None:
-        self.log.info("disconnect {peer} ({nick}): {why}", peer=self.peer_name(),
-                      nick=self.session.nick or "-", why=why)
+        # Connections that never chose a nick are not worth a log line each
+        # (a crowd of them would drown the log).
+        if self.session.nick is not None:
+            self.log.info("disconnect {peer} ({nick}): {why}", peer=self.peer_name(),
+                          nick=self.session.nick, why=why)
 
     def peer_name(self) -> str:
         try:
@@ -111,11 +150,28 @@ class ChatProtocol(Protocol):
         host, port = getattr(peer, "host", None), getattr(peer, "port", None)
         return f"{host}:{port}" if host is not None else str(peer)
 
+    def _nick_timed_out(self) -> None:
+        self._nick_timer = None
+        session = self.session
+        if session is not None and not session.closed and session.nick is None:
+            session.send(f"*** No nick chosen within {self.factory.nick_timeout:g} s; "
+                         "closing. Reconnect and type a nick.")
+            session.quit("no nick chosen in time")
+
+    def _cancel_nick_timer(self) -> None:
+        if self._nick_timer is not None and self._nick_timer.active():
+            self._nick_timer.cancel()
+        self._nick_timer = None
+
     # -- input ---------------------------------------------------------------
     def dataReceived(self, data: bytes) -> None:
-        if self._iac or IAC in data:
-            data, self._iac = strip_iac(data, self._iac)
-        if b"\r\0" in data:  # telnet's bare CR: treat as end of line
+        if self.telnet is not None or b"\xff" in data:
+            data = self._telnet(data)
+            if self.session.closed:
+                return
+        if self.editor is not None:
+            data = self._edit(data)
+        elif b"\r\0" in data:  # telnet's bare CR: treat as end of line
             data = data.replace(b"\r\0", b"\n")
         if self._buffer:
             data = self._buffer + data
@@ -127,12 +183,76 @@ class ChatProtocol(Protocol):
         if self.session.closed:
             return
         limit = self.factory.max_line
-        if len(rest) > limit:
+        # A CR that ends this read may be the first half of a CRLF.
+        if len(rest) > limit + (rest[-1:] == b"\r"):
             if not self._discarding:
                 self._discarding = True
                 self._too_long()
             rest = b""
         self._buffer = rest
+
+    def _telnet(self, data: bytes) -> bytes:
+        if self.telnet is None:
+            self.telnet = telnet.TelnetFilter()
+        data = self.telnet.feed(data)
+        replies, events = self.telnet.take()
+        if replies:
+            self._raw(replies)
+        for event in events:
+            if event == telnet.ECHO_ON and self.editor is None:
+                self._start_editing()
+            elif event == telnet.ECHO_OFF and self.editor is not None:
+                self.editor = None
+                self.write = self._out
+                self.session.set_sink(self.write)
+            elif event == telnet.ARE_YOU_THERE:
+                self.session.send(f"*** Yes, {self.factory.session_config.server_name} "
+                                  "is here.")
+            elif event == telnet.INTERRUPT:
+                # Ctrl-C: forget the line being typed.
+                self._buffer = b""
+                if self.editor is not None:
+                    self.editor.buffer = ""
+        return data
+
+    def _raw(self, data: bytes) -> None:
+        """Protocol bytes (telnet replies, echo): not transcoded, not counted
+        as chat output, never to a client that is gone."""
+        if not self._gone:
+            self.transport.write(data)
+
+    # -- character mode: the server echoes and edits --------------------------
+    def _start_editing(self) -> None:
+        self.editor = editor = LineEditor(prompt="", encoding=self.session.charset)
+        out, charset = self._out, self.session.charset
+
+        def write(data: bytes) -> None:
+            # Output goes above the half-typed line, which is drawn again.
+            typed = editor.buffer
+            if typed:
+                out(_ERASE + data + typed.encode(charset, "replace"))
+            else:
+                out(data)
+
+        self.write = write
+        self.session.set_sink(write)
+
+    def _edit(self, data: bytes) -> bytes:
+        """Keystrokes in, complete lines out (LF-terminated, in the session's
+        charset); the echo goes straight back."""
+        # Enter arrives as CR LF or CR NUL: one line end, not two.
+        if self._after_cr and data[:1] in (b"\n", b"\0"):
+            data = data[1:]
+        self._after_cr = data[-1:] == b"\r"
+        data = data.replace(b"\r\n", b"\r").replace(b"\r\0", b"\r")
+        echo, lines = self.editor.feed(data)
+        if self.editor.eof:   # Ctrl-C or Ctrl-D typed as a character
+            self.editor.eof = False
+            self.editor.buffer = ""
+            echo += "^C\r\n"
+        if echo:
+            self._raw(echo.replace("\n", "\r\n").encode(self.session.charset, "replace"))
+        return b"".join(line.encode(self.session.charset, "replace") + b"\n" for line in lines)
 
     def _lines(self, lines: list[bytes]) -> None:
         limit = self.factory.max_line
@@ -157,12 +277,14 @@ class ChatProtocol(Protocol):
     # -- output: the session's peer interface ---------------------------------
     def close(self, reason: str) -> None:
         """Flush what is queued, then close (the session has already left)."""
+        self._cancel_nick_timer()
         self._log_disconnect(reason)
         self.transport.unregisterProducer()
         self.transport.loseConnection()
 
     def log_nick(self, old: str | None, new: str) -> None:
         if old is None:
+            self._cancel_nick_timer()
             self.log.info("{peer} is now {nick}", peer=self.peer_name(), nick=new)
         else:
             self.log.info("nick change {old} -> {new} ({peer})", old=old, new=new,
@@ -171,13 +293,17 @@ class ChatProtocol(Protocol):
     # -- IPushProducer: the transport's verdict on our output ----------------
     def pauseProducing(self) -> None:
         # The transport calls this on every write while its buffer is full.
-        if self._paused:
+        # Transports whose queue we can measure are counted on every write
+        # already; for the others, counting starts here.
+        if self._paused or _tcp_connection(self.transport) is not None:
             return
         self._paused = True
         self._unsent = 0
         self.session.set_sink(self._counted_write)
 
     def resumeProducing(self) -> None:
+        if not self._paused:
+            return
         self._paused = False
         self._unsent = 0
         if self.session is not None and not self._gone:
@@ -196,7 +322,10 @@ class ChatProtocol(Protocol):
         self.transport.write(data)
 
     def _drop_slow_consumer(self) -> None:
+        if self._gone:
+            return
         self._gone = True
+        self._cancel_nick_timer()
         session = self.session
         reason = "not reading: output buffer full"
         self._log_disconnect(reason)

@@ -27,17 +27,34 @@ class ChatFactory(ServerFactory):
     log = Logger()
 
     def __init__(self, hub: Hub, session_config: SessionConfig, max_line: int = 2048,
-                 max_per_ip: int = 32, max_buffer: int = 1 << 20):
+                 max_per_ip: int = 32, max_buffer: int = 1 << 20, max_clients: int = 10000,
+                 nick_timeout: float = 60.0, clock=None):
         self.hub = hub
         self.session_config = session_config
         self.max_line = max_line
         self.max_per_ip = max_per_ip
         self.max_buffer = max_buffer
+        self.max_clients = max_clients
+        self.nick_timeout = nick_timeout
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self.clock = clock
+        self.refused_full = 0
         self.per_host: dict[str, int] = {}
         self.connections: set[ChatProtocol] = set()
         self.drained: list[defer.Deferred] = []
 
     def buildProtocol(self, addr):
+        if len(self.connections) >= self.max_clients:
+            # Said in one line, then closed: the descriptor is freed at once,
+            # so the UDP side and files being stored keep working.
+            if not self.refused_full % 1000:
+                self.log.warn("refused a connection: {n} clients, the most allowed "
+                              "({more} refused so far)", n=len(self.connections),
+                              more=self.refused_full)
+            self.refused_full += 1
+            return _Refused(f"the server is full ({self.max_clients} users); "
+                            "try again later.")
         host = getattr(addr, "host", None)
         if host is not None and self.max_per_ip:
             count = self.per_host.get(host, 0)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from tekcos import __version__
 from tekcos.chat import commands
-from tekcos.text import clean_text
 from tekcos.ratelimit import TokenBucket
+from tekcos.text import clean_text
 
 UTF8 = "utf-8"
 

@@ -1,46 +1,142 @@
-"""Removing telnet protocol bytes from an input stream.
+"""Telnet for the chat: commands removed from the input, negotiations answered.
 
-``telnet`` sends IAC (0xFF) command sequences, for example on Ctrl-C
-(IAC IP) or when it negotiates options.  They must never reach other users or
-break line parsing, and a sequence may be split across reads, so the filter
-carries a small integer state from one call to the next.
+A :class:`TelnetFilter` is created for a connection once it has sent an IAC
+byte (plain ``nc`` clients and scripts never get one, and are never sent
+one).  :meth:`TelnetFilter.feed` returns the text without telnet commands,
+and collects what to answer in :attr:`TelnetFilter.replies` and what happened
+in :attr:`TelnetFilter.events`.
+
+Two layers, so that hostile input cannot make the reactor spin:
+
+* Splitting text from commands is done by regular expressions, in C: a
+  chunk full of 0xFF bytes costs a few passes of the regex engine, not a
+  Python loop per byte.  A command split across reads is held back until
+  the rest arrives.
+* The commands themselves (at most one of each distinct kind per chunk)
+  go through :class:`twisted.conch.telnet.Telnet`, which implements the
+  option negotiation of RFC 854/855 (the Q method: never answer a request
+  that changes nothing, so negotiation cannot loop).
+
+What is answered: ``DO TIMING-MARK`` always with ``WILL TIMING-MARK``
+(RFC 860; the Debian client discards all output after Ctrl-C until then);
+``DO ECHO``/``DO SUPPRESS-GO-AHEAD`` with ``WILL`` (RFC 857/858): character
+mode, where the server echoes and edits the line; any other option is
+refused (``WONT``/``DONT``); ``AYT`` gets a visible answer.  A client that
+starts option negotiation (Windows telnet, PuTTY) is offered ``WILL ECHO``
+and ``WILL SGA``, so that it does not type blind.
 """
 from __future__ import annotations
 
-IAC, SB, SE = 255, 250, 240
-WILL, WONT, DO, DONT = 251, 252, 253, 254
+import re
 
-# States between chunks.
-DATA, COMMAND, OPTION, SUBNEG, SUBNEG_IAC = 0, 1, 2, 3, 4
+from twisted.conch import telnet as conch
+
+IAC = 255
+ECHO, SGA, TIMING_MARK = conch.ECHO, conch.SGA, b"\x06"
+
+# One telnet command: an incomplete command at the very end of the chunk
+# (group 1, tried first), IAC IAC (a literal 0xFF, group 2), a negotiation
+# (IAC WILL/WONT/DO/DONT option) or a two-byte command with a meaning
+# (group 3: what the negotiation layer sees), a subnegotiation (IAC SB ...
+# IAC SE, with IAC IAC inside, bounded; we support none, so it is dropped),
+# or any other two bytes.
+_MAX_SUB = 1024
+_COMMAND = re.compile(
+    # Tried first: at the very end, the start of a command held for later.
+    rb"(?=\xff(?:[\xfb-\xfe]|\xfa(?:[^\xff]|\xff\xff){0,%d}\xff?)?\Z)(\xff[\x00-\xff]*)"
+    rb"|\xff(?:(\xff)"
+    rb"|([\xfb-\xfe][\x00-\xff]|[\xf1-\xf9])"
+    rb"|\xfa(?:[^\xff]|\xff\xff){0,%d}\xff\xf0"
+    rb"|[\x00-\xf0\xfa])" % (_MAX_SUB, _MAX_SUB),
+    re.S)
+_STRIP = rb"\2"   # keep the literal 0xFF of IAC IAC, drop everything else
+
+INTERRUPT, ARE_YOU_THERE, ECHO_ON, ECHO_OFF = "interrupt", "are-you-there", "echo-on", "echo-off"
 
 
-def strip_iac(data: bytes, state: int = DATA) -> tuple[bytes, int]:
-    """Return ``data`` without telnet commands, and the state to pass with the
-    next chunk.  ``IAC IAC`` stands for one literal 0xFF byte."""
-    if state == DATA and IAC not in data:
-        return data, DATA
-    out = bytearray()
-    for byte in data:
-        if state == DATA:
-            if byte == IAC:
-                state = COMMAND
-            else:
-                out.append(byte)
-        elif state == COMMAND:
-            if byte == IAC:
-                out.append(IAC)
-                state = DATA
-            elif byte in (WILL, WONT, DO, DONT):
-                state = OPTION
-            elif byte == SB:
-                state = SUBNEG
-            else:  # two-byte command: IP, AYT, BRK, NOP, GA, ...
-                state = DATA
-        elif state == OPTION:
-            state = DATA
-        elif state == SUBNEG:
-            if byte == IAC:
-                state = SUBNEG_IAC
-        else:  # SUBNEG_IAC
-            state = DATA if byte == SE else SUBNEG
-    return bytes(out), state
+class _Negotiator(conch.Telnet):
+    """conch's option negotiation, writing into a list instead of a socket."""
+
+    def __init__(self, replies: list, events: list):
+        super().__init__()
+        self.replies = replies
+        self.events = events
+        self.commandMap[conch.AYT] = lambda arg: events.append(ARE_YOU_THERE)
+        self.commandMap[conch.IP] = lambda arg: events.append(INTERRUPT)
+        self.offered = False
+
+    def _write(self, data: bytes) -> None:
+        self.replies.append(data)
+
+    def enableLocal(self, option: bytes) -> bool:
+        if option == ECHO:
+            self.events.append(ECHO_ON)
+        return option in (ECHO, SGA, TIMING_MARK)
+
+    def disableLocal(self, option: bytes) -> None:
+        if option == ECHO:
+            self.events.append(ECHO_OFF)
+
+    def offer_character_mode(self) -> None:
+        """WILL ECHO and WILL SGA, once, unless the client asked already."""
+        if self.offered:
+            return
+        self.offered = True
+        for option in (ECHO, SGA):
+            if self.getOptionState(option).us.state == "no":
+                # The Deferred says whether the client agreed; enableLocal
+                # has already recorded it, and a refusal is an answer too.
+                self.will(option).addErrback(lambda failure: None)
+
+    def telnet_DO(self, option: bytes) -> None:
+        super().telnet_DO(option)
+        if option == TIMING_MARK:
+            # A timing mark is a one-off answer, not a state: the next DO
+            # TIMING-MARK (the next Ctrl-C) must be answered again.  It says
+            # nothing about character mode (line-mode clients send it).
+            self.getOptionState(option).us.state = "no"
+        elif option in (ECHO, SGA):
+            self.offer_character_mode()
+
+    def telnet_WILL(self, option: bytes) -> None:
+        super().telnet_WILL(option)   # refused: DONT
+        self.offer_character_mode()
+
+
+class TelnetFilter:
+    """Per-connection telnet state for a client that speaks telnet."""
+
+    __slots__ = ("replies", "events", "_held", "_negotiator")
+
+    def __init__(self):
+        self.replies: list[bytes] = []
+        self.events: list[str] = []
+        self._held = b""
+        self._negotiator = _Negotiator(self.replies, self.events)
+
+    def feed(self, data: bytes) -> bytes:
+        """``data`` without telnet commands (IAC IAC becomes one 0xFF byte).
+        Afterwards :attr:`replies` holds the bytes to send back and
+        :attr:`events` what the connection should act on; the caller takes
+        and clears both."""
+        if self._held:
+            data = self._held + data
+            self._held = b""
+        if b"\xff" not in data:
+            return data
+        found = _COMMAND.findall(data)
+        # An incomplete command at the end is held for the next read (the
+        # substitution below drops it from this one).
+        self._held = found[-1][0] if found else b""
+        # A flood of one command is answered once per chunk, not once per copy.
+        commands = [c for c in dict.fromkeys(f[2] for f in found) if c]
+        for command in commands:
+            self._negotiator.dataReceived(b"\xff" + command)
+        return _COMMAND.sub(_STRIP, data)
+
+    def take(self) -> tuple[bytes, list[str]]:
+        """The replies and events collected so far (then forgotten)."""
+        replies, events = b"".join(self.replies), self.events[:]
+        self.replies.clear()
+        self.events.clear()
+        return replies, events

@@ -13,9 +13,11 @@ import sys
 
 from twisted.application.service import Service
 from twisted.internet import defer
+from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
+from tekcos import exits
 from tekcos.push.receiver import Endpoint, Limits
 from tekcos.push.sender import Sender
 from tekcos.push.storage import Downloads
@@ -250,8 +252,12 @@ class UDPServer(Service):
 
     def _listen(self):
         if self.port is None:
-            self.port = self.reactor.listenUDP(self.port_number, self.protocol,
-                                               interface=self.interface, maxPacketSize=65535)
+            try:
+                self.port = self.reactor.listenUDP(self.port_number, self.protocol,
+                                                   interface=self.interface,
+                                                   maxPacketSize=65535)
+            except CannotListenError as e:
+                exits.cannot_listen(f"udp:{self.port_number}", e)
 
     def stopService(self):
         super().stopService()

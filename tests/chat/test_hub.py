@@ -131,3 +131,80 @@ def test_format_idle():
     assert format_idle(5) == "5s"
     assert format_idle(3661) == "1h01m"
     assert format_idle(90000) == "1d01h"
+
+
+def test_a_nick_that_looks_like_one_in_use_is_refused_and_freed_with_it():
+    hub, _ = make_hub()
+    alice, fake = Member(), Member()
+    assert hub.register(alice, "alice") is None
+    error = hub.register(fake, "\u0430lice")                 # Cyrillic а
+    assert error == "The nick \u0430lice looks like alice, who is here; choose another."
+    assert hub.register(fake, "b\u03bfb") is None           # nobody looks like it yet
+    assert "looks like" in hub.register(Member(), "bob")
+    assert hub.rename(fake, "mallory") is None              # the old look is released
+    assert hub.register(Member(), "bob") is None
+    hub.leave(alice, "quit")
+    assert hub.register(Member(), "\u0430lice") is None
+
+
+def test_a_crowded_room_summarises_joins_and_quits_before_its_next_line():
+    now = [1000.0]
+    hub = Hub(lambda: now[0], localtime=time.gmtime, crowd=3)
+    members = [Member() for _ in range(6)]
+    for i, m in enumerate(members[:3]):
+        hub.register(m, f"m{i}")
+    first = members[0]
+    first.out.clear()
+    for i, m in enumerate(members[3:], 3):
+        hub.register(m, f"m{i}")                 # the room has 3 or more: no notice
+    hub.leave(members[4], "quit")
+    assert first.out == []
+    hub.say(members[1], "hello")
+    assert first.out == ["[00:16] -- 3 joined, 1 left (5 here now)", "[00:16] <m1> hello"]
+    first.out.clear()
+    hub.say(members[1], "again")
+    assert first.out == ["[00:16] <m1> again"]    # told once
+
+
+def test_history_is_bounded_in_bytes_as_well_as_lines():
+    now = [1000.0]
+    hub = Hub(lambda: now[0], history=100, localtime=time.gmtime, history_bytes=1000)
+    talker = Member()
+    hub.register(talker, "t")
+    for i in range(50):
+        hub.say(talker, f"{i:02d}" + "x" * 98)
+    kept = list(hub.lobby.history)
+    assert sum(len(line) for line in kept) <= 1000
+    assert kept[-1].endswith("49" + "x" * 98) and len(kept) == 8
+    assert hub.lobby.history_bytes == sum(len(line) for line in kept)
+
+
+def test_pushed_lines_are_rate_limited_per_sender_address():
+    from tekcos.push.receiver import Received
+    now = [1000.0]
+    hub = Hub(lambda: now[0], localtime=time.gmtime, push_rate=1, push_burst=3)
+    reader = Member()
+    hub.register(reader, "reader")
+    reader.out.clear()
+    for i in range(10):
+        hub.push_received(Received("message", "bot", ("10.0.0.7", 5), "", 3, f"m{i}"))
+    hub.push_received(Received("message", "other", ("10.0.0.8", 5), "", 2, "ok"))
+    assert [line.split("> ")[1] for line in reader.out] == ["m0", "m1", "m2", "ok"]
+    assert hub.dropped_push_lines == 7
+    now[0] += 1
+    hub.push_received(Received("message", "bot", ("10.0.0.7", 5), "", 3, "later"))
+    assert reader.out[-1].endswith("<bot@10.0.0.7> later")
+
+
+def test_bidi_controls_never_reach_others_in_pushed_names_and_lines():
+    from tekcos.push.receiver import Received
+    hub, _ = make_hub()
+    reader = Member()
+    hub.register(reader, "reader")
+    reader.out.clear()
+    hub.push_received(Received("file", "ev\u202eil", ("10.0.0.7", 5), "invoice\u202efdp.exe",
+                               10))
+    hub.push_received(Received("message", "x", ("10.0.0.7", 5), "", 3, "a\u2066b\u2028c"))
+    text = "\n".join(reader.out)
+    assert not any(ch in text for ch in "\u202e\u2066\u2028")
+    assert "evil@10.0.0.7 pushed invoicefdp.exe" in text

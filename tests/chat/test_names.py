@@ -23,3 +23,18 @@ def test_room_names():
     assert room_error("#dev.ops") is None
     assert room_error("no spaces") is not None
     assert "at most 32" in room_error("r" * 33)
+
+
+def test_invisible_and_filler_characters_are_never_part_of_a_name():
+    for nick in ["\u3164", "alice\u3164", "\u115f\u1160", "a\u200bb", "\uffa0x"]:
+        assert "invisible" in nick_error(nick), repr(nick)
+    assert room_error("lobby\u3164") is not None
+
+
+def test_look_alike_names_share_a_key():
+    from tekcos.chat.names import look_keys
+    assert set(look_keys("\u0430lice")) & set(look_keys("alice"))       # Cyrillic а
+    assert set(look_keys("b\u03bfb")) & set(look_keys("bob"))           # Greek ο
+    assert set(look_keys("paypal")) & set(look_keys("\u0440\u0430\u0443\u0440\u0430l"))
+    assert not set(look_keys("alice")) & set(look_keys("alina"))
+    assert not set(look_keys("김철수")) & set(look_keys("김영희"))

@@ -11,15 +11,68 @@ def test_lf_crlf_and_split_reads(server):
     assert said == ["one", "two", "three", "four"]
 
 
-def test_telnet_commands_are_removed_and_harmless(server):
+def test_telnet_commands_are_removed_and_answered(server):
     a, b = server.user("alice"), server.user("bob")
     a.read()
-    # Ctrl-C in telnet: IAC IP, then IAC DO TIMING-MARK; split mid-sequence.
+    b.read()
+    # Ctrl-C in telnet: IAC IP (the line being typed is dropped), then IAC DO
+    # TIMING-MARK (answered, so that the client shows output again); the
+    # sequences are split mid-way.
     b.type(b"hel\xff")
     b.type(b"\xf4lo\xff\xfd")
+    assert b.transport.value() == b""
     b.type(b"\x06\r\n")
-    assert a.lines()[0].endswith("<bob> hello")
+    sent = b.transport.value()
+    assert sent.startswith(b"\xff\xfb\x06") and sent.count(b"\xff") == 1   # WILL TM only
+    [line] = a.lines()
+    assert line.endswith("<bob> lo")
     assert not b.transport.disconnecting
+
+
+def test_clients_that_never_send_iac_never_get_one(server):
+    a = server.connect()
+    a.type(b"alice\r\n/help\r\nhi\r\n/who\r\n")
+    assert b"\xff" not in a.transport.value()
+
+
+def test_character_mode_echoes_edits_and_keeps_the_typed_line(server):
+    a, b = server.user("alice"), server.user("bob")
+    a.read()
+    b.read()
+    b.type(b"\xff\xfd\x01\xff\xfd\x03")          # DO ECHO, DO SGA
+    assert b.transport.value() == b"\xff\xfb\x01\xff\xfb\x03"
+    b.transport.clear()
+    b.type(b"hellp")
+    b.type(b"\x7f")                                 # backspace
+    assert b.transport.value() == b"hellp\b \b"   # echoed, then erased
+    b.transport.clear()
+    a.type(b"meanwhile\r\n")                        # arrives while bob types
+    a.read()
+    shown = b.transport.value()
+    assert shown.startswith(b"\r\x1b[K") and shown.endswith(b"meanwhile\r\nhell")
+    b.transport.clear()
+    b.type(b"o wor\x17world\r\0")                  # Ctrl-W, then Enter as CR NUL
+    assert a.lines()[0].endswith("<bob> hello world")
+    b.type(b"x\x15y\r\n")                            # Ctrl-U
+    assert a.lines()[0].endswith("<bob> y")
+    b.type(b"\r\n")                                   # an empty line says nothing
+    assert a.lines() == []
+
+
+def test_are_you_there_gets_a_visible_answer(server):
+    a = server.user("alice")
+    a.type(b"\xff\xf6")
+    assert a.lines() == ["*** Yes, test is here."]
+
+
+def test_a_max_line_line_whose_crlf_is_split_is_accepted():
+    server = Server(max_line=64)
+    a, b = server.user("alice"), server.user("bob")
+    a.read()
+    b.type(b"x" * 64 + b"\r")
+    b.type(b"\n")
+    assert a.lines()[0].endswith("<bob> " + "x" * 64)
+    assert not any("too long" in line for line in b.lines())
 
 
 def test_telnet_bare_cr_ends_a_line(server):

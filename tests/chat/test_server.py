@@ -110,3 +110,48 @@ async def test_two_users_chat_then_shutdown_on_the_real_reactor():
     await defer.DeferredList([alice.closed, bob.closed])
     assert alice.lines[-1] == bob.lines[-1] == "*** Server shutting down. Bye."
     assert factory.connections == set()
+
+
+def test_a_connection_without_a_nick_is_told_and_closed_after_the_timeout():
+    server = Server(nick_timeout=60)
+    idle, user = server.connect(), server.user("alice")
+    idle.read()
+    server.clock.advance(59)
+    assert not idle.transport.disconnecting and idle.read() == ""
+    server.clock.advance(1)
+    assert idle.lines() == ["*** No nick chosen within 60 s; closing. Reconnect and type a nick."]
+    assert idle.transport.disconnecting
+    assert not user.transport.disconnecting          # a registered user stays
+    idle.close()
+    user.close()
+    assert server.clock.getDelayedCalls() == []
+
+
+def test_one_over_max_clients_gets_a_reason_and_a_freed_place_is_reused():
+    server = Server(max_clients=2)
+    a, b = server.user("alice"), server.user("bob")
+    third = server.connect()
+    assert third.read() == "*** Error: the server is full (2 users); try again later.\r\n"
+    assert third.transport.disconnecting
+    a.close()
+    fourth = server.connect()
+    assert "Choose a nick" in fourth.read()
+    b.close()
+    fourth.close()
+
+
+def test_shutdown_with_users_in_several_rooms_tells_everyone_without_errors():
+    server = Server()
+    users = [server.user(f"u{i}") for i in range(9)]
+    for i, user in enumerate(users):
+        user.type(f"/join room{i % 3}\r\n")
+    for user in users:
+        user.read()
+    service = ChatService(server.factory, server.clock, grace=3)
+    service.startService()
+    d = service.stopService()   # raised KeyError in Hub._leave_room before
+    for user in users:
+        assert user.lines() == ["*** Server shutting down. Bye."]
+        user.close()
+    assert d.called
+    assert set(server.hub.rooms) == {"lobby"}

@@ -179,6 +179,18 @@ def test_control_characters_never_reach_others(server):
     assert a.lines()[0].endswith("<bob> [2Jclear me now")
 
 
+def test_bidi_controls_and_unicode_line_breaks_never_reach_others(server):
+    a, b = server.user("alice"), server.user("bob")
+    a.read()
+    b.type("pay \u202efdp.exe\u202c and\u2028more \u2067x\u2069 \u200fy\n")
+    b.type("/topic \u202eevil\n")
+    b.type("/me \u2029waves\n")
+    lines = a.lines()
+    assert lines[0].endswith("<bob> pay fdp.exe andmore x y")
+    assert lines[1].endswith("-- bob changed the topic to: evil")
+    assert lines[2].endswith("* bob waves")
+
+
 def test_backspaces_edit_the_line():
     assert clean_text("helo\x08lo") == "hello"
     assert clean_text("\x7f\x7fab\x7f") == "a"

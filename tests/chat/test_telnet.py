@@ -1,24 +1,97 @@
-from tekcos.chat.telnet import DATA, strip_iac
+"""TelnetFilter: commands removed, negotiations answered (RFC 854/855/857/
+858/860), commands split across reads, floods answered once per chunk."""
+import random
+
+from tekcos.chat.telnet import ARE_YOU_THERE, ECHO_OFF, ECHO_ON, INTERRUPT, TelnetFilter
+
+IAC, WILL, WONT, DO, DONT, SB, SE = 255, 251, 252, 253, 254, 250, 240
+ECHO, SGA, TM, NAWS, TTYPE = 1, 3, 6, 31, 24
 
 
-def test_plain_data_passes_untouched():
-    assert strip_iac(b"hello\r\n") == (b"hello\r\n", DATA)
+def cmd(*codes: int) -> bytes:
+    return bytes(codes)
 
 
-def test_commands_are_removed():
-    # IAC IP (Ctrl-C), IAC DO ECHO, IAC WILL NAWS, IAC SB NAWS ... IAC SE
-    data = b"he\xff\xf4llo\xff\xfd\x01 wor\xff\xfb\x1fld\xff\xfa\x1f\x00\x50\x00\x18\xff\xf0!"
-    assert strip_iac(data) == (b"hello world!", DATA)
+def feed(f: TelnetFilter, data: bytes):
+    text = f.feed(data)
+    replies, events = f.take()
+    return text, replies, events
 
 
-def test_escaped_iac_is_one_literal_byte():
-    assert strip_iac(b"a\xff\xffb") == (b"a\xffb", DATA)
+def test_ctrl_c_from_debian_telnet_gets_its_timing_mark_every_time():
+    f = TelnetFilter()
+    for _ in range(3):   # every Ctrl-C, not only the first
+        text, replies, events = feed(f, b"hi" + cmd(IAC, 244, IAC, DO, TM))
+        assert text == b"hi"
+        assert replies == cmd(IAC, WILL, TM)   # and nothing else: no mode change
+        assert events == [INTERRUPT]
 
 
-def test_sequences_split_across_chunks():
-    data = b"ab\xff\xfd\x01cd\xff\xfa\x18\x00xterm\xff\xf0ef\xff\xf4gh"
-    for cut in range(len(data) + 1):
-        first, state = strip_iac(data[:cut])
-        second, state = strip_iac(data[cut:], state)
-        assert first + second == b"abcdefgh", cut
-        assert state == DATA
+def test_character_mode_client_is_offered_echo_and_sga():
+    f = TelnetFilter()
+    # What Windows telnet and PuTTY start with: offers of their own options.
+    text, replies, events = feed(f, cmd(IAC, WILL, NAWS, IAC, WILL, TTYPE) + b"x")
+    assert text == b"x"
+    assert replies == (cmd(IAC, DONT, NAWS) + cmd(IAC, WILL, ECHO) + cmd(IAC, WILL, SGA)
+                       + cmd(IAC, DONT, TTYPE))
+    # The client agrees: echo is on, and agreements are not answered (no loop).
+    text, replies, events = feed(f, cmd(IAC, DO, ECHO, IAC, DO, SGA))
+    assert (text, replies, events) == (b"", b"", [ECHO_ON])
+    text, replies, events = feed(f, cmd(IAC, DONT, ECHO))
+    assert (replies, events) == (cmd(IAC, WONT, ECHO), [ECHO_OFF])
+
+
+def test_a_client_asking_for_echo_gets_it_and_the_sga_offer():
+    f = TelnetFilter()
+    text, replies, events = feed(f, cmd(IAC, DO, ECHO))
+    assert replies == cmd(IAC, WILL, ECHO, IAC, WILL, SGA)
+    assert events == [ECHO_ON]
+
+
+def test_unsupported_options_are_refused_and_ayt_answered():
+    f = TelnetFilter()
+    assert feed(f, cmd(IAC, DO, 24))[1].startswith(cmd(IAC, WONT, 24))
+    assert feed(f, cmd(IAC, 246)) == (b"", b"", [ARE_YOU_THERE])
+    assert feed(f, cmd(IAC, WONT, 5)) == (b"", b"", [])   # nothing to refuse
+
+
+def test_iac_iac_is_a_literal_byte_and_subnegotiations_vanish():
+    f = TelnetFilter()
+    data = b"a" + cmd(IAC, IAC) + b"b" + cmd(IAC, SB, NAWS, 0, 80, 0, 24, IAC, SE) + b"c"
+    assert feed(f, data)[0] == b"a\xffbc"
+    assert feed(f, b"x" + cmd(IAC, 0x41) + b"y")[0] == b"xy"   # unknown command: dropped
+
+
+def test_commands_split_anywhere_across_reads():
+    stream = (b"one" + cmd(IAC, 244, IAC, DO, TM) + b"two" + cmd(IAC, IAC) + b"three"
+              + cmd(IAC, SB, NAWS, 0, 80, 0, 24, IAC, SE) + b"four" + cmd(IAC, WILL, NAWS))
+    whole = TelnetFilter()
+    expected = feed(whole, stream)
+    for cut in range(1, len(stream)):
+        f = TelnetFilter()
+        a = feed(f, stream[:cut])
+        b = feed(f, stream[cut:])
+        assert (a[0] + b[0], a[1] + b[1], a[2] + b[2]) == expected, cut
+
+
+def test_random_bytes_never_raise_and_match_one_whole_read():
+    rng = random.Random(7)
+    for _ in range(300):
+        data = bytes(rng.choice([IAC, IAC, DO, WILL, SB, SE, 244, 246, 0x41, 10, 13])
+                     for _ in range(rng.randint(1, 80)))
+        pieces, f = [], TelnetFilter()
+        at = 0
+        while at < len(data):
+            step = rng.randint(1, 9)
+            pieces.append(f.feed(data[at:at + step]))
+            f.take()
+            at += step
+        whole = TelnetFilter().feed(data + b"x")
+        # Split reads give what one read gives (a held tail comes out later).
+        assert b"".join(pieces) + f.feed(b"x") == whole
+
+
+def test_a_flood_of_one_command_is_answered_once_per_read():
+    f = TelnetFilter()
+    text, replies, events = feed(f, cmd(IAC, DO, TM) * 20_000)
+    assert text == b"" and replies == cmd(IAC, WILL, TM)
