@@ -186,6 +186,11 @@ def resolve(cli: dict[str, Any], file: dict[str, Any] | None = None,
             result[name] = setting.parse(raw)
         except ValueError as e:
             raise ConfigError(f"{origin}: {e}") from None
+    if result["history-bytes"] > result["max-buffer"] // 2:
+        # The history is replayed to every joiner and counts against their
+        # output limit: a longer one would disconnect whoever joins.
+        raise ConfigError(f"--history-bytes: must be at most half of --max-buffer "
+                          f"({result['max-buffer'] // 2}), got {result['history-bytes']}")
     if result["port"] is None and not result["listen"]:
         result["port"] = DEFAULT_PORT
     if result["udp-port"] is None:

@@ -71,3 +71,10 @@ def test_shipped_config_documents_every_setting_with_its_default():
         if setting.default not in (None, []):
             parsed = tomllib.loads(lines[0].lstrip("# "))
             assert parsed[name] == setting.default, name
+
+
+def test_history_bytes_must_fit_in_the_output_limit():
+    with pytest.raises(ConfigError, match=r"--history-bytes: must be at most half of "
+                                          r"--max-buffer \(32768\), got 40000"):
+        resolve({"history-bytes": "40000", "max-buffer": "65536"})
+    assert resolve({"history-bytes": "32768", "max-buffer": "65536"})["history-bytes"] == 32768

@@ -45,3 +45,17 @@ def test_sans_io_cores_import_nothing_from_twisted():
 
 def test_the_namespace_lab_is_not_installed():
     assert not (PACKAGE / "netlab.py").exists()
+
+
+def test_every_data_file_of_the_package_is_installed():
+    import configparser
+    config = configparser.ConfigParser()
+    config.read(PACKAGE.parent / "setup.cfg")
+    declared = {
+        f"{package.replace('.', '/')}/{pattern.strip()}"
+        for package, patterns in config["options.package_data"].items()
+        for pattern in patterns.split(",")
+    }
+    data = {str(p.relative_to(PACKAGE.parent)) for p in PACKAGE.rglob("*")
+            if p.is_file() and p.suffix not in (".py", ".pyc")}
+    assert data <= declared

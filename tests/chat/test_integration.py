@@ -4,8 +4,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import time
+
+import pytest
 
 from tests.twistd import CLEAN_EXIT, User
 
@@ -108,3 +112,111 @@ def test_client_mistakes_never_log_a_traceback(start):
     code, log = server.stop()
     assert code in CLEAN_EXIT and "Server Shut Down." in log
     assert "Traceback" not in log and "Unhandled" not in log
+
+
+class Terminal:
+    """A real program in a pseudo-terminal: what a person sees, and keys."""
+
+    def __init__(self, argv):
+        import pty
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:   # the child: become the program
+            os.execvp(argv[0], argv)
+        self.screen = b""
+
+    def type(self, keys: bytes) -> None:
+        os.write(self.fd, keys)
+
+    def expect(self, text: bytes, timeout: float = 20) -> None:
+        import select
+        deadline = time.monotonic() + timeout
+        while text not in self.screen:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"{text!r} not shown; screen: {self.screen[-400:]!r}")
+            if select.select([self.fd], [], [], left)[0]:
+                try:
+                    self.screen += os.read(self.fd, 65536)
+                except OSError:   # the program ended
+                    raise AssertionError(f"{text!r} not shown before the program ended; "
+                                         f"screen: {self.screen[-400:]!r}")
+
+    def close(self) -> None:
+        os.kill(self.pid, signal.SIGKILL)
+        os.waitpid(self.pid, 0)
+        os.close(self.fd)
+
+
+def need(program: str) -> str:
+    path = shutil.which(program)
+    if path is None:
+        if os.environ.get("TEKCOS_REQUIRE_NETNS") == "1":
+            pytest.fail(f"{program} is not installed (CI installs it in .ci/run)")
+        pytest.skip(f"{program} is not installed")
+    return path
+
+
+def test_ctrl_c_in_debian_telnet_then_the_user_still_sees_the_room(start):
+    server = start()
+    term = Terminal([need("telnet"), "127.0.0.1", str(server.port)])
+    try:
+        term.expect(b"Choose a nick")
+        term.type(b"tel\r")
+        term.expect(b"You are in lobby")
+        other = User(server.port, "other")
+        other.send(b"before\r\n")
+        term.expect(b"<other> before")
+        # Ctrl-C: telnet sends IAC IP, IAC DO TIMING-MARK and shows nothing
+        # more until the server answers the timing mark (RFC 860).
+        term.type(b"half typed\x03")
+        term.expect(b"^C")
+        term.type(b"still here\r")
+        # Once the room has this line, the server has read the Ctrl-C before it.
+        seen = other.expect(rb"<tel> [^\r]*\r\n")
+        assert seen.endswith(b"<tel> still here\r\n")   # the half-typed line was dropped
+        term.expect(b"<tel> still here")
+        other.send(b"after the interrupt\r\n")
+        term.expect(b"<other> after the interrupt")
+    finally:
+        term.close()
+    code, log = server.stop()
+    assert "Traceback" not in log
+
+
+def test_a_character_mode_client_is_echoed_and_edited_by_the_server(start):
+    server = start()
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    got = b""
+
+    def read_until(want: bytes) -> bytes:
+        nonlocal got
+        deadline = time.monotonic() + 20
+        while want not in got:
+            assert time.monotonic() < deadline, (want, got[-300:])
+            chunk = sock.recv(65536)
+            assert chunk, got
+            got += chunk
+        seen, got = got[:got.index(want) + len(want)], got[got.index(want) + len(want):]
+        return seen
+
+    read_until(b"Choose a nick")
+    # What Windows telnet starts with: WILL NAWS; it then waits for WILL ECHO.
+    sock.sendall(b"\xff\xfb\x1f")
+    assert read_until(b"\xff\xfb\x03").endswith(b"\xff\xfe\x1f\xff\xfb\x01\xff\xfb\x03")
+    sock.sendall(b"\xff\xfd\x01\xff\xfd\x03")      # DO ECHO, DO SGA: character mode
+    for key in b"winn":                             # one key per packet
+        sock.sendall(bytes([key]))
+        read_until(bytes([key]))                    # each key is echoed
+    sock.sendall(b"\x08")                           # backspace
+    read_until(b"\b \b")
+    sock.sendall(b"\r\0")                           # Enter
+    read_until(b"You are in lobby")
+    other = User(server.port, "other")
+    sock.sendall(b"hel")
+    read_until(b"hel")
+    other.send(b"interrupting\r\n")
+    # The message is printed over the typed line, which is drawn again.
+    assert read_until(b"interrupting\r\nhel").endswith(b"<other> interrupting\r\nhel")
+    sock.sendall(b"lo\r\n")
+    other.expect(rb"<win> hello\r\n")
+    sock.close()
