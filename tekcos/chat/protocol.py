@@ -42,6 +42,21 @@ def queued_bytes(connection) -> int:
     return len(connection.dataBuffer) - connection.offset + connection._tempDataLen
 
 
+def discard_queued(transport) -> None:
+    """Drop what a closed connection still held for its client.
+
+    Twisted keeps an aborted connection's unsent output in the transport
+    object, which our protocol and session keep alive in a reference cycle
+    until the garbage collector's next full pass: with clients that never
+    read, that is up to max-buffer each, long after they are gone."""
+    connection = _tcp_connection(transport)
+    if connection is not None:
+        connection.dataBuffer = b""
+        connection.offset = 0
+        connection._tempDataBuffer = []
+        connection._tempDataLen = 0
+
+
 def make_writer(transport, max_buffer: int, overflow):
     """A writer for ``transport`` that counts everything queued for it.
 
@@ -133,6 +148,7 @@ class ChatProtocol(Protocol):
         if self.session is not None and not self.session.closed:
             self._log_disconnect(text)
             self.session.connection_lost(text)
+        discard_queued(self.transport)
         self.factory.forget(self)
 
     def _log_disconnect(self, why: str) -> None:

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.twistd import CLEAN_EXIT, User
+from tests.twistd import CLEAN_EXIT, User, wait_until
 
 
 def test_chat_between_clients_with_crlf_lf_iac_and_bad_utf8(start):
@@ -220,3 +220,39 @@ def test_a_character_mode_client_is_echoed_and_edited_by_the_server(start):
     sock.sendall(b"lo\r\n")
     other.expect(rb"<win> hello\r\n")
     sock.close()
+
+
+def test_clients_that_never_read_pin_at_most_max_buffer_and_memory_comes_back(start):
+    psutil = pytest.importorskip("psutil")
+    max_buffer = 1 << 20
+    server = start("--history", "10000", "--history-bytes", str(max_buffer // 2), "--rate", "0",
+                   "--max-line", "4096", "--max-buffer", str(max_buffer), "--max-per-ip", "0")
+    process = psutil.Process(server.proc.pid)
+    talker = User(server.port, "talker")
+    talker.send(b"/join big\r\n")
+    talker.expect(b"You are in big")
+    line = b"x" * 2000
+    talker.send(b"".join(line + b" %d\r\n" % i for i in range(400)))
+    talker.expect(rb" 399\r\n")
+    base = process.memory_info().rss
+    # Each joiner gets the history (512 KiB) on /join, then asks for it again
+    # and again without reading anything.
+    joiners = [User(server.port, f"j{i}", rcvbuf=4096) for i in range(40)]
+    for joiner in joiners:
+        joiner.send(b"/join big\r\n" + b"/history\r\n" * 16)   # 8 MiB asked for
+    peak = base
+    for joiner in joiners:
+        peak = max(peak, process.memory_info().rss)
+        assert joiner.closed(timeout=30)   # disconnected for not reading
+    peak = max(peak, process.memory_info().rss)
+    # Before: the history alone (20 MB with these settings) was queued for
+    # every joiner, uncounted, and the memory stayed after they left.
+    per_client = (peak - base) / len(joiners)
+    assert per_client <= max_buffer + 64 * 1024 + 256 * 1024, per_client
+    talker.send(b"/who\r\n")
+    talker.expect(rb"\*\*\* big \(1\): talker")
+    # The memory comes back once they are gone.
+    wait_until(lambda: process.memory_info().rss - base < 8 * max_buffer, timeout=20,
+               what=f"RSS back near {base} after the joiners left")
+    code, log = server.stop()
+    assert log.count("not reading: output buffer full") == len(joiners)
