@@ -42,8 +42,11 @@ def free_port() -> int:
 def start(kind: str, port: int) -> subprocess.Popen:
     if kind == "tekcos":
         twistd = shutil.which("twistd")
-        cmd = [twistd, "-n", "--pidfile=", "-l", "/dev/null", "tekcos", "--port", str(port),
-               "--rate", "0", "--max-per-ip", "0", "--max-buffer", str(1 << 30)]
+        # "-l -": the log goes to our DEVNULL pipe; twistd rotates a log
+        # *file* (renaming it), so it must never be handed a shared path.
+        cmd = [twistd, "-n", "--pidfile=", "-l", "-", "tekcos", "--port", str(port),
+               "--rate", "0", "--max-per-ip", "0", "--max-buffer", str(1 << 30),
+               "--max-clients", "100000", "--udp-port", "0"]
     else:
         cmd = [sys.executable, os.path.join(HERE, "minimal_server.py"), str(port)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -12,6 +12,8 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from tekcos.address import DEFAULT_PORT
+
 
 class ConfigError(ValueError):
     """A setting has a bad value; ``str()`` is a one-line message naming it."""
@@ -144,9 +146,6 @@ SETTINGS: dict[str, Setting] = {
     ]
 }
 
-DEFAULT_PORT = 9000
-
-
 def load_toml(path: str) -> dict[str, Any]:
     """Read a TOML config file; raise ConfigError with a one-line reason."""
     try:
@@ -193,6 +192,26 @@ def resolve(cli: dict[str, Any], file: dict[str, Any] | None = None,
                           f"({result['max-buffer'] // 2}), got {result['history-bytes']}")
     if result["port"] is None and not result["listen"]:
         result["port"] = DEFAULT_PORT
+    # The chat port people are told about (HELLO): --port, or the first TCP
+    # endpoint of --listen.  UDP uses the same number unless told otherwise.
+    result["chat-port"] = result["port"] or first_tcp_port(result["listen"])
     if result["udp-port"] is None:
-        result["udp-port"] = result["port"] or DEFAULT_PORT
+        result["udp-port"] = result["chat-port"] or DEFAULT_PORT
     return result
+
+
+def first_tcp_port(descriptions: list[str]) -> int | None:
+    """The port of the first tcp/tcp6/ssl endpoint (or bare number), if any."""
+    for desc in descriptions:
+        if desc.isdecimal():   # a bare number means TCP
+            return int(desc)
+        kind, _, rest = desc.partition(":")
+        if kind not in ("tcp", "tcp6", "ssl"):
+            continue
+        for field in rest.split(":"):
+            name, eq, value = field.partition("=")
+            value = value if eq else name
+            if (not eq or name == "port") and value.isdecimal():
+                return int(value)
+    return None
+

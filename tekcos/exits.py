@@ -38,6 +38,8 @@ def cannot_listen(description: str, error) -> None:
     ``error`` is a CannotListenError (or any exception with a message)."""
     socket_error = getattr(error, "socketError", error)
     reason = getattr(socket_error, "strerror", None) or str(socket_error)
-    sys.stderr.write(f"twistd tekcos: cannot listen on {description}: {reason}\n")
-    sys.stderr.flush()
+    # The real stderr: twistd has redirected sys.stderr into its log by now.
+    stream = sys.__stderr__ or sys.stderr
+    stream.write(f"twistd tekcos: cannot listen on {description}: {reason}\n")
+    stream.flush()
     raise SystemExit(REFUSED)

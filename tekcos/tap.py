@@ -72,8 +72,6 @@ class Options(usage.Options):
             endpoint_strings = [endpoint_string(e) for e in values["listen"]]
             if values["port"] is not None:
                 endpoint_strings.insert(0, endpoint_string(str(values["port"])))
-            # What HELLO tells people: the chat port of the first TCP endpoint.
-            values["chat-port"] = values["port"] or first_tcp_port(endpoint_strings)
             for desc in endpoint_strings:
                 _check_endpoint(desc)
             if values["udp-port"]:
@@ -82,20 +80,6 @@ class Options(usage.Options):
             raise usage.UsageError(str(e)) from None
         self.settings = values
         self.endpoints = endpoint_strings
-
-
-def first_tcp_port(descriptions: list[str]) -> int | None:
-    """The port of the first tcp/tcp6/ssl endpoint string, if any."""
-    for desc in descriptions:
-        kind, _, rest = desc.partition(":")
-        if kind not in ("tcp", "tcp6", "ssl"):
-            continue
-        for field in rest.split(":"):
-            name, eq, value = field.partition("=")
-            value = value if eq else name
-            if (not eq or name == "port") and value.isdecimal():
-                return int(value)
-    return None
 
 
 def _check_endpoint(desc: str) -> None:
@@ -134,7 +118,7 @@ def makeService(config: Options, reactor=None) -> MultiService:
     _add_neighbourhood(top, hub, values, reactor)
     if values["udp-port"]:
         info = {"server": socket.gethostname(), "version": __version__,
-                "chat_port": values["chat-port"]}
+                "chat_port": values["chat-port"]}   # what HELLO tells people
         push_service(values, hub.push_received, info, reactor).setServiceParent(top)
     # The chat endpoints last: once the TCP port accepts, everything else is up.
     for desc in config.endpoints:

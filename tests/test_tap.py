@@ -10,6 +10,7 @@ from twisted.python import usage
 
 from tekcos.chat.server import ChatService
 from tekcos.tap import Options, makeService
+from tests.twistd import REPO
 
 
 @pytest.fixture(autouse=True)
@@ -110,8 +111,10 @@ def test_unwritable_downloads_is_a_usage_error(tmp_path):
 
 
 def run(*argv, timeout=60):
+    # These run in a temporary folder: PYTHONPATH keeps them on the code
+    # under test (and its twistd plugin), not on an installed copy.
     return subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+                          env={**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": REPO})
 
 
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
@@ -130,3 +133,35 @@ def test_twistd_bad_option_is_one_line_and_non_zero():
     assert result.stderr.strip().splitlines() == [
         "twistd tekcos: error: --max-line: must be a whole number, got 'abc'"]
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_hello_tells_the_first_tcp_endpoint_when_only_listen_is_given(tmp_path):
+    reactor = UDPMemoryReactor()
+    options = parse("--listen", "unix:" + str(tmp_path / "s"), "--listen", "tcp:9611",
+                    "--listen", "9612", "--downloads", str(tmp_path))
+    top = makeService(options, reactor=reactor)
+    [udp] = [c for c in top if hasattr(c, "port_number")]
+    assert udp.protocol.core.server_info["chat_port"] == 9611
+    assert udp.port_number == 9611     # UDP takes the same number
+
+
+def test_version_says_tekcos():
+    from tekcos import __version__
+    result = run(*TWISTD, "tekcos", "--version")
+    assert result.returncode == 0 and result.stdout == f"tekcos {__version__}\n"
+    result = run(sys.executable, "-m", "tekcos.cli", "--version")
+    assert result.returncode == 0 and result.stdout == f"tekcos {__version__}\n"
+
+
+def test_a_port_in_use_is_one_line_naming_the_endpoint(tmp_path):
+    import socket
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run(*TWISTD, "-n", "--pidfile=", "-l", str(tmp_path / "log"), "tekcos",
+                     "--port", str(port), "--udp-port", "0", "--downloads", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"twistd tekcos: cannot listen on tcp:{port}:backlog=1024: Address already in use"]
+    assert "Traceback" not in result.stdout + (tmp_path / "log").read_text()

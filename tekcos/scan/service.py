@@ -96,7 +96,8 @@ class Neighbourhood:
     def _failed(self, failure, session) -> None:
         self.running = False
         if failure.check(ScanPermissionError):
-            text = "the server may not scan: it needs CAP_NET_RAW (see conf/tekcos.service)"
+            text = ("the server may not scan: it needs CAP_NET_RAW (run it with "
+                    "conf/tekcos-netraw.service)")
         else:
             text = f"the scan failed: {failure.getErrorMessage()}"
         self.log(text)

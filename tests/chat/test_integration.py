@@ -256,3 +256,43 @@ def test_clients_that_never_read_pin_at_most_max_buffer_and_memory_comes_back(st
                what=f"RSS back near {base} after the joiners left")
     code, log = server.stop()
     assert log.count("not reading: output buffer full") == len(joiners)
+
+
+def test_the_readme_ssl_endpoint_works_with_what_the_install_brings(start, tmp_path):
+    # pip install . brings pyOpenSSL (twisted[tls]); a self-signed
+    # certificate made with cryptography (its dependency) serves the chat.
+    import datetime
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    from tests.twistd import free_port
+    tls_port = free_port()
+    server = start("--listen", f"ssl:{tls_port}:interface=127.0.0.1:privateKey="
+                   f"{tmp_path / 'key.pem'}:certKey={tmp_path / 'cert.pem'}")
+    context = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+    with socket.create_connection(("127.0.0.1", tls_port), timeout=10) as raw, \
+            context.wrap_socket(raw, server_hostname="localhost") as tls:
+        got = b""
+        while b"Choose a nick" not in got:
+            chunk = tls.recv(4096)
+            assert chunk, got
+            got += chunk
+        tls.sendall(b"secure\r\n")
+        plain = User(server.port, "plain")
+        plain.send(b"/who\r\n")
+        plain.expect(rb"\*\*\* lobby \(2\): secure")

@@ -88,7 +88,7 @@ def test_nobody_and_failures_and_no_scan_yet():
     a.type("/scan\n")
     a.read()
     scanner.calls[0][1].errback(ScanPermissionError("no"))
-    assert "needs CAP_NET_RAW" in a.lines()[0]
+    assert "needs CAP_NET_RAW (run it with conf/tekcos-netraw.service)" in a.lines()[0]
     assert not hood.running
 
     def broken():

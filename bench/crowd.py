@@ -1,0 +1,285 @@
+"""A crowd on the chat: N clients from many loopback addresses.
+
+Runs the current tekcos and a baseline tekcos (another git revision, checked
+out into a temporary worktree; by default the last one before the crowd
+work) one after the other in the same invocation, and prints for each:
+
+* registration: seconds from the first connect until all N clients have
+  their nick and sit in the lobby (clients come from --addresses loopback
+  addresses, e.g. 127.0.1.1 .. 127.0.1.100, at most 100 per address);
+* round trip p50/p99 of one more client chatting in that lobby afterwards
+  (--rtt-msgs lines at --rtt-rate per second, each timed until it comes back);
+* SIGTERM: seconds until the server process has exited, and how many of the
+  N clients were told "Server shutting down" before their connection closed;
+* server RSS per registered client.
+
+Usage: python bench/crowd.py [--clients 10000] [--addresses 100]
+       [--baseline REV | --baseline none]
+Needs about N + 1000 open files in this process and in the server (root may
+raise the limit; otherwise the hard limit applies).  Traffic stays on
+127.0.0.0/8.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import selectors
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+HOST = "127.0.0.1"
+BEFORE_CROWD_WORK = "97836ff"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def start(code_dir: str, port: int, log) -> subprocess.Popen:
+    """``twistd tekcos`` from ``code_dir``, logging to a private file
+    (never a shared path: twistd rotates its log file)."""
+    cmd = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
+           "-n", "--pidfile=", "-l", "-", "tekcos", "--port", str(port), "--udp-port", "0",
+           "--rate", "0", "--max-per-ip", "128", "--downloads", tempfile.mkdtemp()]
+    proc = subprocess.Popen(cmd, cwd=code_dir, stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONPATH": code_dir})
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((HOST, port), timeout=0.5).close()
+            return proc
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("server did not start")
+
+
+class Crowd:
+    """N non-blocking clients driven by one epoll loop."""
+
+    def __init__(self, n: int, addresses: int, port: int):
+        self.sel = selectors.DefaultSelector()
+        self.socks = []
+        self.data: dict[int, bytearray] = {}
+        self.port = port
+        self.n = n
+        self.addresses = addresses
+
+    def register_all(self, timeout: float) -> float:
+        """Connect everyone, answer the nick prompt, wait for the lobby."""
+        started = time.monotonic()
+        pending = {}
+        joined = 0
+        next_index = 0
+        in_flight = 0
+        deadline = started + timeout
+        while joined < self.n:
+            # Keep at most 500 handshakes in flight (the listen backlog is 1024).
+            while next_index < self.n and in_flight < 500:
+                s = socket.socket()
+                s.setblocking(False)
+                s.bind((f"127.0.1.{1 + next_index % self.addresses}", 0))
+                s.connect_ex((HOST, self.port))
+                self.socks.append(s)
+                self.data[s.fileno()] = bytearray()
+                pending[s.fileno()] = (s, next_index, False)
+                self.sel.register(s, selectors.EVENT_READ)
+                next_index += 1
+                in_flight += 1
+            if time.monotonic() > deadline:
+                raise SystemExit(f"registration: only {joined} of {self.n} in {timeout:g} s")
+            for key, _ in self.sel.select(1.0):
+                fd = key.fd
+                try:
+                    chunk = key.fileobj.recv(65536)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError as e:
+                    raise SystemExit(f"client {fd}: {e}")
+                if not chunk:
+                    raise SystemExit(f"a client was closed: {bytes(self.data[fd][-200:])!r}")
+                buf = self.data[fd]
+                buf += chunk
+                if fd in pending:
+                    s, index, nick_sent = pending[fd]
+                    if not nick_sent and b"Choose a nick" in buf:
+                        s.send(b"c%05d\r\n" % index)
+                        pending[fd] = (s, index, True)
+                    if nick_sent and b"You are in lobby" in buf:
+                        del pending[fd]
+                        joined += 1
+                        in_flight -= 1
+                if len(buf) > 1 << 16:   # keep only the tail; we look for markers
+                    del buf[:-4096]
+        return time.monotonic() - started
+
+    def pump(self, seconds: float) -> None:
+        """Read whatever arrives for ``seconds`` (keeps socket buffers empty)."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            for key, _ in self.sel.select(max(0.0, end - time.monotonic())):
+                try:
+                    chunk = key.fileobj.recv(65536)
+                except OSError:
+                    continue
+                buf = self.data[key.fd]
+                buf += chunk
+                if len(buf) > 1 << 16:
+                    del buf[:-4096]
+
+    def told_goodbye(self, timeout: float) -> int:
+        """Read to the end of every connection; count the goodbyes."""
+        told = 0
+        open_ = {s.fileno(): s for s in self.socks}
+        deadline = time.monotonic() + timeout
+        while open_ and time.monotonic() < deadline:
+            for key, _ in self.sel.select(0.5):
+                try:
+                    chunk = key.fileobj.recv(65536)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    chunk = b""
+                buf = self.data[key.fd]
+                if chunk:
+                    buf += chunk
+                    continue
+                if b"Server shutting down" in buf:
+                    told += 1
+                self.sel.unregister(key.fileobj)
+                open_.pop(key.fd).close()
+        for s in open_.values():
+            s.close()
+        return told
+
+
+def round_trips(port: int, count: int, rate: float) -> list[float]:
+    s = socket.create_connection((HOST, port))
+    s.settimeout(30)
+    buf = b""
+    while b"Choose a nick" not in buf:
+        buf += s.recv(65536)
+    s.sendall(b"rtt\r\n")
+    while b"You are in lobby" not in buf:
+        buf += s.recv(65536)
+    samples = []
+    for i in range(count):
+        marker = b"probe-%d-" % i
+        sent = time.perf_counter()
+        s.sendall(marker + b"\r\n")
+        buf = b""
+        while marker not in buf:
+            buf += s.recv(65536)
+        samples.append((time.perf_counter() - sent) * 1000)
+        time.sleep(max(0.0, 1 / rate - samples[-1] / 1000))
+    s.close()
+    return samples
+
+
+def measure(code_dir: str, args) -> dict:
+    port = free_port()
+    with tempfile.TemporaryFile() as log:
+        proc = start(code_dir, port, log)
+        try:
+            base = rss_kib(proc.pid)
+            crowd = Crowd(args.clients, args.addresses, port)
+            registration = crowd.register_all(args.timeout)
+            crowd.pump(1.0)
+            rss = (rss_kib(proc.pid) - base) * 1024 / args.clients
+            # The crowd is not read while the probe chats: its lines
+            # (rtt-msgs x ~40 bytes per client) fit in the socket buffers.
+            samples = round_trips(port, args.rtt_msgs, args.rtt_rate)
+            crowd.pump(0.5)
+            began = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+            stop = time.monotonic() - began
+            told = crowd.told_goodbye(30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    samples.sort()
+    return {"register_s": registration, "p50_ms": statistics.median(samples),
+            "p99_ms": samples[min(len(samples) - 1, int(len(samples) * 0.99))],
+            "sigterm_s": stop, "told": told, "rss_per_client_b": rss}
+
+
+def worktree(rev: str) -> str:
+    path = tempfile.mkdtemp(prefix="tekcos-baseline-")
+    subprocess.run(["git", "-C", ROOT, "worktree", "add", "--detach", path, rev],
+                   check=True, capture_output=True)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=10000)
+    parser.add_argument("--addresses", type=int, default=100)
+    parser.add_argument("--rtt-msgs", type=int, default=200)
+    parser.add_argument("--rtt-rate", type=float, default=20.0)
+    parser.add_argument("--timeout", type=float, default=600.0,
+                        help="give up on registration after this many seconds (600)")
+    parser.add_argument("--baseline", default=BEFORE_CROWD_WORK,
+                        help=f"git revision to compare with ({BEFORE_CROWD_WORK}: before the "
+                        "crowd work), or 'none'")
+    args = parser.parse_args()
+    if not 1 <= args.addresses <= 254:
+        raise SystemExit("--addresses: 1 to 254")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = args.clients + 1000
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(hard, need), max(hard, need)))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        if need > hard:
+            raise SystemExit(f"--clients {args.clients} needs {need} open files; "
+                             f"the limit is {hard}")
+    runs = {}
+    if args.baseline != "none":
+        tree = worktree(args.baseline)
+        try:
+            runs[f"baseline {args.baseline}"] = measure(tree, args)
+        finally:
+            subprocess.run(["git", "-C", ROOT, "worktree", "remove", "--force", tree],
+                           capture_output=True)
+    runs["tekcos (this tree)"] = measure(ROOT, args)
+    names = list(runs)
+    print(f"{args.clients} clients from {args.addresses} loopback addresses; "
+          f"round trips: {args.rtt_msgs} lines at {args.rtt_rate:g}/s")
+    print(f"{'':28}" + "".join(f"{n:>24}" for n in names)
+          + ("    ratio" if len(names) == 2 else ""))
+    rows = [("registration (s)", "register_s", "{:.2f}"),
+            ("round trip p50 (ms)", "p50_ms", "{:.2f}"),
+            ("round trip p99 (ms)", "p99_ms", "{:.2f}"),
+            ("SIGTERM to exit (s)", "sigterm_s", "{:.2f}"),
+            ("clients told goodbye", "told", "{:,}"),
+            ("RSS per client (B)", "rss_per_client_b", "{:,.0f}")]
+    for label, key, fmt in rows:
+        values = [runs[n][key] for n in names]
+        line = f"{label:28}" + "".join(f"{fmt.format(v):>24}" for v in values)
+        if len(values) == 2 and values[0]:
+            line += f"{values[1] / values[0]:>9.2f}"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
