@@ -59,3 +59,10 @@ def test_every_data_file_of_the_package_is_installed():
     data = {str(p.relative_to(PACKAGE.parent)) for p in PACKAGE.rglob("*")
             if p.is_file() and p.suffix not in (".py", ".pyc")}
     assert data <= declared
+
+
+def test_the_readme_lists_every_chat_command():
+    from tekcos.chat.commands import HELP
+    readme = (PACKAGE.parent / "README.md").read_text()
+    missing = [usage for usage, _ in HELP if f"`{usage}`" not in readme]
+    assert missing == []

@@ -49,7 +49,6 @@ _COMMAND = re.compile(
     rb"|\xfa(?:[^\xff]|\xff\xff){0,%d}\xff\xf0"
     rb"|[\x00-\xf0\xfa])" % (_MAX_SUB, _MAX_SUB),
     re.S)
-_STRIP = rb"\2"   # keep the literal 0xFF of IAC IAC, drop everything else
 
 INTERRUPT, ARE_YOU_THERE, ECHO_ON, ECHO_OFF = "interrupt", "are-you-there", "echo-on", "echo-off"
 
@@ -124,15 +123,24 @@ class TelnetFilter:
             self._held = b""
         if b"\xff" not in data:
             return data
-        found = _COMMAND.findall(data)
-        # An incomplete command at the end is held for the next read (the
-        # substitution below drops it from this one).
-        self._held = found[-1][0] if found else b""
-        # A flood of one command is answered once per chunk, not once per copy.
-        commands = [c for c in dict.fromkeys(f[2] for f in found) if c]
+        if b"\xff" not in data.replace(b"\xff\xff", b""):
+            # Only escaped 0xFF bytes: bytes.replace pairs them left to right
+            # exactly as a telnet parser does.
+            return data.replace(b"\xff\xff", b"\xff")
+        # One pass of the regex engine; the pieces are sorted out with C-level
+        # slicing, so a read full of commands costs no Python loop per command.
+        parts = _COMMAND.split(data)
+        self._held = (parts[-4] or b"") if len(parts) > 1 else b""   # group 1 of the last match
+        # In order of first appearance; a flood of one command is answered
+        # once per read, not once per copy.
+        commands = dict.fromkeys(parts[3::4])
+        commands.pop(None, None)
+        commands.pop(b"\xf1", None)   # NOP
         for command in commands:
             self._negotiator.dataReceived(b"\xff" + command)
-        return _COMMAND.sub(_STRIP, data)
+        del parts[3::4]
+        del parts[1::3]
+        return b"".join(filter(None, parts))
 
     def take(self) -> tuple[bytes, list[str]]:
         """The replies and events collected so far (then forgotten)."""

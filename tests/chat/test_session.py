@@ -224,3 +224,18 @@ def test_rate_zero_turns_flood_control_off():
     a = server.user("alice")
     a.type("".join(f"l{i}\n" for i in range(500)))
     assert len(matching(a.lines(), "<alice>")) == 500
+
+
+def test_files_does_not_suggest_tekcos_push_when_udp_is_off(server):
+    a = server.user("alice")
+    a.type("/files\n")
+    assert a.lines() == ["*** No files received yet. Send one with: tekcos push FILE --to HOST"]
+    server.hub.pushes_enabled = False
+    a.type("/files\n")
+    assert a.lines() == ["*** No files: this server does not receive pushes (UDP is off)."]
+
+
+def test_help_lists_every_command():
+    from tekcos.chat import commands
+    listed = {usage.split()[0][1:] for usage, _ in commands.HELP}
+    assert listed == set(commands._HANDLERS) - {"neighbours"}   # the British alias

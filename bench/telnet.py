@@ -1,0 +1,73 @@
+"""What hostile telnet input costs the server, against plain input.
+
+Feeds 64 KiB reads to one chat connection (the real ChatProtocol and hub,
+in memory, no sockets) and prints microseconds per read for plain text and
+for inputs full of 0xFF bytes, with the ratio to the plain path.  The issue's
+bound: hostile input may cost at most 5x the plain path per byte.
+
+Usage: python bench/telnet.py [--reads 300]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tests.memory import Server  # noqa: E402
+
+CHUNK = 64 * 1024
+
+
+def inputs() -> dict[str, bytes]:
+    rng = random.Random(1)
+    line = b"the quick brown fox jumps over the lazy dog, again and again and again\r\n"
+    plain = (line * (CHUNK // len(line) + 1))[:CHUNK]
+    return {
+        "plain text, 72-byte lines": plain,
+        "IAC IAC (literal 0xFF) only": b"\xff" * CHUNK,
+        "IAC DO TIMING-MARK flood": (b"\xff\xfd\x06" * (CHUNK // 3 + 1))[:CHUNK],
+        "IAC WILL x, every option": bytes(b for i in range(CHUNK // 3 + 1)
+                                          for b in (255, 251, i % 256))[:CHUNK],
+        "text with IAC NOP every 2 bytes": (b"a\xff\xf1" * (CHUNK // 3 + 1))[:CHUNK],
+        "random bytes, 1/4 of them 0xFF": bytes(255 if rng.random() < 0.25 else rng.randrange(256)
+                                                for _ in range(CHUNK)),
+    }
+
+
+def cost(data: bytes, reads: int) -> float:
+    """Microseconds per 64 KiB read, the median of 5 rounds."""
+    rounds = []
+    for _ in range(5):
+        server = Server(rate=5, burst=20)
+        user = server.user("hostile")
+        server.user("reader")
+        feed = user.protocol.dataReceived
+        transport = user.transport
+        started = time.perf_counter()
+        for _ in range(reads):
+            feed(data)
+            transport.clear()
+        rounds.append((time.perf_counter() - started) / reads * 1e6)
+    rounds.sort()
+    return rounds[2]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reads", type=int, default=300)
+    args = parser.parse_args()
+    cases = inputs()
+    plain_name = next(iter(cases))
+    plain = cost(cases[plain_name], args.reads)
+    print(f"{'64 KiB read of':36}{'µs/read':>10}{'vs plain':>10}")
+    for name, data in cases.items():
+        us = plain if name == plain_name else cost(data, args.reads)
+        print(f"{name:36}{us:>10.1f}{us / plain:>10.2f}")
+
+
+if __name__ == "__main__":
+    main()
