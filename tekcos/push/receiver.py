@@ -24,6 +24,8 @@ from tekcos.ratelimit import TokenBucket
 AMPLIFICATION = 3
 UNANSWERED_PER_ADDRESS = 4   # accepted offers whose token has not come back yet
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+MAX_REASON = 300             # a refusal reason sent back or logged, in characters
+MAX_NAME = 1024              # an offered name longer than this is refused unread
 
 
 @dataclass
@@ -168,8 +170,8 @@ class Endpoint:
             offer = wire.decode_json(payload)
             session = self._check_offer(offer_id, offer, addr, now)
         except (wire.Malformed, Refusal) as e:
-            reason = str(e)
-            self._log_refusal(f"refused push from {addr[0]}: {reason}", now)
+            reason = str(e)[:MAX_REASON]
+            self.log_refusal(f"refused push from {addr[0]}: {reason}", now)
             reply = wire.encode_json(wire.REJECT, offer_id, {"error": reason})
             if len(self.offers) < 4096:
                 self.offers[(addr, offer_id)] = reply
@@ -179,7 +181,7 @@ class Endpoint:
         self.offers[(addr, offer_id)] = session
         self._send_unvalidated(self._accept(session), addr)
 
-    def _log_refusal(self, text: str, now: float) -> None:
+    def log_refusal(self, text: str, now: float) -> None:
         if self._refusal_log.allow(now):
             if self._refusals_unlogged:
                 text += f" ({self._refusals_unlogged} more refusals not logged)"
@@ -234,7 +236,7 @@ class Endpoint:
         for w in waiting:
             per_addr[w.addr] = per_addr.get(w.addr, 0) + 1
         victim = min(waiting, key=lambda w: (-per_addr[w.addr], w.deadline))
-        self._log_refusal(f"dropped an unanswered offer from {victim.addr[0]} to make room", now)
+        self.log_refusal(f"dropped an unanswered offer from {victim.addr[0]} to make room", now)
         self._drop(victim)
 
     def _check_file(self, offered_name, size: int) -> str:
@@ -292,10 +294,14 @@ class Endpoint:
         # In order: consume it and everything buffered right after it.
         bits = session.bits | 1
         run = (~bits & (bits + 1)).bit_length() - 1   # trailing ones
-        self._consume(session, payload)
         buffer = session.buffer
-        for s in range(cum + 1, cum + run):
-            self._consume(session, buffer.pop(s))
+        try:
+            self._consume(session, payload)
+            for s in range(cum + 1, cum + run):
+                self._consume(session, buffer.pop(s))
+        except OSError as e:   # the disk filled up (ENOSPC), or went away
+            self._fail(session, now, f"cannot store the file: {e.strerror or e}")
+            return
         session.cum = cum + run
         session.bits = bits >> run
         if session.cum == session.total:
@@ -339,6 +345,19 @@ class Endpoint:
         session.buffer.clear()
         if session.validated:
             self.outbox.append((session.result, session.addr))
+
+    def _fail(self, session: Session, now: float, reason: str) -> None:
+        """Give up on a transfer at once: the sender is told why (FAIL, and
+        again on every duplicate until the session lingers out) and the
+        partial file goes."""
+        if session.part is not None:
+            session.part.discard()
+        session.buffer.clear()
+        session.result = wire.encode_json(wire.FAIL, session.token, {"error": reason})
+        session.deadline = now + self.limits.linger
+        self.acks.pop(session.token, None)
+        self.outbox.append((session.result, session.addr))
+        self.log(f"push of {session.name!r} from {session.addr[0]} failed: {reason}")
 
     def _drop(self, session: Session) -> None:
         if session.part is not None and not session.finished:
@@ -403,4 +422,7 @@ def _offer_fields(offer: dict) -> dict:
         raise Refusal("bad sender name")
     if not isinstance(want, int) or isinstance(want, bool) or want < 16:
         raise Refusal("bad payload size")
+    name = offer.get("name")
+    if isinstance(name, str) and len(name) > MAX_NAME:
+        raise Refusal(f"name longer than {MAX_NAME} characters")
     return {"kind": kind, "size": size, "sha": sha, "sender": sender, "want": want}

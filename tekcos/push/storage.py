@@ -119,12 +119,32 @@ class PartFile:
             pass
 
 
-class Downloads:
-    """The downloads directory."""
+# The name of a part file the server itself made: a hidden file named after
+# the session's 64-bit token (see PartFile and Endpoint._open_part).
+_OUR_PART = re.compile(r"^\.[0-9a-f]{16}\.part$")
+RESERVE_MAX = 64 << 20
+RESERVE_SHARE = 20    # at most 1/20 of the filesystem is kept free
 
-    def __init__(self, directory: str, reserve: int = 64 << 20):
+
+class Downloads:
+    """The downloads directory.
+
+    ``reserve`` is the free space every accepted file must leave behind; by
+    default 64 MiB, or 5% of the filesystem if that is smaller (so that a
+    small filesystem still takes small files).
+    """
+
+    def __init__(self, directory: str, reserve: int | None = None):
         self.directory = os.path.abspath(directory)
-        self.reserve = reserve
+        self._reserve = reserve
+
+    @property
+    def reserve(self) -> int:
+        if self._reserve is None:
+            import psutil
+            total = psutil.disk_usage(self.directory).total
+            self._reserve = min(RESERVE_MAX, total // RESERVE_SHARE)
+        return self._reserve
 
     def free_bytes(self) -> int:
         import psutil
@@ -134,10 +154,11 @@ class Downloads:
         return PartFile(self.directory, name, tag)
 
     def clean_stale_parts(self) -> int:
-        """Remove ``.part`` files left by a server that was killed."""
+        """Remove the part files a killed server left behind: only names of
+        the server's own pattern, never anyone else's ``.something.part``."""
         removed = 0
         for entry in os.scandir(self.directory):
-            if entry.name.startswith(".") and entry.name.endswith(".part") and entry.is_file():
+            if _OUR_PART.match(entry.name) and entry.is_file(follow_symlinks=False):
                 os.unlink(entry.path)
                 removed += 1
         return removed

@@ -130,7 +130,15 @@ class ServerProtocol(_Driven):
         size_socket_buffers(self.transport, self.buffer_bytes)
 
     def datagramReceived(self, data: bytes, addr) -> None:
-        self.core.receive_datagram(data, addr, self.clock.seconds())
+        now = self.clock.seconds()
+        try:
+            self.core.receive_datagram(data, addr, now)
+        except Exception as e:
+            # The core refuses what it does not like; should a datagram still
+            # find a bug, it costs one throttled log line, never a traceback
+            # per datagram (which a hostile LAN could repeat at will).
+            self.core.log_refusal(f"dropped a datagram from {addr[0]}: "
+                                  f"{type(e).__name__}: {str(e)[:200]}", now)
         self._poke()
 
     def _outgoing(self, now: float):

@@ -36,7 +36,16 @@ class Malformed(ValueError):
     pass
 
 
+MAX_JSON = 8192    # OFFER, ACCEPT, REJECT, DONE, FAIL, HELLO_REPLY are all small
+# They are flat objects: brackets are only found inside strings (a file
+# name), and never many.  Counting them (in C) bounds the nesting before the
+# parser sees it, whatever the JSON looks like.
+MAX_BRACKETS = 64
+
+
 def encode(kind: int, session: int, seq: int, payload: bytes = b"") -> bytes:
+    if len(payload) > 0xFFFF:
+        raise ValueError(f"payload of {len(payload)} bytes does not fit a datagram")
     head = _HEAD_NO_CRC.pack(VERSION, kind, len(payload), session, seq)
     crc = zlib.crc32(payload, zlib.crc32(head))
     return head + struct.pack("!I", crc) + payload
@@ -65,9 +74,15 @@ def encode_json(kind: int, session: int, obj: dict, pad_to: int = 0) -> bytes:
 
 
 def decode_json(payload: bytes) -> dict:
+    """The JSON object in ``payload``; raises Malformed, also for payloads
+    too large or too deeply nested to be ours (checked before parsing)."""
+    if len(payload) > MAX_JSON:
+        raise Malformed("JSON too large")
+    if payload.count(b"[") + payload.count(b"{") > MAX_BRACKETS:
+        raise Malformed("JSON nested too deeply")
     try:
         obj = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise Malformed("bad JSON") from None
     if not isinstance(obj, dict):
         raise Malformed("JSON is not an object")

@@ -215,3 +215,68 @@ def test_abort_discards(ep):
     out(ep)
     ep.receive_datagram(wire.encode_json(wire.ABORT, 100, {"error": "user"}), PEER, 0.1)
     assert ep.sessions == {} and os.listdir(ep.dir) == []
+
+
+def test_hostile_json_and_huge_names_get_a_bounded_refusal_not_an_exception(ep):
+    # Correct checksums, hostile contents: deep nesting, a 60 kB name, a huge body.
+    for offer_id, payload in enumerate([b"[" * 2000, b"{" * 5000 + b"}" * 5000,
+                                        b"x" * 60_000], start=10):
+        ep.receive_datagram(wire.encode(wire.OFFER, offer_id, 0, payload), PEER, 0.0)
+        kind, session, body = answer(ep)
+        assert (kind, session) == (wire.REJECT, offer_id)
+        assert body["error"] in ("JSON nested too deeply", "JSON too large")
+    ep.receive_datagram(offer(offer_id=20, name="n" * 2000, pad=0), PEER, 0.0)
+    kind, _, body = answer(ep)
+    assert kind == wire.REJECT and body["error"] == "name longer than 1024 characters"
+    ep.receive_datagram(offer(offer_id=21, name="\x00" + "é" * 700, pad=0), PEER, 0.0)
+    kind, _, body = answer(ep)
+    assert kind == wire.REJECT and len(body["error"]) <= 300
+
+
+class FullDisk(Disk):
+    """Writes fail with ENOSPC once ``room`` bytes have been written."""
+
+    def __init__(self, path, room):
+        super().__init__(path)
+        self.room = room
+
+    def open_part(self, name, tag):
+        part = super().open_part(name, tag)
+        disk = self
+        flush = part.flush
+
+        def limited_flush():
+            size = part.pending_len
+            if size > disk.room:
+                import errno
+                raise OSError(errno.ENOSPC, "No space left on device")
+            disk.room -= size
+            flush()
+        part.flush = limited_flush
+        return part
+
+
+def test_a_disk_that_fills_up_fails_the_push_at_once_and_removes_the_part(tmp_path):
+    from tekcos.push import storage
+    endpoint = Endpoint(FullDisk(tmp_path, room=1000), Limits(window=64, payload=100),
+                        token=iter(range(100, 200)).__next__)
+    data = os.urandom(3000)
+    original = storage.FLUSH_AT
+    storage.FLUSH_AT = 500            # flush often, so the failure shows mid-file
+    try:
+        endpoint.receive_datagram(offer(data=data), PEER, 0.0)
+        endpoint.datagrams_to_send(0.0)
+        send_data(endpoint, 100, data, range(30))
+        sent = [wire.decode(d) for d, _ in endpoint.datagrams_to_send(0.0)]
+    finally:
+        storage.FLUSH_AT = original
+    fails = [wire.decode_json(p) for kind, _, _, p in sent if kind == wire.FAIL]
+    # Told at once (and once per DATA datagram that arrives after it).
+    assert fails and all(f == {"error": "cannot store the file: No space left on device"}
+                         for f in fails)
+    assert not any(kind == wire.ACK for kind, _, _, _ in sent)
+    assert os.listdir(tmp_path) == []                 # the .part went at once
+    # A retransmission gets the same answer (it raised KeyError before).
+    send_data(endpoint, 100, data, [12])
+    [(kind, _, _, body)] = [wire.decode(d) for d, _ in endpoint.datagrams_to_send(1.0)]
+    assert kind == wire.FAIL and b"No space left" in body

@@ -55,6 +55,20 @@ def test_discard_and_stale_parts(tmp_path):
     part.append(b"x" * 10)
     part.discard()
     assert os.listdir(tmp_path) == []
-    downloads.open_part("c.bin", "t3")
+    downloads.open_part("c.bin", "00000000000000c3")       # the server's own pattern
+    (tmp_path / ".notes.part").write_text("the operator's")  # not ours: kept
+    (tmp_path / ".0123.part").write_text("not ours either")
     assert downloads.clean_stale_parts() == 1
-    assert os.listdir(tmp_path) == []
+    assert sorted(os.listdir(tmp_path)) == [".0123.part", ".notes.part"]
+
+
+def test_the_reserve_scales_with_the_filesystem(tmp_path, monkeypatch):
+    import collections
+
+    import psutil
+    usage = collections.namedtuple("usage", "total used free percent")
+    monkeypatch.setattr(psutil, "disk_usage", lambda path: usage(20 << 20, 0, 20 << 20, 0))
+    assert Downloads(str(tmp_path)).reserve == 1 << 20            # 5% of 20 MiB
+    monkeypatch.setattr(psutil, "disk_usage", lambda path: usage(1 << 40, 0, 1 << 40, 0))
+    assert Downloads(str(tmp_path)).reserve == 64 << 20           # capped
+    assert Downloads(str(tmp_path), reserve=5).reserve == 5

@@ -144,3 +144,19 @@ def test_push_on_the_real_reactor_over_loopback(tmp_path):
     assert [r.name for r in received] == ["r.bin"]
     # Nothing of ours is left on the reactor.
     assert server._timer is None and server._flush_call is None
+
+
+def test_a_datagram_that_breaks_the_core_costs_a_throttled_line_not_a_traceback(tmp_path):
+    logged = []
+    endpoint = Endpoint(Disk(tmp_path), Limits(), log=logged.append)
+
+    def broken(data, addr, now):
+        raise KeyError("a bug")
+    endpoint.receive_datagram = broken
+    server = ServerProtocol(endpoint, Clock())
+    server.makeConnection(FakeDatagramTransport())
+    for _ in range(1000):
+        server.datagramReceived(b"x", ("10.0.0.1", 1))
+    # The refusal log allows a burst of 20, then about one line a second.
+    assert 1 <= len(logged) <= 20
+    assert logged[0] == "dropped a datagram from 10.0.0.1: KeyError: 'a bug'"
