@@ -43,14 +43,16 @@ def free_port() -> int:
 class TwistdServer:
     """``twistd -n tekcos`` on a free loopback port, logging to a temporary file."""
 
-    def __init__(self, *args: str, downloads: str | None = None):
+    def __init__(self, *args: str, downloads: str | None = None, prefix: tuple = ()):
+        """``prefix``: a command that runs twistd (for example in a mount
+        namespace of the test's own)."""
         self.port = free_port()
         self.downloads = downloads or tempfile.mkdtemp(prefix="tekcos-dl-")
         # The log goes to a file: a pipe nobody reads would fill and block the server.
         self.log = tempfile.NamedTemporaryFile(prefix="tekcos-log-", suffix=".txt")
         self.proc = subprocess.Popen(
-            TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos", "--port", str(self.port),
-                      "--downloads", self.downloads, *args],
+            [*prefix, *TWISTD, "-n", "--pidfile=", "-l", "-", "tekcos", "--port", str(self.port),
+             "--downloads", self.downloads, *args],
             stdout=self.log, stderr=subprocess.STDOUT, cwd=REPO)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -143,11 +145,11 @@ class User:
             return False
 
 
-def serve_in(lab, ns: str, downloads, port: int = 9000, log=None):
+def serve_in(lab, ns: str, downloads, port: int = 9000, log=None, prefix: tuple = ()):
     """Start ``twistd tekcos`` inside namespace ``ns``; return once UDP and
-    TCP ``port`` are listening there."""
-    proc = lab.popen(ns, TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos", "--port", str(port),
-                                   "--downloads", str(downloads)],
+    TCP ``port`` are listening there.  ``prefix``: a command that runs twistd."""
+    proc = lab.popen(ns, [*prefix, *TWISTD, "-n", "--pidfile=", "-l", "-", "tekcos",
+                          "--port", str(port), "--downloads", str(downloads)],
                      stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd=REPO)
     wait_until(lambda: lab.exec(ns, "ss", "-Hulnt").count(f":{port} ") >= 2 or
                (proc.poll() is not None and pytest.fail("server exited")),

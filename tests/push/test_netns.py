@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from tests.twistd import REPO, serve_in
+from tests.twistd import REPO, serve_in, wait_until
 
 
 @pytest.mark.parametrize("loss", [5, 20])
@@ -43,3 +43,41 @@ def test_file_arrives_intact_through_loss(lab, tmp_path, loss):
     dropped_b, _ = lab.dropped(server)
     assert dropped_b > 0
     assert record["retransmits"] >= dropped_b * 0.5
+
+
+def test_a_disk_that_fills_during_a_push_fails_it_at_once_with_the_reason(lab, tmp_path):
+    client, server = lab.ns("a"), lab.ns("b")
+    dev_a, _ = lab.link(client, "10.78.0.1/24", server, "10.78.0.2/24")
+    # A slow link (8 Mbit/s), so the push is still running when the disk fills.
+    lab.exec(client, "tc", "qdisc", "add", "dev", dev_a, "root", "tbf", "rate", "8mbit",
+             "burst", "32kbit", "latency", "50ms")
+    downloads = tmp_path / "small"
+    downloads.mkdir()
+    # A 4 MiB filesystem in a mount namespace of the server's own.
+    mount = ("unshare", "-m", "sh", "-c",
+             f"mount -t tmpfs -o size=4m tekcos-test {downloads} && exec \"$@\"", "sh")
+    with open(tmp_path / "server.log", "w") as log:
+        proc = serve_in(lab, server, downloads, log=log, prefix=mount)
+    inside = ["nsenter", "-t", str(proc.pid), "-m"]
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(3_000_000))
+    push = lab.popen(client, [sys.executable, "-m", "tekcos.cli", "push", str(src), "--to",
+                              "10.78.0.2:9000", "--json", "--window", "32"],
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    # Once the server has started the part file, something else fills the disk.
+    wait_until(lambda: ".part" in subprocess.run(inside + ["ls", "-a", str(downloads)],
+                                                 capture_output=True, text=True).stdout,
+               what="the push to start")
+    subprocess.run(inside + ["dd", "if=/dev/zero", f"of={downloads}/filler", "bs=64k"],
+                   capture_output=True)
+    out, err = push.communicate(timeout=120)
+    assert push.returncode == 1, out + err
+    [record] = [json.loads(line) for line in out.splitlines()]
+    assert record["status"] == "failed"
+    assert record["error"] == "cannot store the file: No space left on device"
+    left = subprocess.run(inside + ["ls", "-a", str(downloads)], capture_output=True,
+                          text=True).stdout.split()
+    assert sorted(left) == [".", "..", "filler"]      # the part file went
+    proc.terminate()
+    proc.wait(20)
+    assert "Traceback" not in (tmp_path / "server.log").read_text()
