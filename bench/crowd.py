@@ -53,14 +53,21 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-def start(code_dir: str, port: int, log) -> subprocess.Popen:
+TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+
+
+def start(code_dir: str, port: int, log, clients: int) -> subprocess.Popen:
     """``twistd tekcos`` from ``code_dir``, logging to a private file
     (never a shared path: twistd rotates its log file)."""
-    cmd = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
-           "-n", "--pidfile=", "-l", "-", "tekcos", "--port", str(port), "--udp-port", "0",
-           "--rate", "0", "--max-per-ip", "128", "--downloads", tempfile.mkdtemp()]
-    proc = subprocess.Popen(cmd, cwd=code_dir, stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONPATH": code_dir})
+    env = {**os.environ, "PYTHONPATH": code_dir}
+    cmd = TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos", "--port", str(port),
+                    "--udp-port", "0", "--rate", "0", "--max-per-ip", "128",
+                    "--downloads", tempfile.mkdtemp()]
+    usage = subprocess.run(TWISTD + ["tekcos", "--help"], cwd=code_dir, env=env,
+                           capture_output=True, text=True).stdout
+    if "--max-clients" in usage:   # room for the crowd and the round-trip client
+        cmd += ["--max-clients", str(clients + 100)]
+    proc = subprocess.Popen(cmd, cwd=code_dir, stdout=log, stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -171,39 +178,43 @@ class Crowd:
         return told
 
 
+def _read_until(s: socket.socket, marker: bytes, buf: bytes = b"") -> bytes:
+    while marker not in buf:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise SystemExit(f"the server closed the connection: {buf[-300:]!r}")
+        buf += chunk
+    return buf
+
+
 def round_trips(port: int, count: int, rate: float) -> list[float]:
     s = socket.create_connection((HOST, port))
     s.settimeout(30)
-    buf = b""
-    while b"Choose a nick" not in buf:
-        buf += s.recv(65536)
+    _read_until(s, b"Choose a nick")
     s.sendall(b"rtt\r\n")
-    while b"You are in lobby" not in buf:
-        buf += s.recv(65536)
+    _read_until(s, b"You are in lobby")
     samples = []
     for i in range(count):
         marker = b"probe-%d-" % i
         sent = time.perf_counter()
         s.sendall(marker + b"\r\n")
-        buf = b""
-        while marker not in buf:
-            buf += s.recv(65536)
+        _read_until(s, marker)
         samples.append((time.perf_counter() - sent) * 1000)
         time.sleep(max(0.0, 1 / rate - samples[-1] / 1000))
     s.close()
     return samples
 
 
-def measure(code_dir: str, args) -> dict:
+def measure(code_dir: str, args, clients: int) -> dict:
     port = free_port()
     with tempfile.TemporaryFile() as log:
-        proc = start(code_dir, port, log)
+        proc = start(code_dir, port, log, clients)
         try:
             base = rss_kib(proc.pid)
-            crowd = Crowd(args.clients, args.addresses, port)
+            crowd = Crowd(clients, args.addresses, port)
             registration = crowd.register_all(args.timeout)
             crowd.pump(1.0)
-            rss = (rss_kib(proc.pid) - base) * 1024 / args.clients
+            rss = (rss_kib(proc.pid) - base) * 1024 / clients
             # The crowd is not read while the probe chats: its lines
             # (rtt-msgs x ~40 bytes per client) fit in the socket buffers.
             samples = round_trips(port, args.rtt_msgs, args.rtt_rate)
@@ -218,7 +229,7 @@ def measure(code_dir: str, args) -> dict:
                 proc.kill()
                 proc.wait()
     samples.sort()
-    return {"register_s": registration, "p50_ms": statistics.median(samples),
+    return {"clients": clients, "register_s": registration, "p50_ms": statistics.median(samples),
             "p99_ms": samples[min(len(samples) - 1, int(len(samples) * 0.99))],
             "sigterm_s": stop, "told": told, "rss_per_client_b": rss}
 
@@ -238,6 +249,9 @@ def main() -> None:
     parser.add_argument("--rtt-rate", type=float, default=20.0)
     parser.add_argument("--timeout", type=float, default=600.0,
                         help="give up on registration after this many seconds (600)")
+    parser.add_argument("--baseline-clients", type=int, default=None,
+                        help="clients for the baseline run (default: --clients); an N^2 "
+                        "baseline may need fewer to finish")
     parser.add_argument("--baseline", default=BEFORE_CROWD_WORK,
                         help=f"git revision to compare with ({BEFORE_CROWD_WORK}: before the "
                         "crowd work), or 'none'")
@@ -257,17 +271,19 @@ def main() -> None:
     if args.baseline != "none":
         tree = worktree(args.baseline)
         try:
-            runs[f"baseline {args.baseline}"] = measure(tree, args)
+            runs[f"baseline {args.baseline}"] = measure(tree, args,
+                                                        args.baseline_clients or args.clients)
         finally:
             subprocess.run(["git", "-C", ROOT, "worktree", "remove", "--force", tree],
                            capture_output=True)
-    runs["tekcos (this tree)"] = measure(ROOT, args)
+    runs["tekcos (this tree)"] = measure(ROOT, args, args.clients)
     names = list(runs)
-    print(f"{args.clients} clients from {args.addresses} loopback addresses; "
+    print(f"clients from {args.addresses} loopback addresses; "
           f"round trips: {args.rtt_msgs} lines at {args.rtt_rate:g}/s")
     print(f"{'':28}" + "".join(f"{n:>24}" for n in names)
           + ("    ratio" if len(names) == 2 else ""))
-    rows = [("registration (s)", "register_s", "{:.2f}"),
+    rows = [("clients", "clients", "{:,}"),
+            ("registration (s)", "register_s", "{:.2f}"),
             ("round trip p50 (ms)", "p50_ms", "{:.2f}"),
             ("round trip p99 (ms)", "p99_ms", "{:.2f}"),
             ("SIGTERM to exit (s)", "sigterm_s", "{:.2f}"),
