@@ -23,7 +23,7 @@ from twisted.internet import defer
 from tekcos import exits
 from tekcos.address import parse_address, resolve_udp
 from tekcos.push import wire
-from tekcos.push.sender import DELIVERED, REJECTED, Sender
+from tekcos.push.sender import DELIVERED, REJECTED, WAITING, Sender
 from tekcos.push.udp import PushProtocol
 
 
@@ -50,11 +50,15 @@ class Progress:
         self.start = clock()
         self.last = 0.0
 
-    def update(self, done: int, force: bool = False) -> None:
+    def update(self, done: int, force: bool = False, note: str = "") -> None:
         now = self.clock()
         if not force and now - self.last < 0.1:
             return
         self.last = now
+        if note:   # for example "waiting for a slot": no rate to show yet
+            self.stream.write(f"\r{self.label[:30]:30} {note}\x1b[K")
+            self.stream.flush()
+            return
         elapsed = max(now - self.start, 1e-6)
         rate = done / elapsed
         frac = done / self.total if self.total else 1.0
@@ -77,7 +81,9 @@ def push_one(reactor, family: int, ip: str, port: int, *, label: str, kind: str,
                     kind=kind, read=read, sender_name=sender_name, payload_size=payload,
                     window=window, timeout=timeout)
     bar = Progress(progress_stream, label, size) if progress_stream is not None else None
-    on_progress = (lambda core: bar.update(core.bytes_acked)) if bar else None
+    on_progress = (lambda core: bar.update(
+        core.bytes_acked, note="waiting for a slot" if core.state == WAITING else "")) \
+        if bar else None
     protocol = PushProtocol(sender, reactor, on_progress=on_progress)
     interface = "::" if family == socket.AF_INET6 else ""
     port_obj = reactor.listenUDP(0, protocol, interface=interface)

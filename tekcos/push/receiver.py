@@ -32,7 +32,11 @@ MAX_NAME = 1024              # an offered name longer than this is refused unrea
 class Limits:
     max_file_size: int = 4 << 30
     max_message: int = 4096
-    max_sessions: int = 32
+    max_sessions: int = 32        # transfers under way (their sender echoed the token)
+    max_per_address: int = 8      # of those, from one address
+    max_pending: int = 256        # accepted offers waiting for their token to come back
+    retry_after: float = 2.0      # what a busy answer suggests, in seconds
+    max_buffered: int = 64 << 20  # out-of-order data held for all transfers, in bytes
     idle_timeout: float = 30.0
     handshake_timeout: float = 5.0   # an accepted offer whose token never comes back
     linger: float = 10.0          # how long a finished session answers duplicates
@@ -95,6 +99,10 @@ class Endpoint:
         self.budget: dict[tuple, list[int]] = {}          # addr -> [bytes in, bytes out]
         self.outbox: list[tuple[bytes, tuple]] = []
         self.acks: dict[int, Session] = {}
+        # Accepted offers pushed out of the pending table: if their token
+        # comes back after all, the sender is told to retry, not left to time out.
+        self.evicted: dict[tuple, int] = {}    # (addr, token) -> offer id
+        self.buffered = 0                        # out-of-order bytes held, all sessions
         # Refusals are logged at most about once a second (after a burst of
         # 20): a flood of bad offers must not become a flood of log lines.
         self._refusal_log = TokenBucket(rate=1.0, burst=20, now=0.0)
@@ -111,6 +119,9 @@ class Endpoint:
             session = self.sessions.get(token)
             if session is None or session.addr != addr:
                 self._count_in(addr, len(data))
+                self._retry_evicted(addr, token)
+                return
+            if not session.validated and not self._validate(session):
                 return
             self._data(session, seq, payload, now)
             return
@@ -118,7 +129,8 @@ class Endpoint:
         if session is not None and session.addr == addr:
             if kind == wire.ACK:  # never sent to us; ignore
                 return
-            session.validated = True
+            if not session.validated and not self._validate(session):
+                return
             if not session.finished:
                 session.deadline = now + self.limits.idle_timeout
             if kind == wire.PROBE:
@@ -138,6 +150,37 @@ class Endpoint:
             self._offer(token, payload, addr, now)
         elif kind == wire.HELLO:
             self._hello(addr)
+        elif token:
+            self._retry_evicted(addr, token)
+
+    # -- slots ------------------------------------------------------------------
+    def _busy(self, offer_id: int, reason: str) -> bytes:
+        wait = self.limits.retry_after
+        return wire.encode_json(wire.REJECT, offer_id, {
+            "error": f"busy: {reason}; retry in {wait:g} s", "retry_after": wait})
+
+    def _validate(self, session: Session) -> bool:
+        """The sender echoed its token: the offer becomes a transfer if a slot
+        is free; otherwise it is told to retry, and forgotten."""
+        limits = self.limits
+        running = [s for s in self.sessions.values() if s.validated and not s.finished]
+        reason = None
+        if len(running) >= limits.max_sessions:
+            reason = f"{limits.max_sessions} transfers in progress"
+        elif sum(1 for s in running if s.addr == session.addr) >= limits.max_per_address:
+            reason = f"{limits.max_per_address} transfers from your address in progress"
+        if reason is None:
+            session.validated = True
+            return True
+        # The sender proved its address by echoing the token: answer in full.
+        self.outbox.append((self._busy(session.offer_id, reason), session.addr))
+        self._drop(session)
+        return False
+
+    def _retry_evicted(self, addr: tuple, token: int) -> None:
+        offer_id = self.evicted.pop((addr, token), None)
+        if offer_id is not None:
+            self.outbox.append((self._busy(offer_id, "too many offers at once"), addr))
 
     def _count_in(self, addr: tuple, n: int) -> None:
         entry = self.budget.get(addr)
@@ -172,6 +215,10 @@ class Endpoint:
         except (wire.Malformed, Refusal) as e:
             reason = str(e)[:MAX_REASON]
             self.log_refusal(f"refused push from {addr[0]}: {reason}", now)
+            if isinstance(e, Busy):
+                # Not remembered: the same offer may find a slot later.
+                self._send_unvalidated(self._busy(offer_id, reason), addr)
+                return
             reply = wire.encode_json(wire.REJECT, offer_id, {"error": reason})
             if len(self.offers) < 4096:
                 self.offers[(addr, offer_id)] = reply
@@ -218,25 +265,33 @@ class Endpoint:
         return Session(name=name, **common)
 
     def _make_room(self, addr: tuple, now: float) -> None:
-        """Refuse when the table is full of real transfers; an unanswered
-        offer (a flood) makes room otherwise."""
+        """Refuse (busy) when the transfers are at their caps; otherwise make
+        room among the accepted offers still waiting for their token.
+
+        Transfers that are under way are never evicted.  Waiting offers
+        compete only with each other: a flood of offers from many addresses
+        pushes out the oldest waiting offer of the address holding the most,
+        and a real sender echoes its token long before its turn comes."""
+        limits = self.limits
         active = [s for s in self.sessions.values() if not s.finished]
         waiting = [s for s in active if not s.validated]
         if sum(1 for s in waiting if s.addr == addr) >= UNANSWERED_PER_ADDRESS:
             raise Refusal("too many unanswered offers from your address")
-        if len(active) < self.limits.max_sessions:
+        running = len(active) - len(waiting)
+        if running >= limits.max_sessions:
+            raise Busy(f"{limits.max_sessions} transfers in progress")
+        if sum(1 for s in active if s.validated and s.addr == addr) >= limits.max_per_address:
+            raise Busy(f"{limits.max_per_address} transfers from your address in progress")
+        if len(waiting) < limits.max_pending:
             return
-        # Offers that never echoed their token (a flood) must not lock out
-        # real senders: one from the address holding the most of them
-        # makes room.
-        if not waiting:
-            raise Refusal(f"too many transfers in progress (at most {self.limits.max_sessions}); "
-                          "try again later")
         per_addr: dict[tuple, int] = {}
         for w in waiting:
             per_addr[w.addr] = per_addr.get(w.addr, 0) + 1
         victim = min(waiting, key=lambda w: (-per_addr[w.addr], w.deadline))
         self.log_refusal(f"dropped an unanswered offer from {victim.addr[0]} to make room", now)
+        if len(self.evicted) >= 4096:
+            self.evicted.pop(next(iter(self.evicted)))
+        self.evicted[(victim.addr, victim.token)] = victim.offer_id
         self._drop(victim)
 
     def _check_file(self, offered_name, size: int) -> str:
@@ -288,8 +343,11 @@ class Endpoint:
             return
         if seq > cum:
             if seq not in session.buffer:
+                if self.buffered + len(payload) > self.limits.max_buffered:
+                    return   # memory for reordering is used up: it will be resent
                 session.buffer[seq] = payload
                 session.bits |= 1 << (seq - cum)
+                self.buffered += len(payload)
             return
         # In order: consume it and everything buffered right after it.
         bits = session.bits | 1
@@ -298,7 +356,9 @@ class Endpoint:
         try:
             self._consume(session, payload)
             for s in range(cum + 1, cum + run):
-                self._consume(session, buffer.pop(s))
+                held = buffer.pop(s)
+                self.buffered -= len(held)
+                self._consume(session, held)
         except OSError as e:   # the disk filled up (ENOSPC), or went away
             self._fail(session, now, f"cannot store the file: {e.strerror or e}")
             return
@@ -342,7 +402,7 @@ class Endpoint:
                 "name": stored, "sha256": session.sha256})
             self.on_complete(Received(session.kind, session.sender, session.addr, stored,
                                       session.size, text))
-        session.buffer.clear()
+        self._release_buffer(session)
         if session.validated:
             self.outbox.append((session.result, session.addr))
 
@@ -352,14 +412,20 @@ class Endpoint:
         partial file goes."""
         if session.part is not None:
             session.part.discard()
-        session.buffer.clear()
+        self._release_buffer(session)
         session.result = wire.encode_json(wire.FAIL, session.token, {"error": reason})
         session.deadline = now + self.limits.linger
         self.acks.pop(session.token, None)
         self.outbox.append((session.result, session.addr))
         self.log(f"push of {session.name!r} from {session.addr[0]} failed: {reason}")
 
+    def _release_buffer(self, session: Session) -> None:
+        if session.buffer:
+            self.buffered -= sum(len(held) for held in session.buffer.values())
+            session.buffer.clear()
+
     def _drop(self, session: Session) -> None:
+        self._release_buffer(session)
         if session.part is not None and not session.finished:
             session.part.discard()
         self.sessions.pop(session.token, None)
@@ -403,6 +469,10 @@ class Endpoint:
 
 class Refusal(Exception):
     """An offer is refused; ``str()`` is the reason sent back in the REJECT."""
+
+
+class Busy(Refusal):
+    """No slot now: the REJECT says when to try again."""
 
 
 def _offer_fields(offer: dict) -> dict:

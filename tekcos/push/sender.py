@@ -23,6 +23,8 @@ from tekcos.push import wire
 from tekcos.push.rtt import RttEstimator
 
 OFFERING, SENDING, CONFIRMING, FINISHED = "offering", "sending", "confirming", "finished"
+WAITING = "waiting"          # the receiver is busy: offer again at retry_at
+MAX_RETRY_AFTER = 60.0
 DELIVERED, REJECTED, FAILED = "delivered", "rejected", "failed"
 DUP_THRESHOLD = 3
 
@@ -67,6 +69,8 @@ class Sender:
         self.control_sent = 0.0
         self.control_tries = 0
         self.last_progress = 0.0
+        self.retry_at = 0.0
+        self.wait_deadline: float | None = None   # set by the first busy answer
 
     # -- progress for the UI ------------------------------------------------------
     @property
@@ -115,16 +119,20 @@ class Sender:
         if self.state == FINISHED:
             return
         if kind in (wire.ACCEPT, wire.REJECT):
-            if session != self.offer_id or self.state != OFFERING:
+            if session != self.offer_id or self.state == WAITING:
+                return
+            # A busy answer may also come after ACCEPT, when the receiver had
+            # no slot left once our token came back.
+            if self.state != OFFERING and (kind == wire.ACCEPT or self.base):
                 return
             try:
                 body = wire.decode_json(payload)
             except wire.Malformed:
                 return
-            if self.control_tries == 1:   # Karn: only an OFFER sent once gives a sample
-                self.rtt.sample(now - self.control_sent)
+            if self.state == OFFERING and self.control_tries == 1:
+                self.rtt.sample(now - self.control_sent)   # Karn: an OFFER sent once
             if kind == wire.REJECT:
-                self._finish(REJECTED, str(body.get("error", "refused")))
+                self._rejected(body, now)
                 return
             self._accepted(body, now)
             return
@@ -150,6 +158,33 @@ class Sender:
                 body = {}
             self.failed_by_peer = True
             self._finish(FAILED, str(body.get("error", "the receiver failed the transfer")))
+
+    def _rejected(self, body: dict, now: float) -> None:
+        error = str(body.get("error", "refused"))
+        retry = body.get("retry_after")
+        if not isinstance(retry, (int, float)) or isinstance(retry, bool) \
+                or not 0 < retry <= MAX_RETRY_AFTER:
+            self._finish(REJECTED, error)
+            return
+        if self.wait_deadline is None:
+            self.wait_deadline = now + self.timeout
+        if now + retry > self.wait_deadline:
+            self._finish(REJECTED, f"{error} (gave up after waiting {self.timeout:g} s "
+                                   "for a slot)")
+            return
+        # Start again from the offer, under a new id (the receiver remembers
+        # its answer to the old one).
+        self.state = WAITING
+        self.retry_at = now + retry
+        self.offer_id = self.offer_id % ((1 << 64) - 1) + 1
+        self.token = self.total = self.base = self.sacked = self.next_seq = 0
+        self.fast_mark = 0
+        self.sent_at.clear()
+        self.retries.clear()
+        self.timers.clear()
+        self.resend.clear()
+        self.control.clear()
+        self.control_tries = 0
 
     def _accepted(self, body: dict, now: float) -> None:
         try:
@@ -300,6 +335,8 @@ class Sender:
         if self.state == FINISHED:
             return None
         deadline = self.last_progress + self.timeout
+        if self.state == WAITING:
+            return self.retry_at
         if self.state in (OFFERING, CONFIRMING):
             return min(deadline, self.control_sent + self.rtt.backoff(self.control_tries - 1))
         timers, sent_at, retries = self.timers, self.sent_at, self.retries
@@ -312,6 +349,12 @@ class Sender:
 
     def handle_timer(self, now: float) -> None:
         if self.state == FINISHED:
+            return
+        if self.state == WAITING:
+            if now >= self.retry_at:
+                self.state = OFFERING
+                self.last_progress = now
+                self._send_control(now)
             return
         if now >= self.last_progress + self.timeout:
             what = "the receiver stopped answering" if self.state != OFFERING \

@@ -23,7 +23,8 @@ def offer(offer_id=1, name="a.bin", data=b"", kind="file", sender="alice", paylo
 def ep(tmp_path):
     done = []
     endpoint = Endpoint(Disk(tmp_path), Limits(max_file_size=10_000, max_sessions=2,
-                                               idle_timeout=5, linger=2, window=8, payload=100),
+                                               max_pending=2, idle_timeout=5, linger=2,
+                                               window=8, payload=100),
                         on_complete=done.append, server_info={"server": "test"},
                         token=iter(range(100, 200)).__next__)
     endpoint.completed = done
@@ -108,7 +109,9 @@ def test_not_enough_disk_and_too_many_sessions(ep):
         send_data(ep, body["token"], b"x" * 500, [0])   # the sender is real: validated
         out(ep)
     ep.receive_datagram(offer(offer_id=12, data=b"x" * 500), PEER, 0.0)
-    assert "too many transfers" in answer(ep)[2]["error"]
+    kind, _, body = answer(ep)
+    assert kind == wire.REJECT
+    assert body == {"error": "busy: 2 transfers in progress; retry in 2 s", "retry_after": 2.0}
 
 
 def test_a_flood_of_offers_cannot_lock_out_a_real_sender(ep):
@@ -116,7 +119,7 @@ def test_a_flood_of_offers_cannot_lock_out_a_real_sender(ep):
         flooder = ("127.0.0.13", 1 + i % 3)
         ep.receive_datagram(offer(offer_id=i, name="junk", data=b"x" * 500), flooder, 0.0)
     ep.datagrams_to_send(0.0)
-    assert len(ep.sessions) == 2             # the table is full of unanswered offers
+    assert len(ep.sessions) == 2             # the pending table is full of unanswered offers
     assert os.listdir(ep.dir) == []          # nothing on disk for unanswered offers
     data = os.urandom(300)
     ep.receive_datagram(offer(offer_id=999, data=data), PEER, 0.1)
@@ -280,3 +283,52 @@ def test_a_disk_that_fills_up_fails_the_push_at_once_and_removes_the_part(tmp_pa
     send_data(endpoint, 100, data, [12])
     [(kind, _, _, body)] = [wire.decode(d) for d, _ in endpoint.datagrams_to_send(1.0)]
     assert kind == wire.FAIL and b"No space left" in body
+
+
+def test_an_offer_pushed_out_of_the_pending_table_is_told_to_retry(ep):
+    ep.receive_datagram(offer(offer_id=7, data=b"x" * 500), PEER, 0.0)
+    token = answer(ep)[2]["token"]
+    for i in range(2):     # a flood from two other addresses pushes it out
+        ep.receive_datagram(offer(offer_id=50 + i, name="junk", data=b"x" * 500),
+                            ("127.0.0.13", 1 + i), 0.1)
+    ep.datagrams_to_send(0.1)
+    assert token not in ep.sessions
+    send_data(ep, token, b"x" * 500, [0], now=0.2)   # it echoes its token after all
+    kind, session, body = answer(ep, 0.2)
+    assert (kind, session) == (wire.REJECT, 7) and body["retry_after"] == 2.0
+    send_data(ep, token, b"x" * 500, [1], now=0.2)   # told once
+    assert out(ep, 0.2) == []
+
+
+def test_transfers_under_way_are_never_evicted_and_one_address_is_capped(tmp_path):
+    ep = Endpoint(Disk(tmp_path), Limits(max_sessions=4, max_per_address=2, max_pending=1,
+                                         payload=100), token=iter(range(100, 200)).__next__)
+    tokens = []
+    for i in range(2):
+        ep.receive_datagram(offer(offer_id=i, data=b"x" * 500), PEER, 0.0)
+        tokens.append(answer(ep)[2]["token"])
+        send_data(ep, tokens[-1], b"x" * 500, [0])
+        out(ep)
+    ep.receive_datagram(offer(offer_id=9, data=b"x" * 500), PEER, 0.0)
+    kind, _, body = answer(ep)
+    assert kind == wire.REJECT and body["error"].startswith(
+        "busy: 2 transfers from your address in progress")
+    for i in range(20):   # a flood from elsewhere churns the pending table only
+        ep.receive_datagram(offer(offer_id=100 + i, name="junk", data=b"x" * 500),
+                            ("127.0.0.13", i), 0.0)
+    ep.datagrams_to_send(0.0)
+    assert all(t in ep.sessions for t in tokens)
+
+
+def test_reordering_memory_is_capped_across_transfers(tmp_path):
+    ep = Endpoint(Disk(tmp_path), Limits(max_buffered=300, window=64, payload=100),
+                  token=iter(range(100, 200)).__next__)
+    data = os.urandom(1000)
+    ep.receive_datagram(offer(data=data), PEER, 0.0)
+    token = answer(ep)[2]["token"]
+    send_data(ep, token, data, [1, 2, 3, 4, 5])      # only three fit
+    assert ep.buffered == 300 and sorted(ep.sessions[token].buffer) == [1, 2, 3]
+    send_data(ep, token, data, [0, 4, 5, 6, 7, 8, 9])
+    assert ep.buffered == 0
+    assert [k for (k, *_), _ in out(ep)][-1] == wire.DONE
+    assert (tmp_path / "a.bin").read_bytes() == data

@@ -2,7 +2,8 @@
 import hashlib
 
 from tekcos.push import wire
-from tekcos.push.sender import CONFIRMING, DELIVERED, FAILED, REJECTED, SENDING, Sender
+from tekcos.push.sender import (CONFIRMING, DELIVERED, FAILED, REJECTED, SENDING, WAITING,
+                                Sender)
 
 TOKEN = 0xABCDEF
 
@@ -21,7 +22,7 @@ def decoded(datagrams):
 
 
 def accept(s, now, window=64, payload=100):
-    s.receive_datagram(wire.encode_json(wire.ACCEPT, 42, {
+    s.receive_datagram(wire.encode_json(wire.ACCEPT, s.offer_id, {
         "token": TOKEN, "window": window, "payload": payload}), now)
 
 
@@ -160,3 +161,50 @@ def test_empty_file_goes_straight_to_confirmation():
     accept(s, 0.01)
     assert s.state == CONFIRMING
     assert [k for k, *_ in decoded(s.datagrams_to_send(0.01))] == [wire.PROBE]
+
+
+def busy(s, offer_id, retry_after=2.0):
+    return wire.encode_json(wire.REJECT, offer_id, {"error": "busy: 32 transfers in progress; "
+                                                    "retry in 2 s", "retry_after": retry_after})
+
+
+def test_a_busy_receiver_is_asked_again_later_under_a_new_offer_id():
+    s = make(timeout=10.0)
+    s.start(0.0)
+    [(kind, first_id, _, _)] = decoded(s.datagrams_to_send(0.0))
+    s.receive_datagram(busy(s, first_id), 0.1)
+    assert s.state == WAITING and s.get_timer() == 2.1
+    assert s.datagrams_to_send(0.5) == []
+    s.handle_timer(1.0)
+    assert s.datagrams_to_send(1.0) == []            # not before it was told
+    s.handle_timer(2.1)
+    [(kind, second_id, _, _)] = decoded(s.datagrams_to_send(2.1))
+    assert kind == wire.OFFER and second_id != first_id
+    s.receive_datagram(busy(s, first_id), 2.2)       # a late answer to the old offer
+    assert s.state == "offering"
+    accept(s, 2.3)
+    assert s.state == SENDING
+
+
+def test_busy_after_accept_before_any_data_was_taken_waits_too():
+    s = make()
+    s.start(0.0)
+    accept(s, 0.1)
+    s.datagrams_to_send(0.1)
+    s.receive_datagram(busy(s, s.offer_id), 0.2)      # no slot once the token came back
+    assert s.state == WAITING and s.sent_at == {} and s.token == 0
+
+
+def test_waiting_gives_up_with_a_clear_reason_after_the_timeout():
+    s = make(timeout=5.0)
+    s.start(0.0)
+    now = 0.0
+    while not s.finished:
+        offer_id = decoded(s.datagrams_to_send(now))[0][1]
+        s.receive_datagram(busy(s, offer_id), now + 0.01)
+        now = s.get_timer() if not s.finished else now
+        s.handle_timer(now)
+    assert s.status == REJECTED
+    assert s.error == ("busy: 32 transfers in progress; retry in 2 s "
+                       "(gave up after waiting 5 s for a slot)")
+    assert now <= 5.0
