@@ -100,6 +100,7 @@ class Hub:
         self._stamp = ""
         self._batch_depth = 0
         self.pending: dict[Room, list[bytes]] = {}
+        self.speakers: dict[Room, object] = {}   # who spoke in a pending batch
         self.closing = False  # set on shutdown: no per-user quit notices
         self.nicks: dict[str, object] = {}
         self.looks: dict[str, object] = {}     # TR39 skeleton keys -> member
@@ -127,7 +128,7 @@ class Hub:
             room = self.rooms[key] = Room(name, self.history_size)
         return room
 
-    def broadcast(self, room: Room, text: str, record: bool = False) -> None:
+    def broadcast(self, room: Room, text: str, record: bool = False, speaker=None) -> None:
         """Send one line to every member of ``room``; keep it in history if
         ``record``.  Encoded once: every member gets the same bytes.  Inside
         :meth:`batch` the line is queued and written with the others."""
@@ -142,8 +143,24 @@ class Hub:
                 self.pending[room] = [data]
             else:
                 queued.append(data)
+            if speaker is not None:
+                self.speakers[room] = speaker
             return
-        for member in room.members:
+        self._write_room(room, data, speaker)
+
+    @staticmethod
+    def _write_room(room: Room, data: bytes, speaker=None) -> None:
+        """``data`` to every member; the one who spoke first: in a room of
+        thousands the fan-out takes a while, and the person who typed the
+        line should see it at once (everyone else gets it in the same pass)."""
+        if speaker is not None and speaker in room.members:
+            speaker.write(data)
+            # A member can drop out while we write (slow consumer).
+            for member in list(room.members):
+                if member is not speaker:
+                    member.write(data)
+            return
+        for member in list(room.members):
             member.write(data)
 
     @contextmanager
@@ -169,11 +186,10 @@ class Hub:
         """Write out every queued room line."""
         while self.pending:
             pending, self.pending = self.pending, {}
+            speakers, self.speakers = self.speakers, {}
             for room, chunks in pending.items():
                 data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-                # A member can drop out while we write (slow consumer).
-                for member in list(room.members):
-                    member.write(data)
+                self._write_room(room, data, speakers.get(room))
 
     def _summarise(self, room: Room) -> None:
         """Tell a crowded room who came and went since its last line."""
@@ -314,10 +330,12 @@ class Hub:
 
     # -- talking ----------------------------------------------------------------
     def say(self, member, text: str) -> None:
-        self.broadcast(member.room, f"{self.stamp()} <{member.nick}> {text}", record=True)
+        self.broadcast(member.room, f"{self.stamp()} <{member.nick}> {text}", record=True,
+                       speaker=member)
 
     def act(self, member, text: str) -> None:
-        self.broadcast(member.room, f"{self.stamp()} * {member.nick} {text}", record=True)
+        self.broadcast(member.room, f"{self.stamp()} * {member.nick} {text}", record=True,
+                       speaker=member)
 
     def whisper(self, member, nick: str, text: str) -> str | None:
         if self.pending:

@@ -76,11 +76,12 @@ def make_writer(transport, max_buffer: int, overflow):
     send = transport.socket.send if direct else None
 
     def write(data: bytes) -> None:
-        waiting = queued_bytes(connection)
-        if waiting + len(data) > max_buffer:
-            overflow()
-            return
-        if direct and not waiting and not transport.disconnecting and transport.connected:
+        # The hot path of a room fan-out: nothing queued, send at once.
+        if direct and not connection.dataBuffer and not connection._tempDataLen \
+                and transport.connected and not transport.disconnecting:
+            if len(data) > max_buffer:
+                overflow()
+                return
             try:
                 sent = send(data)
             except (BlockingIOError, InterruptedError):
@@ -90,6 +91,9 @@ def make_writer(transport, max_buffer: int, overflow):
             if sent == len(data):
                 return
             data = data[sent:]
+        elif queued_bytes(connection) + len(data) > max_buffer:
+            overflow()
+            return
         buffered(data)
 
     return write

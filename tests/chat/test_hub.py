@@ -208,3 +208,26 @@ def test_bidi_controls_never_reach_others_in_pushed_names_and_lines():
     text = "\n".join(reader.out)
     assert not any(ch in text for ch in "\u202e\u2066\u2028")
     assert "evil@10.0.0.7 pushed invoicefdp.exe" in text
+
+
+def test_the_speaker_sees_its_own_line_first_and_everyone_once():
+    hub, _ = make_hub()
+    order = []
+
+    class Logged(Member):
+        def write(self, data):
+            order.append(self.nick)
+            super().write(data)
+
+    members = [Logged() for _ in range(4)]
+    for i, m in enumerate(members):
+        hub.register(m, f"m{i}")
+    order.clear()
+    hub.say(members[2], "hi")
+    assert order == ["m2", "m0", "m1", "m3"]
+    order.clear()
+    with hub.batch():                  # coalesced output keeps the same rule
+        hub.say(members[3], "one")
+        hub.say(members[3], "two")
+    assert order == ["m3", "m0", "m1", "m2"]
+    assert members[0].out[-2:] == ["[00:16] <m3> one", "[00:16] <m3> two"]
