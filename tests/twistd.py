@@ -46,24 +46,37 @@ class TwistdServer:
     def __init__(self, *args: str, downloads: str | None = None, prefix: tuple = ()):
         """``prefix``: a command that runs twistd (for example in a mount
         namespace of the test's own)."""
-        self.port = free_port()
         self.downloads = downloads or tempfile.mkdtemp(prefix="tekcos-dl-")
+        # A free port can be taken by someone else before twistd binds it
+        # (the machine may be busy with thousands of connections): then try
+        # another one.
+        for attempt in range(5):
+            self.port = free_port()
+            if self._started(args, prefix):
+                return
+        raise RuntimeError("server did not start: " + open(self.log.name).read()[-2000:])
+
+    def _started(self, args, prefix) -> bool:
         # The log goes to a file: a pipe nobody reads would fill and block the server.
         self.log = tempfile.NamedTemporaryFile(prefix="tekcos-log-", suffix=".txt")
         self.proc = subprocess.Popen(
             [*prefix, *TWISTD, "-n", "--pidfile=", "-l", "-", "tekcos", "--port", str(self.port),
              "--downloads", self.downloads, *args],
             stdout=self.log, stderr=subprocess.STDOUT, cwd=REPO)
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
                 socket.create_connection((HOST, self.port), timeout=0.5).close()
-                return
+                return True
             except OSError:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(open(self.log.name).read())
+                    text = open(self.log.name).read()
+                    if "Address already in use" in text:
+                        return False
+                    raise RuntimeError(text)
                 time.sleep(0.05)
-        raise RuntimeError("server did not start")
+        self.proc.kill()
+        raise RuntimeError("server did not start: " + open(self.log.name).read()[-2000:])
 
     def stop(self) -> tuple[int, str]:
         """SIGTERM; twistd re-raises the signal after a clean shutdown."""
@@ -145,11 +158,12 @@ class User:
             return False
 
 
-def serve_in(lab, ns: str, downloads, port: int = 9000, log=None, prefix: tuple = ()):
+def serve_in(lab, ns: str, downloads, port: int = 9000, log=None, prefix: tuple = (),
+             args: tuple = ()):
     """Start ``twistd tekcos`` inside namespace ``ns``; return once UDP and
     TCP ``port`` are listening there.  ``prefix``: a command that runs twistd."""
     proc = lab.popen(ns, [*prefix, *TWISTD, "-n", "--pidfile=", "-l", "-", "tekcos",
-                          "--port", str(port), "--downloads", str(downloads)],
+                          "--port", str(port), "--downloads", str(downloads), *args],
                      stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd=REPO)
     wait_until(lambda: lab.exec(ns, "ss", "-Hulnt").count(f":{port} ") >= 2 or
                (proc.poll() is not None and pytest.fail("server exited")),

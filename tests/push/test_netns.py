@@ -81,3 +81,34 @@ def test_a_disk_that_fills_during_a_push_fails_it_at_once_with_the_reason(lab, t
     proc.terminate()
     proc.wait(20)
     assert "Traceback" not in (tmp_path / "server.log").read_text()
+
+
+def test_more_concurrent_pushes_than_slots_all_deliver_by_waiting(lab, tmp_path):
+    client, server = lab.ns("a"), lab.ns("b")
+    dev_a, _ = lab.link(client, "10.81.0.1/24", server, "10.81.0.2/24")
+    # A slow link keeps every push running for a while, so they overlap.
+    lab.exec(client, "tc", "qdisc", "add", "dev", dev_a, "root", "tbf", "rate", "16mbit",
+             "burst", "32kbit", "latency", "50ms")
+    downloads = tmp_path / "dl"
+    with open(tmp_path / "server.log", "w") as log:
+        proc = serve_in(lab, server, downloads, log=log, args=("--max-transfers", "2"))
+    sources = []
+    for i in range(6):
+        path = tmp_path / f"s{i}.bin"
+        path.write_bytes(os.urandom(400_000 + i))
+        sources.append(path)
+    pushes = [lab.popen(client, [sys.executable, "-m", "tekcos.cli", "push", str(p), "--to",
+                                 "10.81.0.2:9000", "--json", "--window", "32", "--timeout", "60"],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+              for p in sources]
+    for push in pushes:
+        out, err = push.communicate(timeout=180)
+        assert push.returncode == 0, out + err
+        assert json.loads(out)["status"] == "delivered"
+    for path in sources:
+        assert (downloads / path.name).read_bytes() == path.read_bytes()
+    proc.terminate()
+    proc.wait(20)
+    text = (tmp_path / "server.log").read_text()
+    assert "refused push from 10.81.0.1: 2 transfers in progress" in text   # some waited
+    assert "Traceback" not in text
