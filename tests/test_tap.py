@@ -83,13 +83,14 @@ def test_make_service_builds_the_tree(tmp_path):
     (downloads.parent).mkdir(exist_ok=True)
     options = parse("--port", "9500", "--listen", "9501", "--downloads", str(downloads))
     assert downloads.is_dir()          # created when the options are checked
-    (downloads / ".stale.part").write_bytes(b"x")
+    (downloads / ".00000000000000ab.part").write_bytes(b"x")   # left by a killed server
+    (downloads / ".draft.part").write_bytes(b"mine")           # the operator's
     top = makeService(options, reactor=reactor)
     children = list(top)
     assert isinstance(children[0], ChatService)
     ports = [c for c in children if isinstance(c, StreamServerEndpointService)]
     assert len(ports) == 2
-    assert not (downloads / ".stale.part").exists()   # left by a killed server
+    assert sorted(os.listdir(downloads)) == [".draft.part"]
     top.startService()
     assert sorted(p[0] for p in reactor.tcpServers) == [9500, 9501]
     assert [p[0] for p in reactor.udpPorts] == [9500]   # UDP shares the number
