@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import resource
 import select
 import shutil
 import socket
@@ -29,14 +28,9 @@ import subprocess
 import sys
 import time
 
+from common import HOST, allow_open_files, free_port, rss_kib
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-HOST = "127.0.0.1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def start(kind: str, port: int) -> subprocess.Popen:
@@ -60,14 +54,6 @@ def start(kind: str, port: int) -> subprocess.Popen:
             time.sleep(0.05)
     proc.kill()
     raise SystemExit(f"{kind} server did not start")
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
 
 
 class Client:
@@ -305,17 +291,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--idle", type=int, default=10000)
     args = parser.parse_args()
-    need = args.idle + 1000  # each process holds one end of every idle connection
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    try:  # root may raise its hard limit
-        hard = max(hard, need)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    except (ValueError, OSError):
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    if need > hard:
-        raise SystemExit(f"--idle {args.idle} needs {need} descriptors; "
-                         f"the limit is {hard}")
+    # Each process holds one end of every idle connection.
+    allow_open_files(args.idle + 1000, f"--idle {args.idle}")
     results = {kind: run(kind, args) for kind in ("minimal", "tekcos")}
     m, t = results["minimal"], results["tekcos"]
     print(f"{'':28}{'minimal':>12}{'tekcos':>12}{'ratio':>8}")

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import selectors
 import signal
 import socket
@@ -35,24 +34,11 @@ import sys
 import tempfile
 import time
 
+from common import HOST, allow_open_files, free_port, rss_kib
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-HOST = "127.0.0.1"
 BEFORE_CROWD_WORK = "97836ff"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
 
 
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
@@ -277,15 +263,7 @@ def main() -> None:
     args = parser.parse_args()
     if not 1 <= args.addresses <= 254:
         raise SystemExit("--addresses: 1 to 254")
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    need = args.clients + 1000
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (max(hard, need), max(hard, need)))
-    except (ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        if need > hard:
-            raise SystemExit(f"--clients {args.clients} needs {need} open files; "
-                             f"the limit is {hard}")
+    allow_open_files(args.clients + 1000, f"--clients {args.clients}")
     runs = {}
     if args.baseline != "none":
         tree = worktree(args.baseline)

@@ -45,12 +45,19 @@ def test_file_arrives_intact_through_loss(lab, tmp_path, loss):
     assert record["retransmits"] >= dropped_b * 0.5
 
 
-def test_a_disk_that_fills_during_a_push_fails_it_at_once_with_the_reason(lab, tmp_path):
+def slow_link(lab, subnet: str, rate: str) -> tuple[str, str]:
+    """Client and server namespaces joined by a veth whose client side is a
+    ``rate`` bottleneck (tbf, 50 ms queue): pushes through it take a while."""
     client, server = lab.ns("a"), lab.ns("b")
-    dev_a, _ = lab.link(client, "10.78.0.1/24", server, "10.78.0.2/24")
-    # A slow link (8 Mbit/s), so the push is still running when the disk fills.
-    lab.exec(client, "tc", "qdisc", "add", "dev", dev_a, "root", "tbf", "rate", "8mbit",
+    dev_a, _ = lab.link(client, f"{subnet}.1/24", server, f"{subnet}.2/24")
+    lab.exec(client, "tc", "qdisc", "add", "dev", dev_a, "root", "tbf", "rate", rate,
              "burst", "32kbit", "latency", "50ms")
+    return client, server
+
+
+def test_a_disk_that_fills_during_a_push_fails_it_at_once_with_the_reason(lab, tmp_path):
+    # A slow link (8 Mbit/s), so the push is still running when the disk fills.
+    client, server = slow_link(lab, "10.78.0", "8mbit")
     downloads = tmp_path / "small"
     downloads.mkdir()
     # A 4 MiB filesystem in a mount namespace of the server's own.
@@ -84,11 +91,8 @@ def test_a_disk_that_fills_during_a_push_fails_it_at_once_with_the_reason(lab, t
 
 
 def test_more_concurrent_pushes_than_slots_all_deliver_by_waiting(lab, tmp_path):
-    client, server = lab.ns("a"), lab.ns("b")
-    dev_a, _ = lab.link(client, "10.81.0.1/24", server, "10.81.0.2/24")
     # A slow link keeps every push running for a while, so they overlap.
-    lab.exec(client, "tc", "qdisc", "add", "dev", dev_a, "root", "tbf", "rate", "16mbit",
-             "burst", "32kbit", "latency", "50ms")
+    client, server = slow_link(lab, "10.81.0", "16mbit")
     downloads = tmp_path / "dl"
     with open(tmp_path / "server.log", "w") as log:
         proc = serve_in(lab, server, downloads, log=log, args=("--max-transfers", "2"))

@@ -1,0 +1,33 @@
+"""Helpers shared by the benchmark scripts (run them as ``python bench/X.py``)."""
+from __future__ import annotations
+
+import resource
+import socket
+
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def allow_open_files(need: int, what: str) -> None:
+    """Raise this process's open-file limit to ``need`` (root may raise the
+    hard limit too), or stop with one line saying what does not fit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(hard, need), max(hard, need)))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        if need > hard:
+            raise SystemExit(f"{what} needs {need} open files; the limit is {hard}")
