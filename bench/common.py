@@ -1,10 +1,17 @@
 """Helpers shared by the benchmark scripts (run them as ``python bench/X.py``)."""
 from __future__ import annotations
 
+import os
 import resource
 import socket
+import subprocess
+import tempfile
 
 HOST = "127.0.0.1"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The last revision before this round's work on the chat and pushes: the
+# default baseline of the benchmarks that compare revisions.
+BEFORE_ROUND = "97836ff"
 
 
 def free_port() -> int:
@@ -31,3 +38,16 @@ def allow_open_files(need: int, what: str) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         if need > hard:
             raise SystemExit(f"{what} needs {need} open files; the limit is {hard}")
+
+
+def worktree(rev: str) -> str:
+    """A temporary checkout of ``rev`` (remove it with :func:`drop_worktree`)."""
+    path = tempfile.mkdtemp(prefix="tekcos-baseline-")
+    subprocess.run(["git", "-C", ROOT, "worktree", "add", "--detach", path, rev],
+                   check=True, capture_output=True)
+    return path
+
+
+def drop_worktree(path: str) -> None:
+    subprocess.run(["git", "-C", ROOT, "worktree", "remove", "--force", path],
+                   capture_output=True)

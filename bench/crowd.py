@@ -34,12 +34,16 @@ import sys
 import tempfile
 import time
 
-from common import HOST, allow_open_files, free_port, rss_kib
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-BEFORE_CROWD_WORK = "97836ff"
-
+from common import (
+    BEFORE_ROUND,
+    HOST,
+    ROOT,
+    allow_open_files,
+    drop_worktree,
+    free_port,
+    rss_kib,
+    worktree,
+)
 
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 
@@ -236,13 +240,6 @@ def measure(code_dir: str, args, clients: int) -> dict:
             "sigterm_s": stop, "told": told, "rss_per_client_b": rss}
 
 
-def worktree(rev: str) -> str:
-    path = tempfile.mkdtemp(prefix="tekcos-baseline-")
-    subprocess.run(["git", "-C", ROOT, "worktree", "add", "--detach", path, rev],
-                   check=True, capture_output=True)
-    return path
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=10000)
@@ -257,8 +254,8 @@ def main() -> None:
     parser.add_argument("--baseline-clients", type=int, default=None,
                         help="clients for the baseline run (default: --clients); an N^2 "
                         "baseline may need fewer to finish")
-    parser.add_argument("--baseline", default=BEFORE_CROWD_WORK,
-                        help=f"git revision to compare with ({BEFORE_CROWD_WORK}: before the "
+    parser.add_argument("--baseline", default=BEFORE_ROUND,
+                        help=f"git revision to compare with ({BEFORE_ROUND}: before the "
                         "crowd work), or 'none'")
     args = parser.parse_args()
     if not 1 <= args.addresses <= 254:
@@ -271,8 +268,7 @@ def main() -> None:
             runs[f"baseline {args.baseline}"] = measure(tree, args,
                                                         args.baseline_clients or args.clients)
         finally:
-            subprocess.run(["git", "-C", ROOT, "worktree", "remove", "--force", tree],
-                           capture_output=True)
+            drop_worktree(tree)
     runs["tekcos (this tree)"] = measure(ROOT, args, args.clients)
     names = list(runs)
     print(f"clients from {args.addresses} loopback addresses; "

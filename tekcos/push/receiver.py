@@ -24,6 +24,7 @@ from tekcos.ratelimit import TokenBucket
 AMPLIFICATION = 3
 UNANSWERED_PER_ADDRESS = 4   # accepted offers whose token has not come back yet
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+DISK_BACKLOG = 16 << 20      # bytes of a file received but not yet written, at most
 MAX_REASON = 300             # a refusal reason sent back or logged, in characters
 MAX_NAME = 1024              # an offered name longer than this is refused unread
 
@@ -103,6 +104,7 @@ class Endpoint:
         # comes back after all, the sender is told to retry, not left to time out.
         self.evicted: dict[tuple, int] = {}    # (addr, token) -> offer id
         self.buffered = 0                        # out-of-order bytes held, all sessions
+        self.publishing: dict[int, Session] = {}   # files the disk worker is finishing
         # Refusals are logged at most about once a second (after a burst of
         # 20): a flood of bad offers must not become a flood of log lines.
         self._refusal_log = TokenBucket(rate=1.0, burst=20, now=0.0)
@@ -134,7 +136,8 @@ class Endpoint:
             if not session.finished:
                 session.deadline = now + self.limits.idle_timeout
             if kind == wire.PROBE:
-                if session.total == 0 and not session.finished and self._open_part(session):
+                if session.total == 0 and not session.finished and \
+                        token not in self.publishing and self._open_part(session):
                     self._complete(session, now)
                     return
                 if session.finished:
@@ -333,7 +336,7 @@ class Endpoint:
         self.acks[session.token] = session
         session.ack_trigger = seq
         cum = session.cum
-        if seq < cum or seq >= session.total or seq >= cum + self.limits.window:
+        if seq < cum or seq >= session.total or seq >= cum + self.window(session):
             return   # duplicate or outside the window: the ACK resynchronises
         expected = session.payload if seq < session.total - 1 \
             else session.size - seq * session.payload
@@ -368,40 +371,58 @@ class Endpoint:
             self._complete(session, now)
 
     def _consume(self, session: Session, payload: bytes) -> None:
-        session.hasher.update(payload)
         if session.part is not None:
-            session.part.append(payload)
+            session.part.append(payload)    # hashed and written by the disk worker
         else:
+            session.hasher.update(payload)
             session.message += payload
 
     def _complete(self, session: Session, now: float) -> None:
-        session.deadline = now + self.limits.linger
+        """Every packet arrived.  A message is checked at once; a file once
+        the disk worker has written, hashed, fsynced and linked it
+        (:meth:`poll`, which runs whenever the worker wakes the adapter)."""
         self.acks.pop(session.token, None)
-        if session.hasher.hexdigest() != session.sha256:
-            if session.part is not None:
-                session.part.discard()
-            session.result = wire.encode_json(wire.FAIL, session.token, {
-                "error": "SHA-256 mismatch: the data arrived but does not match the offer"})
-            self.log(f"push of {session.name!r} from {session.addr[0]} failed verification")
-        else:
-            stored = ""
-            text = ""
-            if session.part is not None:
-                try:
-                    stored = session.part.publish()
-                except OSError as e:
-                    session.part.discard()
-                    session.result = wire.encode_json(wire.FAIL, session.token, {
-                        "error": f"cannot store the file: {e.strerror}"})
-                    if session.validated:
-                        self.outbox.append((session.result, session.addr))
-                    return
+        if session.part is None:
+            if session.hasher.hexdigest() != session.sha256:
+                self._mismatch(session, now)
             else:
-                text = session.message.decode("utf-8", "replace")
-            session.result = wire.encode_json(wire.DONE, session.token, {
-                "name": stored, "sha256": session.sha256})
-            self.on_complete(Received(session.kind, session.sender, session.addr, stored,
-                                      session.size, text))
+                self._delivered(session, now, "", session.message.decode("utf-8", "replace"))
+            return
+        try:
+            session.part.start_publish(session.sha256)
+        except OSError as e:
+            self._fail(session, now, f"cannot store the file: {e.strerror or e}")
+            return
+        self.publishing[session.token] = session
+        self.poll(now)
+
+    def poll(self, now: float) -> None:
+        """Finish the files whose publication the disk worker has done."""
+        for token, session in list(self.publishing.items()):
+            try:
+                stored = session.part.publish_result()
+            except OSError as e:
+                del self.publishing[token]
+                self._fail(session, now, f"cannot store the file: {e.strerror or e}")
+                continue
+            if stored is None:
+                continue
+            del self.publishing[token]
+            if stored is False:
+                self._mismatch(session, now)
+            else:
+                self._delivered(session, now, stored, "")
+
+    def _mismatch(self, session: Session, now: float) -> None:
+        self._fail(session, now, "SHA-256 mismatch: the data arrived but does not match "
+                                 "the offer")
+
+    def _delivered(self, session: Session, now: float, stored: str, text: str) -> None:
+        session.deadline = now + self.limits.linger
+        session.result = wire.encode_json(wire.DONE, session.token, {
+            "name": stored, "sha256": session.sha256})
+        self.on_complete(Received(session.kind, session.sender, session.addr, stored,
+                                  session.size, text))
         self._release_buffer(session)
         if session.validated:
             self.outbox.append((session.result, session.addr))
@@ -416,7 +437,9 @@ class Endpoint:
         session.result = wire.encode_json(wire.FAIL, session.token, {"error": reason})
         session.deadline = now + self.limits.linger
         self.acks.pop(session.token, None)
-        self.outbox.append((session.result, session.addr))
+        self.publishing.pop(session.token, None)
+        if session.validated:
+            self.outbox.append((session.result, session.addr))
         self.log(f"push of {session.name!r} from {session.addr[0]} failed: {reason}")
 
     def _release_buffer(self, session: Session) -> None:
@@ -426,6 +449,7 @@ class Endpoint:
 
     def _drop(self, session: Session) -> None:
         self._release_buffer(session)
+        self.publishing.pop(session.token, None)
         if session.part is not None and not session.finished:
             session.part.discard()
         self.sessions.pop(session.token, None)
@@ -433,14 +457,27 @@ class Endpoint:
         self.offers.pop((session.addr, session.offer_id), None)
 
     # -- output and time --------------------------------------------------------------
+    def window(self, session: Session) -> int:
+        """Packets the sender may have in flight: the configured window,
+        shrunk while the disk lags behind (back-pressure instead of memory)."""
+        window = self.limits.window
+        part = session.part
+        if part is not None:
+            backlog = part.backlog
+            if backlog:
+                window = min(window, max(1, (DISK_BACKLOG - backlog) // session.payload))
+        return window
+
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, tuple]]:
+        if self.publishing:
+            self.poll(now)
         out = self.outbox
         self.outbox = []
         if self.acks:
-            window = self.limits.window
             for session in self.acks.values():
                 if not session.finished:
-                    out.append((wire.encode_ack(session.token, session.cum, window,
+                    out.append((wire.encode_ack(session.token, session.cum,
+                                                self.window(session),
                                                 max(0, session.ack_trigger),
                                                 session.bits >> 1), session.addr))
             self.acks = {}
@@ -452,6 +489,8 @@ class Endpoint:
         return min(s.deadline for s in self.sessions.values())
 
     def handle_timer(self, now: float) -> None:
+        if self.publishing:
+            self.poll(now)
         for session in list(self.sessions.values()):
             if session.deadline <= now:
                 if not session.finished:

@@ -4,13 +4,18 @@ Nothing is ever written outside the downloads directory: a name is reduced
 to a plain base name or refused, data goes to a hidden ``.part`` file opened
 with O_EXCL, and only a verified file is published, with ``link()`` so that
 an existing file is never overwritten (a numbered suffix is used instead).
+Writes, hashing, fsync and the link run on the download worker's thread.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import unicodedata
+from collections import deque
+from concurrent.futures import Future
 
+from tekcos.push.worker import DiskWorker
 from tekcos.text import strip_bidi
 
 MAX_NAME_BYTES = 255
@@ -65,17 +70,31 @@ def numbered(name: str, n: int) -> str:
 
 
 class PartFile:
-    """An incoming file: append in order, then publish or discard."""
+    """An incoming file: append in order, then publish (verified) or discard.
 
-    def __init__(self, directory: str, name: str, tag: str):
+    The data is hashed and written on the download worker's thread
+    (:mod:`tekcos.push.worker`); the caller only queues it.  :attr:`backlog`
+    is what is queued but not yet written, for back-pressure.  A write that
+    failed (a full disk) raises its OSError from the next :meth:`append`,
+    :meth:`flush` or :meth:`publish_result`.
+    """
+
+    def __init__(self, directory: str, name: str, tag: str, worker: DiskWorker):
         self.directory = directory
         self.name = name
+        self.worker = worker
         self.path = os.path.join(directory, f".{tag}.part")
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                          | getattr(os, "O_CLOEXEC", 0), 0o600)
+        self.hasher = hashlib.sha256()
         self.pending: list[bytes] = []
         self.pending_len = 0
+        self.jobs: deque[tuple[Future, int]] = deque()
         self.closed = False
+        self._publishing: Future | None = None
+        self._failed: OSError | None = None   # set by the worker, read by the reactor
 
+    # -- the reactor's side ----------------------------------------------------------
     def append(self, data: bytes) -> None:
         self.pending.append(data)
         self.pending_len += len(data)
@@ -83,17 +102,65 @@ class PartFile:
             self.flush()
 
     def flush(self) -> None:
+        self._check()
         if self.pending:
             data = b"".join(self.pending)
             self.pending, self.pending_len = [], 0
+            self.jobs.append((self.worker.submit(self._write, data), len(data)))
+
+    @property
+    def backlog(self) -> int:
+        """Bytes received but not yet on disk."""
+        self._forget_done()
+        return self.pending_len + sum(n for _, n in self.jobs)
+
+    def start_publish(self, sha256: str) -> None:
+        """Once the worker has written everything: check the SHA-256, fsync
+        and link the file under its name (numbered if taken)."""
+        self.flush()
+        self._publishing = self.worker.submit(self._publish, sha256)
+
+    def publish_result(self) -> str | None | bool:
+        """None while publishing; then the name as stored, or False if the
+        data did not match the SHA-256 (the part file is gone).  Raises the
+        OSError of a failed write, fsync or link."""
+        future = self._publishing
+        if future is None or not future.done():
+            return None
+        return future.result()
+
+    def discard(self) -> None:
+        """Remove the part file (after whatever is still being written)."""
+        self.pending, self.pending_len = [], 0
+        self.worker.submit(self._discard)
+
+    def _check(self) -> None:
+        if self._failed is not None:
+            raise self._failed
+
+    def _forget_done(self) -> None:
+        jobs = self.jobs
+        while jobs and jobs[0][0].done():
+            jobs.popleft()
+
+    # -- the worker's side --------------------------------------------------------------
+    def _write(self, data: bytes) -> None:
+        if self._failed is not None or self.closed:
+            return
+        try:
+            self.hasher.update(data)
             view = memoryview(data)
             while view:
                 view = view[os.write(self.fd, view):]
+        except OSError as e:   # reported to the reactor by _check / publish
+            self._failed = e
 
-    def publish(self) -> str:
-        """fsync, then link under the final name (numbered if taken);
-        returns the name as stored."""
-        self.flush()
+    def _publish(self, sha256: str) -> str | bool:
+        if self._failed is not None:
+            raise self._failed
+        if self.hasher.hexdigest() != sha256:
+            self._discard()
+            return False
         os.fsync(self.fd)
         os.fchmod(self.fd, 0o644)
         os.close(self.fd)
@@ -109,7 +176,7 @@ class PartFile:
         os.unlink(self.path)
         return candidate
 
-    def discard(self) -> None:
+    def _discard(self) -> None:
         if not self.closed:
             os.close(self.fd)
             self.closed = True
@@ -134,9 +201,12 @@ class Downloads:
     small filesystem still takes small files).
     """
 
-    def __init__(self, directory: str, reserve: int | None = None):
+    def __init__(self, directory: str, reserve: int | None = None,
+                 worker: DiskWorker | None = None):
         self.directory = os.path.abspath(directory)
         self._reserve = reserve
+        # Inline by default (tests, simulation); the server passes a threaded one.
+        self.worker = worker or DiskWorker(threaded=False)
 
     @property
     def reserve(self) -> int:
@@ -151,7 +221,7 @@ class Downloads:
         return psutil.disk_usage(self.directory).free
 
     def open_part(self, name: str, tag: str) -> PartFile:
-        return PartFile(self.directory, name, tag)
+        return PartFile(self.directory, name, tag, self.worker)
 
     def clean_stale_parts(self) -> int:
         """Remove the part files a killed server left behind: only names of

@@ -21,6 +21,7 @@ from tekcos import exits
 from tekcos.push.receiver import Endpoint, Limits
 from tekcos.push.sender import Sender
 from tekcos.push.storage import Downloads
+from tekcos.push.worker import DiskWorker
 
 RETRY_SEND = 0.001   # when the socket buffer is full
 # Python does not export these; they are Linux's values (asm-generic/socket.h).
@@ -128,6 +129,11 @@ class ServerProtocol(_Driven):
 
     def startProtocol(self) -> None:
         size_socket_buffers(self.transport, self.buffer_bytes)
+        # The disk worker finishes writes and publications on its own thread;
+        # it wakes us here so that DONE or FAIL goes out at once.
+        call_from_thread = getattr(self.clock, "callFromThread", None)
+        if call_from_thread is not None:
+            self.core.downloads.worker.wake = lambda: call_from_thread(self._poke)
 
     def datagramReceived(self, data: bytes, addr) -> None:
         now = self.clock.seconds()
@@ -147,6 +153,7 @@ class ServerProtocol(_Driven):
     def stopProtocol(self) -> None:
         self._cancel()
         self.core.close()
+        self.core.downloads.worker.close()   # part files removed before we exit
 
 
 class PushProtocol(_Driven):
@@ -227,7 +234,7 @@ def push_service(values: dict, on_complete, server_info: dict, reactor) -> UDPSe
     under ``downloads`` and reported to ``on_complete``; HELLOs are answered
     with ``server_info``."""
     log = Logger(namespace="tekcos.push")
-    downloads = Downloads(values["downloads"])
+    downloads = Downloads(values["downloads"], worker=DiskWorker(threaded=True))
     limits = Limits(max_file_size=values["max-file-size"], max_message=values["max-message"],
                     max_sessions=values["max-transfers"], idle_timeout=values["transfer-timeout"])
     endpoint = Endpoint(downloads, limits, on_complete=on_complete, server_info=server_info,

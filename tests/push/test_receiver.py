@@ -246,16 +246,16 @@ class FullDisk(Disk):
     def open_part(self, name, tag):
         part = super().open_part(name, tag)
         disk = self
-        flush = part.flush
+        write = part._write
 
-        def limited_flush():
-            size = part.pending_len
-            if size > disk.room:
+        def limited_write(data):   # what the disk worker does, up to the room left
+            if len(data) > disk.room:
                 import errno
-                raise OSError(errno.ENOSPC, "No space left on device")
-            disk.room -= size
-            flush()
-        part.flush = limited_flush
+                part._failed = OSError(errno.ENOSPC, "No space left on device")
+                return
+            disk.room -= len(data)
+            write(data)
+        part._write = limited_write
         return part
 
 

@@ -1,3 +1,4 @@
+import hashlib
 import os
 
 import pytest
@@ -43,10 +44,37 @@ def test_part_file_is_hidden_until_published_and_never_overwrites(tmp_path):
     part.append(b"new ")
     part.append(b"data")
     assert sorted(os.listdir(tmp_path)) == [".t1.part", "a.txt"]
-    assert part.publish() == "a-1.txt"
+    part.start_publish(hashlib.sha256(b"new data").hexdigest())
+    assert part.publish_result() == "a-1.txt"
     assert (tmp_path / "a.txt").read_text() == "existing"
     assert (tmp_path / "a-1.txt").read_bytes() == b"new data"
     assert sorted(os.listdir(tmp_path)) == ["a-1.txt", "a.txt"]
+
+
+def test_a_part_whose_data_does_not_match_is_never_published(tmp_path):
+    part = Downloads(str(tmp_path)).open_part("a.txt", "t1")
+    part.append(b"data")
+    part.start_publish(hashlib.sha256(b"other").hexdigest())
+    assert part.publish_result() is False
+    assert os.listdir(tmp_path) == []
+
+
+def test_the_disk_work_happens_on_the_worker_thread_in_order(tmp_path):
+    import threading
+
+    from tekcos.push.worker import DiskWorker
+    woken = threading.Event()
+    worker = DiskWorker(threaded=True, wake=woken.set)
+    part = Downloads(str(tmp_path), worker=worker).open_part("big.bin", "t9")
+    chunks = [os.urandom(300_000) for _ in range(8)]
+    for chunk in chunks:
+        part.append(chunk)
+        part.flush()
+    part.start_publish(hashlib.sha256(b"".join(chunks)).hexdigest())
+    assert woken.wait(30)
+    worker.close()                      # waits for the queued jobs
+    assert part.publish_result() == "big.bin" and part.backlog == 0
+    assert (tmp_path / "big.bin").read_bytes() == b"".join(chunks)
 
 
 def test_discard_and_stale_parts(tmp_path):
