@@ -17,10 +17,12 @@ class RttEstimator:
         self.min_rto = min_rto
         self.max_rto = max_rto
         self.rto = initial_rto
+        self.latest: float | None = None
 
     def sample(self, rtt: float) -> None:
         if rtt < 0:
             return
+        self.latest = rtt
         if self.srtt is None:
             self.srtt = rtt
             self.rttvar = rtt / 2

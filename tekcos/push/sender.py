@@ -20,6 +20,7 @@ import heapq
 from typing import Callable
 
 from tekcos.push import wire
+from tekcos.push.congestion import Controller
 from tekcos.push.rtt import RttEstimator
 
 OFFERING, SENDING, CONFIRMING, FINISHED = "offering", "sending", "confirming", "finished"
@@ -47,6 +48,7 @@ class Sender:
         self.burst = burst
         self.timeout = timeout
         self.rtt = rtt or RttEstimator(initial_rto=0.5)
+        self.cc = Controller(maximum=window)
         self.state = OFFERING
         self.status: str | None = None
         self.error: str | None = None
@@ -71,6 +73,7 @@ class Sender:
         self.last_progress = 0.0
         self.retry_at = 0.0
         self.wait_deadline: float | None = None   # set by the first busy answer
+        self.pace_at: float | None = None         # when pacing lets the next packet go
 
     # -- progress for the UI ------------------------------------------------------
     @property
@@ -214,12 +217,16 @@ class Sender:
         self.peer_window = max(1, window)
         # Karn's rule: a packet sent once gives an RTT sample.
         if trigger in self.sent_at and trigger not in self.retries:
-            self.rtt.sample(now - self.sent_at[trigger])
+            sample = now - self.sent_at[trigger]
+            self.rtt.sample(sample)
+            self.cc.on_rtt(sample, self.rtt.srtt)
+        in_flight = len(self.sent_at)
         latest = self._retire(cumulative, bits)
         if latest:
             self.last_progress = now
-        self._mark_holes_lost()
-        self._mark_retransmissions_lost(latest)
+            self.cc.on_ack(in_flight - len(self.sent_at))
+        self._mark_holes_lost(now)
+        self._mark_retransmissions_lost(latest, now)
         if self.base >= self.total and self.state == SENDING:
             self.state = CONFIRMING
             self.control_tries = 0
@@ -257,7 +264,11 @@ class Sender:
         # A packet whose send time is unknown still counts as progress.
         return (latest or 1e-9) if progressed else 0.0
 
-    def _mark_holes_lost(self) -> None:
+    def _lost(self, seq: int, now: float) -> None:
+        self.resend.append(seq)
+        self.cc.on_loss(self.sent_at[seq], now, self.rtt.srtt)
+
+    def _mark_holes_lost(self, now: float) -> None:
         """Fast retransmit (RFC 6675's IsLost): a hole with at least
         DUP_THRESHOLD selectively acknowledged packets above it is lost.
         Holes below the DUP_THRESHOLD-th highest acknowledged packet qualify;
@@ -278,11 +289,11 @@ class Sender:
             low = holes & -holes
             seq = start + low.bit_length() - 1
             if seq in self.sent_at:
-                self.resend.append(seq)
+                self._lost(seq, now)
             holes ^= low
         self.fast_mark = limit
 
-    def _mark_retransmissions_lost(self, latest: float) -> None:
+    def _mark_retransmissions_lost(self, latest: float, now: float) -> None:
         """A resent packet can be lost again.  RACK-style: it is, once a
         packet sent a reordering window after it has been acknowledged."""
         if not self.retries or not latest:
@@ -291,7 +302,7 @@ class Sender:
         sent_at = self.sent_at
         for seq in self.retries:
             if sent_at.get(seq, latest) + reo < latest:
-                self.resend.append(seq)
+                self._lost(seq, now)
 
     def datagrams_to_send(self, now: float) -> list[bytes]:
         out = self.control
@@ -313,8 +324,13 @@ class Sender:
                     self.retransmitted_bytes += len(data)
             self.resend = []
         seq = self.next_seq
-        limit = min(self.total, self.base + min(self.window, self.peer_window), seq + self.burst)
+        # New packets: within the receiver's window, the congestion window
+        # (packets in flight) and what pacing allows now.
+        allowed = min(self.burst, self.cc.window - len(sent_at),
+                      self.cc.send_budget(now, self.rtt.srtt))
+        limit = min(self.total, self.base + min(self.window, self.peer_window), seq + allowed)
         if seq < limit:
+            self.cc.sent(limit - seq)
             deadline = now + self.rtt.rto
             encode, DATA, push = wire.encode, wire.DATA, heapq.heappush
             while seq < limit:
@@ -323,13 +339,24 @@ class Sender:
                 push(timers, (deadline, seq, 0))
                 seq += 1
             self.next_seq = seq
+        # Held back by pacing alone: the timer brings us back in time.
+        self.pace_at = None
+        if seq < min(self.total, self.base + min(self.window, self.peer_window)) \
+                and len(sent_at) < self.cc.window:
+            self.pace_at = self.cc.next_send_time(now, self.rtt.srtt)
         return out
 
     @property
     def can_send(self) -> bool:
-        """More datagrams are ready now (the burst limit held some back)."""
-        return self.state == SENDING and (bool(self.resend) or self.next_seq < min(
-            self.total, self.base + min(self.window, self.peer_window)))
+        """More datagrams may leave right away (the burst limit held some
+        back); when only pacing holds them, :meth:`get_timer` says when."""
+        if self.state != SENDING:
+            return False
+        if self.resend:
+            return True
+        return (self.next_seq < min(self.total, self.base + min(self.window, self.peer_window))
+                and len(self.sent_at) < self.cc.window
+                and self.cc.next_send_time(0.0, self.rtt.srtt) is None)
 
     def get_timer(self) -> float | None:
         if self.state == FINISHED:
@@ -339,6 +366,8 @@ class Sender:
             return self.retry_at
         if self.state in (OFFERING, CONFIRMING):
             return min(deadline, self.control_sent + self.rtt.backoff(self.control_tries - 1))
+        if self.pace_at is not None:
+            deadline = min(deadline, self.pace_at)
         timers, sent_at, retries = self.timers, self.sent_at, self.retries
         while timers:
             when, seq, count = timers[0]
@@ -366,7 +395,19 @@ class Sender:
                 self._send_control(now)
             return
         timers, sent_at, retries = self.timers, self.sent_at, self.retries
+        # What the round trip is now, not when the timer was set: a queue
+        # building up at a bottleneck delays packets without losing them.
+        rtt = self.rtt
+        patience = max(rtt.srtt or 0.0, rtt.latest or 0.0) * 9 / 8 + 0.001
         while timers and timers[0][0] <= now:
             when, seq, count = heapq.heappop(timers)
             if seq in sent_at and retries.get(seq, 0) == count:
-                self.resend.append(seq)
+                if now < sent_at[seq] + patience:
+                    heapq.heappush(timers, (sent_at[seq] + patience, seq, count))
+                    continue
+                if count and now - self.last_progress > 3 * rtt.rto:
+                    # Its retransmission timed out too and nothing has been
+                    # acknowledged for three timeouts: persistent congestion
+                    # (RFC 9002), not one more random loss.
+                    self.cc.on_persistent_congestion(now)
+                self._lost(seq, now)

@@ -4,15 +4,12 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import re
 import socket
 import subprocess
 import sys
 import threading
 import time
-
-import pytest
 
 from tekcos.hello import hello_replies
 from tekcos.push import wire

@@ -2,8 +2,15 @@
 import hashlib
 
 from tekcos.push import wire
-from tekcos.push.sender import (CONFIRMING, DELIVERED, FAILED, REJECTED, SENDING, WAITING,
-                                Sender)
+from tekcos.push.sender import (
+    CONFIRMING,
+    DELIVERED,
+    FAILED,
+    REJECTED,
+    SENDING,
+    WAITING,
+    Sender,
+)
 
 TOKEN = 0xABCDEF
 

@@ -4,7 +4,6 @@ import os
 import socket
 
 import pytest_twisted
-
 from twisted.internet.task import Clock
 from twisted.internet.testing import FakeDatagramTransport
 

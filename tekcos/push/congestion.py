@@ -1,0 +1,131 @@
+"""Congestion control and pacing for one push (sans-IO: time is passed in).
+
+A :class:`Controller` keeps a congestion window in packets, in the manner of
+NewReno with SACK (RFC 6675) and QUIC (RFC 9002):
+
+* slow start doubles the window each round trip until the first congestion
+  event or until the round trip grows (the queue at a bottleneck is filling:
+  HyStart's delay signal);
+* after that the window grows by about one packet per round trip;
+* a loss reduces the window by ``BETA`` (0.7, CUBIC's factor), at most once
+  per round trip: losses of packets sent before the reduction belong to the
+  same event (QUIC's recovery period);
+* a loss while the round trip shows no queueing delay, and while under 10% of
+  recent packets are lost, is not taken as congestion (BBR's view: isolated
+  random loss on a LAN is not a full queue), so a lossy but idle link is
+  still used at full speed;
+* persistent congestion (the same packet timing out again after its backed-off
+  timeout) resets the window to the minimum.
+
+:meth:`Controller.send_budget` paces new packets at 1.25 times the window
+per smoothed round trip (2 times in slow start), in bursts of at most
+``BURST`` packets, so a window never leaves as one burst into a queue.
+"""
+from __future__ import annotations
+
+INITIAL_WINDOW = 16        # packets: a first round trip on a LAN may carry this much
+MINIMUM_WINDOW = 4
+BETA = 0.7
+BURST = 16                 # packets that may leave back to back
+RANDOM_LOSS = 0.1          # above this share of packets lost, loss is congestion anyway
+QUEUE_DELAY = 0.002        # seconds of round trip above the minimum that mean a queue
+
+
+class Controller:
+    def __init__(self, maximum: int, initial: int = INITIAL_WINDOW):
+        self.maximum = maximum
+        self.cwnd = float(min(initial, maximum))
+        self.ssthresh = float("inf")
+        self.min_rtt = float("inf")
+        self.recovery_start = -1.0    # send time from which losses start a new event
+        self.reductions = 0
+        self.acked = 0.0               # recent packets acknowledged / lost (decaying)
+        self.lost = 0.0
+        self._tokens = float(BURST)
+        self._stamp: float | None = None
+
+    @property
+    def window(self) -> int:
+        return max(MINIMUM_WINDOW, int(self.cwnd))
+
+    @property
+    def in_slow_start(self) -> bool:
+        return self.cwnd < self.ssthresh
+
+    def _queueing(self, srtt: float | None) -> bool:
+        if srtt is None or self.min_rtt == float("inf"):
+            return True   # nothing known yet: be careful
+        return srtt > self.min_rtt + max(QUEUE_DELAY, self.min_rtt)
+
+    def on_rtt(self, sample: float, srtt: float | None) -> None:
+        """A round-trip sample (Karn: from a packet sent once)."""
+        if sample < self.min_rtt:
+            self.min_rtt = sample
+        if self.in_slow_start and self._queueing(srtt) and self.cwnd > INITIAL_WINDOW:
+            self.ssthresh = self.cwnd     # the queue is filling: stop doubling
+
+    def on_ack(self, packets: int) -> None:
+        """``packets`` newly acknowledged (cumulatively or selectively)."""
+        if packets <= 0:
+            return
+        self._count(acked=packets)
+        if self.in_slow_start:
+            self.cwnd += packets
+        else:
+            self.cwnd += packets / self.cwnd
+        if self.cwnd > self.maximum:
+            self.cwnd = float(self.maximum)
+
+    def on_loss(self, sent_at: float, now: float, srtt: float | None) -> None:
+        """A packet sent at ``sent_at`` was lost (fast retransmit, RACK or
+        its timer)."""
+        self._count(lost=1)
+        if sent_at <= self.recovery_start:
+            return                        # the same congestion event
+        share = self.lost / (self.lost + self.acked)
+        if not self._queueing(srtt) and share < RANDOM_LOSS:
+            return                        # isolated random loss on an idle path
+        self.recovery_start = now
+        self.reductions += 1
+        self.ssthresh = max(float(MINIMUM_WINDOW), self.cwnd * BETA)
+        self.cwnd = self.ssthresh
+
+    def _count(self, acked: int = 0, lost: int = 0) -> None:
+        self.acked += acked
+        self.lost += lost
+        if self.acked + self.lost > 4 * self.cwnd:   # about the last few round trips
+            self.acked /= 2
+            self.lost /= 2
+
+    def on_persistent_congestion(self, now: float) -> None:
+        self.recovery_start = now
+        self.ssthresh = max(float(MINIMUM_WINDOW), self.cwnd * BETA)
+        self.cwnd = float(MINIMUM_WINDOW)
+
+    # -- pacing ---------------------------------------------------------------------
+    def rate(self, srtt: float | None) -> float | None:
+        """Packets per second, or None while no round trip is known."""
+        if not srtt:
+            return None
+        gain = 2.0 if self.in_slow_start else 1.25
+        return gain * self.cwnd / srtt
+
+    def send_budget(self, now: float, srtt: float | None) -> int:
+        """How many new packets may leave now."""
+        rate = self.rate(srtt)
+        if rate is None:
+            return BURST
+        if self._stamp is not None:
+            self._tokens = min(float(BURST), self._tokens + (now - self._stamp) * rate)
+        self._stamp = now
+        return int(self._tokens + 1e-6)   # rounding must not leave a whole packet waiting
+
+    def sent(self, packets: int) -> None:
+        self._tokens -= packets
+
+    def next_send_time(self, now: float, srtt: float | None) -> float | None:
+        """When at least one more packet may leave (None: now)."""
+        rate = self.rate(srtt)
+        if rate is None or self._tokens + 1e-6 >= 1:
+            return None
+        return now + max(1e-6, (1 - self._tokens) / rate)

@@ -1,0 +1,84 @@
+"""The congestion controller with explicit time (no network, no reactor)."""
+import pytest
+
+from tekcos.push.congestion import (
+    BETA,
+    BURST,
+    INITIAL_WINDOW,
+    MINIMUM_WINDOW,
+    Controller,
+)
+
+
+def warmed(cwnd=100.0, min_rtt=0.001):
+    cc = Controller(maximum=10_000)
+    cc.on_rtt(min_rtt, min_rtt)
+    cc.cwnd = cwnd
+    cc.ssthresh = 50.0            # congestion avoidance
+    return cc
+
+
+def test_slow_start_grows_by_what_is_acknowledged_then_one_packet_per_window():
+    cc = Controller(maximum=10_000)
+    assert cc.window == INITIAL_WINDOW and cc.in_slow_start
+    cc.on_ack(INITIAL_WINDOW)                  # one round trip: doubled
+    assert cc.window == 2 * INITIAL_WINDOW
+    cc.ssthresh = cc.cwnd
+    before = cc.cwnd
+    cc.on_ack(int(before))                     # one round trip in congestion avoidance
+    assert cc.cwnd == pytest.approx(before + 1, abs=0.05)
+
+
+def test_slow_start_stops_when_the_round_trip_grows():
+    cc = Controller(maximum=10_000)
+    cc.on_rtt(0.001, 0.001)
+    cc.on_ack(100)
+    cc.on_rtt(0.030, 0.020)                    # a queue is building
+    assert not cc.in_slow_start
+
+
+def test_loss_with_a_queue_reduces_once_per_recovery_period():
+    cc = warmed()
+    cc.on_loss(sent_at=1.0, now=2.0, srtt=0.050)
+    assert cc.cwnd == pytest.approx(100 * BETA)
+    cc.on_loss(sent_at=1.5, now=2.01, srtt=0.050)   # sent before the reduction: same event
+    assert cc.cwnd == pytest.approx(100 * BETA)
+    cc.on_loss(sent_at=2.05, now=2.1, srtt=0.050)   # sent after it: a new event
+    assert cc.cwnd == pytest.approx(100 * BETA * BETA)
+    assert cc.reductions == 2
+
+
+def test_isolated_random_loss_on_an_idle_path_is_not_congestion():
+    cc = warmed()
+    for i in range(5):
+        cc.on_ack(95)
+        cc.on_loss(sent_at=float(i), now=i + 0.5, srtt=0.001)   # 5% lost, no queue
+    assert cc.reductions == 0 and cc.cwnd > 100
+
+
+def test_heavy_loss_is_congestion_even_without_a_queue():
+    cc = warmed()
+    cc.on_ack(50)
+    for i in range(30):
+        cc.on_loss(sent_at=float(i), now=i + 0.5, srtt=0.001)
+    assert cc.reductions >= 1 and cc.cwnd < 100
+
+
+def test_persistent_congestion_goes_back_to_the_minimum():
+    cc = warmed()
+    cc.on_persistent_congestion(now=3.0)
+    assert cc.window == MINIMUM_WINDOW
+
+
+def test_pacing_spreads_a_window_over_a_round_trip():
+    cc = warmed(cwnd=100.0)
+    srtt = 0.010                               # 1.25 * 100 / 10 ms = 12,500 packets/s
+    assert cc.rate(srtt) == pytest.approx(12_500)
+    assert cc.send_budget(0.0, srtt) == BURST  # a burst may leave at once
+    cc.sent(BURST)
+    assert cc.send_budget(0.0, srtt) == 0
+    wake = cc.next_send_time(0.0, srtt)
+    assert wake == pytest.approx(1 / 12_500)
+    assert cc.send_budget(wake, srtt) == 1
+    cc.sent(1)
+    assert cc.send_budget(wake + 0.001, srtt) == 12   # 1 ms later: 12.5 more
