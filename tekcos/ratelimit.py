@@ -17,16 +17,17 @@ class TokenBucket:
         self.tokens = float(burst)
         self.stamp = now
 
-    def allow(self, now: float) -> bool:
-        """Take one token if there is one; say whether the event may pass."""
+    def allow(self, now: float, cost: float = 1.0) -> bool:
+        """Take ``cost`` tokens if there are that many; say whether the
+        event may pass."""
         if not self.rate:
             return True
         tokens = self.tokens + (now - self.stamp) * self.rate
         self.stamp = now
         if tokens > self.burst:
             tokens = self.burst
-        if tokens >= 1.0:
-            self.tokens = tokens - 1.0
+        if tokens >= cost:
+            self.tokens = tokens - cost
             return True
         self.tokens = tokens
         return False

@@ -119,6 +119,7 @@ class ChatProtocol(Protocol):
         self.editor: LineEditor | None = None            # telnet character mode
         self._buffer = b""
         self._after_cr = False
+        self._warned_flood = False
         self._discarding = False
         self._unsent = 0
         self._paused = False
@@ -212,9 +213,10 @@ class ChatProtocol(Protocol):
         self._buffer = rest
 
     def _telnet(self, data: bytes) -> bytes:
+        now = self.factory.hub.now()
         if self.telnet is None:
-            self.telnet = telnet.TelnetFilter()
-        data = self.telnet.feed(data)
+            self.telnet = telnet.TelnetFilter(now)
+        data = self.telnet.feed(data, now)
         replies, events = self.telnet.take()
         if replies:
             self._raw(replies)
@@ -228,6 +230,11 @@ class ChatProtocol(Protocol):
             elif event == telnet.ARE_YOU_THERE:
                 self.session.send(f"*** Yes, {self.factory.session_config.server_name} "
                                   "is here.")
+            elif event == telnet.FLOOD:
+                if not self._warned_flood:
+                    self._warned_flood = True
+                    self.session.error("too many telnet commands in your input; "
+                                       "it was discarded.")
             elif event == telnet.INTERRUPT:
                 # Ctrl-C: forget the line being typed.
                 self._buffer = b""

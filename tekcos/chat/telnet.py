@@ -31,6 +31,8 @@ import re
 
 from twisted.conch import telnet as conch
 
+from tekcos.ratelimit import TokenBucket
+
 IAC = 255
 ECHO, SGA, TIMING_MARK = conch.ECHO, conch.SGA, b"\x06"
 
@@ -51,6 +53,13 @@ _COMMAND = re.compile(
     re.S)
 
 INTERRUPT, ARE_YOU_THERE, ECHO_ON, ECHO_OFF = "interrupt", "are-you-there", "echo-on", "echo-off"
+FLOOD = "flood"
+# A telnet client sends a handful of commands at a time (a few negotiations
+# when it connects, two for each Ctrl-C).  Commands are budgeted per
+# connection (a burst of 64, then 10 a second); a read that goes over the
+# budget is an attack and is dropped whole, which costs two counts instead of
+# parsing and answering thousands of commands.
+COMMAND_BURST, COMMAND_RATE = 64, 10.0
 
 
 class _Negotiator(conch.Telnet):
@@ -105,15 +114,16 @@ class _Negotiator(conch.Telnet):
 class TelnetFilter:
     """Per-connection telnet state for a client that speaks telnet."""
 
-    __slots__ = ("replies", "events", "_held", "_negotiator")
+    __slots__ = ("replies", "events", "_held", "_negotiator", "_budget")
 
-    def __init__(self):
+    def __init__(self, now: float = 0.0):
         self.replies: list[bytes] = []
         self.events: list[str] = []
         self._held = b""
         self._negotiator = _Negotiator(self.replies, self.events)
+        self._budget = TokenBucket(COMMAND_RATE, COMMAND_BURST, now)
 
-    def feed(self, data: bytes) -> bytes:
+    def feed(self, data: bytes, now: float = 0.0) -> bytes:
         """``data`` without telnet commands (IAC IAC becomes one 0xFF byte).
         Afterwards :attr:`replies` holds the bytes to send back and
         :attr:`events` what the connection should act on; the caller takes
@@ -123,10 +133,16 @@ class TelnetFilter:
             self._held = b""
         if b"\xff" not in data:
             return data
-        if b"\xff" not in data.replace(b"\xff\xff", b""):
+        escaped = data.count(b"\xff\xff")
+        commands = data.count(b"\xff") - 2 * escaped
+        if not commands:
             # Only escaped 0xFF bytes: bytes.replace pairs them left to right
             # exactly as a telnet parser does.
             return data.replace(b"\xff\xff", b"\xff")
+        if not self._budget.allow(now, commands):
+            self.events.append(FLOOD)
+            self._held = b""
+            return b""
         # One pass of the regex engine; the pieces are sorted out with C-level
         # slicing, so a read full of commands costs no Python loop per command.
         parts = _COMMAND.split(data)

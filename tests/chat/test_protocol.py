@@ -164,3 +164,14 @@ def test_cap_zero_means_no_cap():
     server = Server(max_per_ip=0)
     clients = [server.connect("127.0.0.7") for _ in range(50)]
     assert all("Welcome" in c.read() for c in clients)
+
+
+def test_a_telnet_command_flood_is_dropped_with_one_error(server):
+    a, b = server.user("alice"), server.user("bob")
+    a.read()
+    for _ in range(3):
+        b.type(b"spam" + b"\xff\xfd\x06" * 1000 + b"\r\n")
+    assert b.lines() == ["*** Error: too many telnet commands in your input; it was discarded."]
+    assert a.lines() == []
+    b.type(b"fine\r\n")
+    assert a.lines()[0].endswith("<bob> fine")

@@ -2,7 +2,8 @@
 858/860), commands split across reads, floods answered once per chunk."""
 import random
 
-from tekcos.chat.telnet import ARE_YOU_THERE, ECHO_OFF, ECHO_ON, INTERRUPT, TelnetFilter
+from tekcos.chat.telnet import (ARE_YOU_THERE, ECHO_OFF, ECHO_ON, FLOOD, INTERRUPT,
+                                TelnetFilter)
 
 IAC, WILL, WONT, DO, DONT, SB, SE = 255, 251, 252, 253, 254, 250, 240
 ECHO, SGA, TM, NAWS, TTYPE = 1, 3, 6, 31, 24
@@ -91,7 +92,28 @@ def test_random_bytes_never_raise_and_match_one_whole_read():
         assert b"".join(pieces) + f.feed(b"x") == whole
 
 
-def test_a_flood_of_one_command_is_answered_once_per_read():
+def test_repeated_commands_are_answered_once_per_read():
     f = TelnetFilter()
-    text, replies, events = feed(f, cmd(IAC, DO, TM) * 20_000)
-    assert text == b"" and replies == cmd(IAC, WILL, TM)
+    text, replies, events = feed(f, b"a" + cmd(IAC, DO, TM) * 60 + b"b")
+    assert text == b"ab" and replies == cmd(IAC, WILL, TM)
+
+
+def test_a_flood_of_commands_is_dropped_whole_and_said_once():
+    f = TelnetFilter()
+    text, replies, events = feed(f, b"hidden" + cmd(IAC, DO, TM) * 20_000)
+    assert (text, replies, events) == (b"", b"", [FLOOD])
+    # Escaped 0xFF bytes are data, not commands: any number of them passes.
+    assert feed(f, b"x" + cmd(IAC, IAC) * 20_000)[0] == b"x" + b"\xff" * 20_000
+
+
+def test_commands_are_budgeted_per_connection_over_time():
+    f = TelnetFilter(now=0.0)
+    burst = cmd(IAC, WILL, NAWS) * 32
+    assert feed(f, burst)[2] != [FLOOD]
+    f.feed(burst, 0.0)
+    f.take()
+    # 64 spent: the next commands must wait for the budget to refill (10/s).
+    assert f.feed(b"x" + cmd(IAC, DO, TM), 0.01) == b""
+    assert f.take() == (b"", [FLOOD])
+    assert f.feed(b"y" + cmd(IAC, DO, TM), 1.0) == b"y"   # a Ctrl-C a second later is fine
+    assert f.take()[0] == cmd(IAC, WILL, TM)
