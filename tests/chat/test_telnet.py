@@ -1,9 +1,16 @@
 """TelnetFilter: commands removed, negotiations answered (RFC 854/855/857/
-858/860), commands split across reads, floods answered once per chunk."""
+858/860), commands split across reads, repeats answered once per read, floods
+budgeted."""
 import random
 
-from tekcos.chat.telnet import (ARE_YOU_THERE, ECHO_OFF, ECHO_ON, FLOOD, INTERRUPT,
-                                TelnetFilter)
+from tekcos.chat.telnet import (
+    ARE_YOU_THERE,
+    ECHO_OFF,
+    ECHO_ON,
+    FLOOD,
+    INTERRUPT,
+    TelnetFilter,
+)
 
 IAC, WILL, WONT, DO, DONT, SB, SE = 255, 251, 252, 253, 254, 250, 240
 ECHO, SGA, TM, NAWS, TTYPE = 1, 3, 6, 31, 24
