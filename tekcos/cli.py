@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Push files (or a short message) to a tekcos server over "
                           "UDP with Selective Repeat. Exit status: 0 all delivered and verified, "
                           "1 refused or failed by the server, 2 usage error, 3 server unreachable "
-                          "or silent.")
+                          "or silent, 130 interrupted (the same command run again continues "
+                          "where it stopped).")
     push.add_argument("files", nargs="*", metavar="FILE")
     push.add_argument("--to", required=True, metavar="HOST[:PORT]",
                       help="the server (UDP port 9000 by default)")
@@ -45,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--window", type=int, default=8192, help="packets in flight at most (8192)")
     push.add_argument("--payload", type=int, default=1400, help="bytes of data per datagram (1400)")
     push.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    push.add_argument("--no-resume", dest="resume", action="store_false",
+                      help="send the whole file even if the server kept part of it from an "
+                      "interrupted push")
     scan = sub.add_parser("scan", help="list the devices on the local subnet (ARP)",
                           description="ARP-scan the local subnet. Needs root or CAP_NET_RAW. "
                           "Exit status: 0 scanned, 1 cannot scan here, 2 usage error.")

@@ -131,7 +131,9 @@ SETTINGS: dict[str, Setting] = {
         Setting("max-message", 4096, "largest pushed message, in bytes", _integer(1, 65536)),
         Setting("max-transfers", 32, "pushes in progress at once", _integer(1, 10000)),
         Setting("transfer-timeout", 30.0, "seconds of silence after which a push is dropped "
-                "(its partial file removed)", _number(1, 86400)),
+                "(a file's part is kept for --resume-hours)", _number(1, 86400)),
+        Setting("resume-hours", 24.0, "hours an interrupted file push is kept so that the same "
+                "push run again continues it (0: never kept)", _number(0, 24 * 365)),
         Setting("scan-access", "operators", "who may /scan the LAN from the chat: operators, "
                 "everyone or nobody", _choice("operators", "everyone", "nobody")),
         Setting("oper-password", "", "password for /oper (empty: nobody can become an "

@@ -11,6 +11,9 @@ code  name               meaning
                          here (no route, no permission); the message says why
 2     USAGE              bad command line; nothing was sent
 3     UNREACHABLE        the server cannot be reached, went away or went silent
+130   INTERRUPTED        push: stopped by Ctrl-C or SIGTERM; the server keeps
+                         what arrived, and the same command run again
+                         continues from there
 ====  =================  ====================================================
 """
 from __future__ import annotations
@@ -22,12 +25,13 @@ REFUSED = 1
 CANNOT = 1   # scan: same number as REFUSED (this host cannot do what was asked)
 USAGE = 2
 UNREACHABLE = 3
+INTERRUPTED = 130   # 128 + SIGINT, as shells report it
 
 
 def worst(a: int, b: int) -> int:
     """The status to report when one command did several things: an
     unreachable server outweighs a refusal, which outweighs success."""
-    rank = {OK: 0, REFUSED: 1, UNREACHABLE: 2, USAGE: 3}
+    rank = {OK: 0, REFUSED: 1, UNREACHABLE: 2, USAGE: 3, INTERRUPTED: 4}
     return max(a, b, key=lambda code: rank.get(code, 3))
 
 

@@ -2,7 +2,7 @@
 
 Exit status: 0 everything delivered and verified; 1 the server refused or
 failed something (reason printed); 2 usage errors; 3 the server cannot be
-reached or stops answering.
+reached or stops answering; 130 interrupted (run it again to continue).
 """
 from __future__ import annotations
 
@@ -49,6 +49,7 @@ class Progress:
         self.clock = clock
         self.start = clock()
         self.last = 0.0
+        self.offset = 0      # bytes the server had already (a resumed push)
 
     def update(self, done: int, force: bool = False, note: str = "") -> None:
         now = self.clock()
@@ -60,7 +61,7 @@ class Progress:
             self.stream.flush()
             return
         elapsed = max(now - self.start, 1e-6)
-        rate = done / elapsed
+        rate = (done - self.offset) / elapsed
         frac = done / self.total if self.total else 1.0
         eta = (self.total - done) / rate if rate > 0 else 0
         bar = ("#" * int(frac * 24)).ljust(24)
@@ -76,15 +77,18 @@ class Progress:
 @defer.inlineCallbacks
 def push_one(reactor, family: int, ip: str, port: int, *, label: str, kind: str, name: str,
              size: int, sha: str, read, sender_name: str, timeout: float, window: int,
-             payload: int, progress_stream=None):
+             payload: int, progress_stream=None, resume: bool = True, running=None):
     sender = Sender(offer_id=secrets.randbits(64) or 1, name=name, size=size, sha256=sha,
                     kind=kind, read=read, sender_name=sender_name, payload_size=payload,
-                    window=window, timeout=timeout)
+                    window=window, timeout=timeout, resume=resume)
     bar = Progress(progress_stream, label, size) if progress_stream is not None else None
-    on_progress = (lambda core: bar.update(
-        core.bytes_acked, note="waiting for a slot" if core.state == WAITING else "")) \
-        if bar else None
-    protocol = PushProtocol(sender, reactor, on_progress=on_progress)
+
+    def on_progress(core: Sender) -> None:
+        bar.offset = core.resumed_bytes
+        bar.update(core.bytes_acked, note="waiting for a slot" if core.state == WAITING else "")
+    protocol = PushProtocol(sender, reactor, on_progress=on_progress if bar else None)
+    if running is not None:   # for an interruption to cancel it
+        running["protocol"] = protocol
     interface = "::" if family == socket.AF_INET6 else ""
     port_obj = reactor.listenUDP(0, protocol, interface=interface)
     started = time.monotonic()
@@ -104,9 +108,12 @@ def result_record(file: str, sender: Sender, seconds: float, sha: str) -> dict:
     return {
         "file": file, "name": sender.stored_name if delivered else None,
         "bytes": sender.size, "seconds": round(seconds, 6),
-        "mb_per_s": round(sender.size / seconds / 1e6, 3) if delivered and seconds > 0 else 0.0,
+        "mb_per_s": round((sender.size - sender.resumed_bytes) / seconds / 1e6, 3)
+        if delivered and seconds > 0 else 0.0,
         "sha256": sha, "retransmits": sender.retransmits,
-        "retransmitted_bytes": sender.retransmitted_bytes, "status": sender.status,
+        "retransmitted_bytes": sender.retransmitted_bytes,
+        "resumed_bytes": sender.resumed_bytes, "sent_bytes": sender.sent_bytes,
+        "status": sender.status,
         "error": sender.error,
     }
 
@@ -155,11 +162,13 @@ def readable(job: Job):
         yield lambda off, n: mapping[off:off + n]
 
 
-def skipped_record(job: Job) -> dict:
+def skipped_record(job: Job, why: int = exits.UNREACHABLE) -> dict:
     return {"file": job.label, "name": None, "bytes": job.size, "seconds": 0.0,
             "mb_per_s": 0.0, "sha256": job.sha256, "retransmits": 0,
-            "retransmitted_bytes": 0, "status": "failed",
-            "error": "skipped: the server did not answer"}
+            "retransmitted_bytes": 0, "resumed_bytes": 0, "sent_bytes": 0,
+            "status": "interrupted" if why == exits.INTERRUPTED else "failed",
+            "error": "skipped: interrupted" if why == exits.INTERRUPTED
+            else "skipped: the server did not answer"}
 
 
 @defer.inlineCallbacks
@@ -176,18 +185,44 @@ def run(reactor, args, out=None, err=None):
     sender_name = args.as_name or getpass.getuser()
     show_progress = err.isatty() and not args.quiet
     status = exits.OK
-    for job in plan(args):
-        if status == exits.UNREACHABLE:   # no point waiting for a server that is gone
-            _report(out, err, args, skipped_record(job))
-            continue
-        with readable(job) as read:
-            sender, seconds = yield push_one(
-                reactor, family, ip, port, label=job.label, kind=job.kind, name=job.name,
-                size=job.size, sha=job.sha256, read=read, sender_name=sender_name,
-                timeout=args.timeout, window=args.window, payload=args.payload,
-                progress_stream=err if show_progress else None)
-        _report(out, err, args, result_record(job.label, sender, seconds, job.sha256))
-        status = exits.worst(status, exit_code_for(sender))
+    running: dict = {}
+    finished = defer.Deferred()
+
+    def interrupt():
+        # Ctrl-C or SIGTERM: the server is told (ABORT) and keeps what it
+        # has; the records still get written before the reactor stops.
+        running["interrupted"] = True
+        protocol = running.get("protocol")
+        if protocol is not None:
+            protocol.cancel("interrupted")
+        return finished
+
+    trigger = reactor.addSystemEventTrigger("before", "shutdown", interrupt)
+    try:
+        for job in plan(args):
+            if status in (exits.UNREACHABLE, exits.INTERRUPTED):
+                # No point waiting for a server that is gone, or a user who left.
+                _report(out, err, args, skipped_record(job, status))
+                continue
+            with readable(job) as read:
+                sender, seconds = yield push_one(
+                    reactor, family, ip, port, label=job.label, kind=job.kind, name=job.name,
+                    size=job.size, sha=job.sha256, read=read, sender_name=sender_name,
+                    timeout=args.timeout, window=args.window, payload=args.payload,
+                    resume=getattr(args, "resume", True), running=running,
+                    progress_stream=err if show_progress else None)
+            running.pop("protocol", None)
+            record = result_record(job.label, sender, seconds, job.sha256)
+            if running.get("interrupted") and sender.status != DELIVERED:
+                record["status"] = "interrupted"
+                record["error"] = ("interrupted; run the same command again to continue "
+                                   "where it stopped" if job.kind == "file" else "interrupted")
+                status = exits.INTERRUPTED
+            _report(out, err, args, record)
+            status = exits.worst(status, exit_code_for(sender))
+    finally:
+        reactor.removeSystemEventTrigger(trigger)
+        finished.callback(None)
     return status
 
 
@@ -197,8 +232,10 @@ def _report(out, err, args, record: dict) -> None:
         out.flush()
         return
     if record["status"] == "delivered":
+        resumed = f", {record['resumed_bytes']} were there already" \
+            if record["resumed_bytes"] else ""
         out.write(f"{record['file']}: delivered as {record['name'] or '(message)'}, "
-                  f"{record['bytes']} bytes in {record['seconds']:.2f} s "
+                  f"{record['bytes']} bytes{resumed} in {record['seconds']:.2f} s "
                   f"({record['mb_per_s']:.1f} MB/s, {record['retransmits']} retransmits)\n")
         out.flush()
     else:

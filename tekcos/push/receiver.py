@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from tekcos import hello
-from tekcos.push import wire
-from tekcos.push.storage import BadName, Downloads, safe_name
+from tekcos.push import resume, wire
+from tekcos.push.storage import BadName, DamagedPartial, Downloads, safe_name
 from tekcos.ratelimit import TokenBucket
 
 AMPLIFICATION = 3
@@ -27,6 +27,7 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 DISK_BACKLOG = 16 << 20      # bytes of a file received but not yet written, at most
 MAX_REASON = 300             # a refusal reason sent back or logged, in characters
 MAX_NAME = 1024              # an offered name longer than this is refused unread
+TAKEOVER_SILENCE = 1.0       # a transfer silent this long may be continued by a new run
 
 
 @dataclass
@@ -43,6 +44,7 @@ class Limits:
     linger: float = 10.0          # how long a finished session answers duplicates
     window: int = 8192            # packets (about 11 MiB of buffer at most per push)
     payload: int = wire.DEFAULT_PAYLOAD
+    resume_seconds: float = 24 * 3600   # how long an interrupted file is kept; 0: not at all
 
 
 @dataclass
@@ -78,6 +80,9 @@ class Session:
     ack_trigger: int = -1
     result: bytes | None = None   # DONE or FAIL, repeated on duplicates
     deadline: float = 0.0
+    key: str = ""                 # names a resumable file's part (tekcos.push.resume)
+    last_heard: float = 0.0
+    have: int = 0                 # bytes an earlier attempt left, continued from
 
     @property
     def finished(self) -> bool:
@@ -105,6 +110,10 @@ class Endpoint:
         self.evicted: dict[tuple, int] = {}    # (addr, token) -> offer id
         self.buffered = 0                        # out-of-order bytes held, all sessions
         self.publishing: dict[int, Session] = {}   # files the disk worker is finishing
+        # Interrupted files put away since start-up: key -> bytes kept.  Read
+        # before the disk, whose checkpoint the worker may still be writing.
+        self.suspended: dict[str, int] = {}
+        self.takeover_asked: dict[str, float] = {}   # key -> when a new run was told to wait
         # Refusals are logged at most about once a second (after a burst of
         # 20): a flood of bad offers must not become a flood of log lines.
         self._refusal_log = TokenBucket(rate=1.0, burst=20, now=0.0)
@@ -135,6 +144,7 @@ class Endpoint:
                 return
             if not session.finished:
                 session.deadline = now + self.limits.idle_timeout
+                session.last_heard = now
             if kind == wire.PROBE:
                 if session.total == 0 and not session.finished and \
                         token not in self.publishing and self._open_part(session):
@@ -157,8 +167,8 @@ class Endpoint:
             self._retry_evicted(addr, token)
 
     # -- slots ------------------------------------------------------------------
-    def _busy(self, offer_id: int, reason: str) -> bytes:
-        wait = self.limits.retry_after
+    def _busy(self, offer_id: int, reason: str, wait: float | None = None) -> bytes:
+        wait = wait or self.limits.retry_after
         return wire.encode_json(wire.REJECT, offer_id, {
             "error": f"busy: {reason}; retry in {wait:g} s", "retry_after": wait})
 
@@ -220,7 +230,7 @@ class Endpoint:
             self.log_refusal(f"refused push from {addr[0]}: {reason}", now)
             if isinstance(e, Busy):
                 # Not remembered: the same offer may find a slot later.
-                self._send_unvalidated(self._busy(offer_id, reason), addr)
+                self._send_unvalidated(self._busy(offer_id, reason, e.retry_after), addr)
                 return
             reply = wire.encode_json(wire.REJECT, offer_id, {"error": reason})
             if len(self.offers) < 4096:
@@ -241,8 +251,11 @@ class Endpoint:
             self._refusals_unlogged += 1
 
     def _accept(self, session: Session) -> bytes:
-        return wire.encode_json(wire.ACCEPT, session.offer_id, {
-            "token": session.token, "window": self.limits.window, "payload": session.payload})
+        body = {"token": session.token, "window": self.limits.window,
+                "payload": session.payload}
+        if session.have:
+            body["have"] = session.have
+        return wire.encode_json(wire.ACCEPT, session.offer_id, body)
 
     def _check_offer(self, offer_id: int, offer: dict, addr: tuple, now: float) -> Session:
         """A new session for a valid offer that fits, or Refusal saying why."""
@@ -257,15 +270,62 @@ class Endpoint:
         common = dict(token=token, addr=addr, offer_id=offer_id, kind=fields["kind"],
                       sender=fields["sender"], size=size, sha256=fields["sha"],
                       payload=payload, total=-(-size // payload),
-                      deadline=now + min(limits.handshake_timeout, limits.idle_timeout))
+                      deadline=now + min(limits.handshake_timeout, limits.idle_timeout),
+                      last_heard=now)
         if fields["kind"] == "message":
             if size > limits.max_message:
                 raise Refusal(f"message larger than {limits.max_message} bytes")
             return Session(name="", **common)
         name = self._check_file(offer.get("name"), size)
+        key, have = self._resume_point(fields, payload, addr, offer.get("resume") is not False,
+                                       now)
+        self._check_space(size - have)
         # The .part file is created once the sender echoes the token: a flood
         # of offers leaves nothing on disk.
-        return Session(name=name, **common)
+        return Session(name=name, key=key, have=have, cum=have // payload, **common)
+
+    def _resume_point(self, fields: dict, payload: int, addr: tuple, wanted: bool,
+                      now: float) -> tuple[str, int]:
+        """(key, bytes to continue from) for a file offer.  The key names the
+        part file when the file is kept across interruptions ("" when it is
+        not); an unfinished transfer of the same file from the same host
+        that has gone silent (the sender killed and run again) is put away
+        first."""
+        if not self.limits.resume_seconds:
+            return "", 0
+        key = resume.key_for(fields["sha"], fields["size"], addr[0])
+        live = next((s for s in self.sessions.values() if s.key == key), None)
+        if live is not None:
+            if live.finished or live.token in self.publishing or not live.cum:
+                # All of it is there already, or nothing yet: this one starts afresh.
+                return "", 0
+            if now - live.last_heard < TAKEOVER_SILENCE:
+                asked = self.takeover_asked.get(key)
+                if asked is not None and now - asked < 4 * TAKEOVER_SILENCE:
+                    # Heard from since we asked this one to wait: it is alive
+                    # (the same file pushed twice at once).  Both go on.
+                    del self.takeover_asked[key]
+                    return "", 0
+                # Perhaps its sender was just killed: wait and see.
+                if len(self.takeover_asked) >= 4096:
+                    self.takeover_asked.pop(next(iter(self.takeover_asked)))
+                self.takeover_asked[key] = now
+                raise Busy("a push of the same file from your host is still running",
+                           retry_after=TAKEOVER_SILENCE)
+            self.takeover_asked.pop(key, None)
+            if live.validated:
+                self.outbox.append((wire.encode_json(wire.FAIL, live.token, {
+                    "error": "superseded by a newer push of the same file"}), live.addr))
+            self._drop(live)
+        have = self.suspended.pop(key, None)
+        if have is None:
+            checkpoint = self.downloads.checkpoint(key)
+            if checkpoint is not None and (checkpoint.sha256, checkpoint.size) == \
+                    (fields["sha"], fields["size"]):
+                have = checkpoint.have if checkpoint.payload == payload else 0
+        if not wanted or not have or have % payload or have >= fields["size"]:
+            have = 0
+        return key, have
 
     def _make_room(self, addr: tuple, now: float) -> None:
         """Refuse (busy) when the transfers are at their caps; otherwise make
@@ -298,7 +358,7 @@ class Endpoint:
         self._drop(victim)
 
     def _check_file(self, offered_name, size: int) -> str:
-        """The name to store a file under, once name, size and space allow it."""
+        """The name to store a file under, once name and size allow it."""
         limits = self.limits
         try:
             name = safe_name(offered_name)
@@ -306,6 +366,9 @@ class Endpoint:
             raise Refusal(f"invalid name: {e}") from None
         if size > limits.max_file_size:
             raise Refusal(f"file too large: {size} bytes, the limit is {limits.max_file_size}")
+        return name
+
+    def _check_space(self, size: int) -> None:
         try:
             free = self.downloads.free_bytes()
         except OSError as e:
@@ -313,13 +376,17 @@ class Endpoint:
         if size + self.downloads.reserve > free:
             raise Refusal(f"not enough disk space: {size} bytes offered, "
                           f"{max(0, free - self.downloads.reserve)} available")
-        return name
 
     def _open_part(self, session: Session) -> bool:
         if session.part is not None or session.kind != "file":
             return True
+        template = None
+        if session.key:
+            template = resume.Checkpoint(session.sha256, session.size, session.name,
+                                         session.payload, 0, "")
         try:
-            session.part = self.downloads.open_part(session.name, f"{session.token:016x}")
+            session.part = self.downloads.open_part(
+                session.name, session.key or f"{session.token:016x}", template, session.have)
             return True
         except OSError as e:
             session.result = wire.encode_json(wire.FAIL, session.token, {
@@ -333,6 +400,7 @@ class Endpoint:
             self.outbox.append((session.result, session.addr))
             return
         session.deadline = now + self.limits.idle_timeout
+        session.last_heard = now
         self.acks[session.token] = session
         session.ack_trigger = seq
         cum = session.cum
@@ -363,7 +431,7 @@ class Endpoint:
                 self.buffered -= len(held)
                 self._consume(session, held)
         except OSError as e:   # the disk filled up (ENOSPC), or went away
-            self._fail(session, now, f"cannot store the file: {e.strerror or e}")
+            self._fail_storing(session, now, e)
             return
         session.cum = cum + run
         session.bits = bits >> run
@@ -391,7 +459,7 @@ class Endpoint:
         try:
             session.part.start_publish(session.sha256)
         except OSError as e:
-            self._fail(session, now, f"cannot store the file: {e.strerror or e}")
+            self._fail_storing(session, now, e)
             return
         self.publishing[session.token] = session
         self.poll(now)
@@ -403,7 +471,7 @@ class Endpoint:
                 stored = session.part.publish_result()
             except OSError as e:
                 del self.publishing[token]
-                self._fail(session, now, f"cannot store the file: {e.strerror or e}")
+                self._fail_storing(session, now, e)
                 continue
             if stored is None:
                 continue
@@ -414,8 +482,18 @@ class Endpoint:
                 self._delivered(session, now, stored, "")
 
     def _mismatch(self, session: Session, now: float) -> None:
+        if session.have:   # the bytes kept from before were wrong: send it all again
+            self._fail(session, now, "SHA-256 mismatch after resuming: the partial file "
+                                     "was removed", restart=True)
+            return
         self._fail(session, now, "SHA-256 mismatch: the data arrived but does not match "
                                  "the offer")
+
+    def _fail_storing(self, session: Session, now: float, error: OSError) -> None:
+        if isinstance(error, DamagedPartial):
+            self._fail(session, now, f"cannot resume: {error.strerror}", restart=True)
+        else:
+            self._fail(session, now, f"cannot store the file: {error.strerror or error}")
 
     def _delivered(self, session: Session, now: float, stored: str, text: str) -> None:
         session.deadline = now + self.limits.linger
@@ -427,14 +505,18 @@ class Endpoint:
         if session.validated:
             self.outbox.append((session.result, session.addr))
 
-    def _fail(self, session: Session, now: float, reason: str) -> None:
+    def _fail(self, session: Session, now: float, reason: str, restart: bool = False) -> None:
         """Give up on a transfer at once: the sender is told why (FAIL, and
         again on every duplicate until the session lingers out) and the
-        partial file goes."""
+        partial file goes.  ``restart``: what was kept from an earlier
+        attempt was unusable; offering again sends the whole file."""
         if session.part is not None:
             session.part.discard()
         self._release_buffer(session)
-        session.result = wire.encode_json(wire.FAIL, session.token, {"error": reason})
+        body = {"error": reason}
+        if restart:
+            body["restart"] = True
+        session.result = wire.encode_json(wire.FAIL, session.token, body)
         session.deadline = now + self.limits.linger
         self.acks.pop(session.token, None)
         self.publishing.pop(session.token, None)
@@ -451,7 +533,11 @@ class Endpoint:
         self._release_buffer(session)
         self.publishing.pop(session.token, None)
         if session.part is not None and not session.finished:
-            session.part.discard()
+            if session.key:   # kept for a later run of the same push
+                session.part.suspend()
+                self._remember_suspended(session.key, session.cum * session.payload)
+            else:
+                session.part.discard()
         self.sessions.pop(session.token, None)
         self.acks.pop(session.token, None)
         self.offers.pop((session.addr, session.offer_id), None)
@@ -500,8 +586,18 @@ class Endpoint:
         if not self.sessions:
             self.offers.clear()
 
+    def _remember_suspended(self, key: str, have: int) -> None:
+        if len(self.suspended) >= 4096:
+            self.suspended.pop(next(iter(self.suspended)))
+        self.suspended[key] = have
+
+    def keys_in_use(self) -> frozenset:
+        """Part files that belong to live transfers (for the sweep)."""
+        return frozenset(s.key for s in self.sessions.values() if s.key)
+
     def close(self) -> None:
-        """Discard every unfinished transfer (server shutdown)."""
+        """Stop every unfinished transfer (server shutdown); files are kept
+        for resumption where that is on."""
         for session in list(self.sessions.values()):
             self._drop(session)
 
@@ -511,7 +607,12 @@ class Refusal(Exception):
 
 
 class Busy(Refusal):
-    """No slot now: the REJECT says when to try again."""
+    """No slot now: the REJECT says when to try again (``retry_after``
+    seconds, or the configured default)."""
+
+    def __init__(self, reason: str, retry_after: float | None = None):
+        super().__init__(reason)
+        self.retry_after = retry_after
 
 
 def _offer_fields(offer: dict) -> dict:

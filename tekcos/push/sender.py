@@ -34,10 +34,14 @@ class Sender:
     def __init__(self, *, offer_id: int, name: str, size: int, sha256: str, kind: str,
                  read: Callable[[int, int], bytes], sender_name: str = "",
                  payload_size: int = wire.DEFAULT_PAYLOAD, window: int = 1024,
-                 timeout: float = 10.0, rtt: RttEstimator | None = None, burst: int = 64):
+                 timeout: float = 10.0, rtt: RttEstimator | None = None, burst: int = 64,
+                 resume: bool = True):
         self.offer_id = offer_id
+        # "resume": the receiver may continue from what an earlier,
+        # interrupted push of the same file left there.
         self.offer = {"name": name, "size": size, "sha256": sha256, "kind": kind,
-                      "from": sender_name, "payload": payload_size, "window": window}
+                      "from": sender_name, "payload": payload_size, "window": window,
+                      "resume": resume}
         self.size = size
         self.read = read
         self.payload_size = payload_size
@@ -67,6 +71,8 @@ class Sender:
         self.fast_mark = 0
         self.retransmits = 0
         self.retransmitted_bytes = 0
+        self.sent_bytes = 0           # DATA payload sent, retransmissions included
+        self.resumed_bytes = 0        # what the receiver already had
         self.control: list[bytes] = []
         self.control_sent = 0.0
         self.control_tries = 0
@@ -159,8 +165,14 @@ class Sender:
                 body = wire.decode_json(payload)
             except wire.Malformed:
                 body = {}
+            error = str(body.get("error", "the receiver failed the transfer"))
+            if body.get("restart") is True and self.resumed_bytes and self.offer["resume"]:
+                # What it kept from before was unusable and is gone: send it all.
+                self.offer["resume"] = False
+                self._offer_again(now, now)
+                return
             self.failed_by_peer = True
-            self._finish(FAILED, str(body.get("error", "the receiver failed the transfer")))
+            self._finish(FAILED, error)
 
     def _rejected(self, body: dict, now: float) -> None:
         error = str(body.get("error", "refused"))
@@ -175,10 +187,15 @@ class Sender:
             self._finish(REJECTED, f"{error} (gave up after waiting {self.timeout:g} s "
                                    "for a slot)")
             return
-        # Start again from the offer, under a new id (the receiver remembers
-        # its answer to the old one).
+        self._offer_again(now, now + retry)
+
+    def _offer_again(self, now: float, when: float) -> None:
+        """Start again from the offer at ``when``, under a new id (the
+        receiver remembers its answer to the old one)."""
         self.state = WAITING
-        self.retry_at = now + retry
+        self.retry_at = when
+        self.last_progress = now
+        self.resumed_bytes = 0
         self.offer_id = self.offer_id % ((1 << 64) - 1) + 1
         self.token = self.total = self.base = self.sacked = self.next_seq = 0
         self.fast_mark = 0
@@ -202,6 +219,12 @@ class Sender:
         self.peer_window = window
         self.payload_size = payload
         self.total = -(-self.size // payload)
+        have = body.get("have", 0)
+        if isinstance(have, int) and not isinstance(have, bool) and 0 < have < self.size \
+                and have % payload == 0 and self.offer["resume"]:
+            # The receiver checked what it kept of an earlier attempt.
+            self.resumed_bytes = have
+            self.base = self.next_seq = self.fast_mark = have // payload
         self.last_progress = now
         self.control_tries = 0
         self.state = SENDING if self.total else CONFIRMING
@@ -322,6 +345,7 @@ class Sender:
                     heapq.heappush(timers, (now + self.rtt.backoff(count), seq, count))
                     self.retransmits += 1
                     self.retransmitted_bytes += len(data)
+                    self.sent_bytes += len(data)
             self.resend = []
         seq = self.next_seq
         # New packets: within the receiver's window, the congestion window
@@ -333,11 +357,13 @@ class Sender:
             self.cc.sent(limit - seq)
             deadline = now + self.rtt.rto
             encode, DATA, push = wire.encode, wire.DATA, heapq.heappush
+            first = seq
             while seq < limit:
                 out.append(encode(DATA, token, seq, read(seq * psize, psize)))
                 sent_at[seq] = now
                 push(timers, (deadline, seq, 0))
                 seq += 1
+            self.sent_bytes += min(self.size, seq * psize) - first * psize
             self.next_seq = seq
         # Held back by pacing alone: the timer brings us back in time.
         self.pace_at = None

@@ -8,6 +8,7 @@ Writes, hashing, fsync and the link run on the download worker's thread.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -15,6 +16,7 @@ import unicodedata
 from collections import deque
 from concurrent.futures import Future
 
+from tekcos.push import resume
 from tekcos.push.worker import DiskWorker
 from tekcos.text import strip_bidi
 
@@ -74,25 +76,37 @@ class PartFile:
 
     The data is hashed and written on the download worker's thread
     (:mod:`tekcos.push.worker`); the caller only queues it.  :attr:`backlog`
-    is what is queued but not yet written, for back-pressure.  A write that
+    is what is queued but not yet written, for back-pressure.  The file is
+    opened (or an earlier attempt's file checked and continued) by the worker
+    as well.  An open or write that
     failed (a full disk) raises its OSError from the next :meth:`append`,
     :meth:`flush` or :meth:`publish_result`.
     """
 
-    def __init__(self, directory: str, name: str, tag: str, worker: DiskWorker):
+    def __init__(self, directory: str, name: str, tag: str, worker: DiskWorker,
+                 resumable: resume.Checkpoint | None = None, have: int = 0):
         self.directory = directory
         self.name = name
+        self.tag = tag
         self.worker = worker
+        # The offer (sha256, size, name, payload) when an interruption keeps
+        # the file for a later run (see tekcos.push.resume); None: it goes.
+        self.resumable = resumable
         self.path = os.path.join(directory, f".{tag}.part")
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL
-                          | getattr(os, "O_CLOEXEC", 0), 0o600)
+        self.fd: int | None = None
         self.hasher = hashlib.sha256()
+        self.written = 0          # bytes in the part file (the worker's count)
+        self.checkpointed = 0
         self.pending: list[bytes] = []
         self.pending_len = 0
         self.jobs: deque[tuple[Future, int]] = deque()
         self.closed = False
+        self._owned = False       # the part file is ours (created or continued by us)
         self._publishing: Future | None = None
         self._failed: OSError | None = None   # set by the worker, read by the reactor
+        # Opened by the worker too: everything done to one name happens in
+        # submission order (an earlier push's part file is put away first).
+        self.jobs.append((worker.submit(self._open, have), 0))
 
     # -- the reactor's side ----------------------------------------------------------
     def append(self, data: bytes) -> None:
@@ -134,6 +148,16 @@ class PartFile:
         self.pending, self.pending_len = [], 0
         self.worker.submit(self._discard)
 
+    def suspend(self) -> None:
+        """Keep what arrived for a later run: the worker writes what is
+        queued, syncs it and records a checkpoint (or removes the file if
+        that fails or it is not resumable)."""
+        if self.pending:
+            data = b"".join(self.pending)
+            self.pending, self.pending_len = [], 0
+            self.worker.submit(self._write, data)
+        self.worker.submit(self._suspend)
+
     def _check(self) -> None:
         if self._failed is not None:
             raise self._failed
@@ -144,6 +168,50 @@ class PartFile:
             jobs.popleft()
 
     # -- the worker's side --------------------------------------------------------------
+    def _open(self, have: int) -> None:
+        flags = os.O_WRONLY | getattr(os, "O_CLOEXEC", 0)
+        try:
+            if have:
+                self.fd = os.open(self.path, flags)
+                self._owned = True
+                self._check_prefix(have)
+            else:
+                if self.resumable is not None:   # an old attempt at the same file goes
+                    resume.forget(self.directory, self.tag)
+                self.fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o600)
+            self._owned = True
+        except OSError as e:
+            self._failed = e
+            if self.fd is not None:
+                os.close(self.fd)
+                self.fd = None
+            self.closed = True
+            if have or isinstance(e, DamagedPartial):
+                resume.forget(self.directory, self.tag)
+
+    def _check_prefix(self, have: int) -> None:
+        """Continue after ``have`` bytes, once they are shown to be the ones
+        recorded (hashed again, not taken on trust)."""
+        checkpoint = resume.read(self.directory, self.tag)
+        template = self.resumable
+        if checkpoint is None or template is None or checkpoint.have != have \
+                or (checkpoint.sha256, checkpoint.size, checkpoint.payload) != \
+                (template.sha256, template.size, template.payload):
+            raise DamagedPartial("the partial file on the server is gone or out of date")
+        os.ftruncate(self.fd, have)   # a killed server may have written past its checkpoint
+        with open(self.path, "rb") as f:
+            left = have
+            while left:
+                chunk = f.read(min(left, 1 << 20))
+                if not chunk:
+                    raise DamagedPartial("the partial file on the server is shorter than recorded")
+                self.hasher.update(chunk)
+                left -= len(chunk)
+        if self.hasher.hexdigest() != checkpoint.prefix_sha256:
+            raise DamagedPartial("the partial file on the server is damaged")
+        os.lseek(self.fd, have, os.SEEK_SET)
+        self.written = self.checkpointed = have
+
     def _write(self, data: bytes) -> None:
         if self._failed is not None or self.closed:
             return
@@ -152,8 +220,35 @@ class PartFile:
             view = memoryview(data)
             while view:
                 view = view[os.write(self.fd, view):]
+            self.written += len(data)
+            if self.resumable is not None and \
+                    self.written - self.checkpointed >= resume.CHECKPOINT_EVERY:
+                self._checkpoint()
         except OSError as e:   # reported to the reactor by _check / publish
             self._failed = e
+
+    def _checkpoint(self) -> None:
+        os.fsync(self.fd)
+        template = self.resumable
+        resume.write(self.directory, self.tag, resume.Checkpoint(
+            template.sha256, template.size, template.name, template.payload,
+            self.written, self.hasher.hexdigest()))
+        self.checkpointed = self.written
+
+    def _suspend(self) -> None:
+        if self.closed:
+            return
+        keep = self._failed is None and self.resumable is not None \
+            and 0 < self.written < self.resumable.size
+        if keep:
+            try:
+                self._checkpoint()
+            except OSError:
+                keep = False
+        os.close(self.fd)
+        self.closed = True
+        if not keep:
+            self._remove()
 
     def _publish(self, sha256: str) -> str | bool:
         if self._failed is not None:
@@ -173,22 +268,35 @@ class PartFile:
                 break
             except FileExistsError:
                 n += 1
-        os.unlink(self.path)
+        self._remove()
         return candidate
 
     def _discard(self) -> None:
         if not self.closed:
-            os.close(self.fd)
+            if self.fd is not None:
+                os.close(self.fd)
             self.closed = True
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+        self._remove()
+
+    def _remove(self) -> None:
+        if not self._owned:
+            return
+        if self.resumable is not None:
+            resume.forget(self.directory, self.tag)
+        else:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
 
 
-# The name of a part file the server itself made: a hidden file named after
-# the session's 64-bit token (see PartFile and Endpoint._open_part).
-_OUR_PART = re.compile(r"^\.[0-9a-f]{16}\.part$")
+class DamagedPartial(OSError):
+    """What the server kept of an earlier attempt cannot be continued."""
+
+    def __init__(self, reason: str):
+        super().__init__(errno.EIO, reason)
+
+
 RESERVE_MAX = 64 << 20
 RESERVE_SHARE = 20    # at most 1/20 of the filesystem is kept free
 
@@ -220,15 +328,18 @@ class Downloads:
         import psutil
         return psutil.disk_usage(self.directory).free
 
-    def open_part(self, name: str, tag: str) -> PartFile:
-        return PartFile(self.directory, name, tag, self.worker)
+    def open_part(self, name: str, tag: str, resumable: resume.Checkpoint | None = None,
+                  have: int = 0) -> PartFile:
+        """A part file named after ``tag`` (16 hex digits): fresh, or
+        continuing after the ``have`` bytes an earlier attempt left."""
+        return PartFile(self.directory, name, tag, self.worker, resumable, have)
 
-    def clean_stale_parts(self) -> int:
-        """Remove the part files a killed server left behind: only names of
-        the server's own pattern, never anyone else's ``.something.part``."""
-        removed = 0
-        for entry in os.scandir(self.directory):
-            if _OUR_PART.match(entry.name) and entry.is_file(follow_symlinks=False):
-                os.unlink(entry.path)
-                removed += 1
-        return removed
+    def checkpoint(self, tag: str) -> resume.Checkpoint | None:
+        return resume.read(self.directory, tag)
+
+    def sweep(self, max_age: float, in_use: frozenset = frozenset(),
+              at_start: bool = False) -> int:
+        """Remove part files that can no longer be resumed (see
+        :func:`tekcos.push.resume.sweep`): only names of the server's own
+        patterns, never anyone else's ``.something.part``."""
+        return resume.sweep(self.directory, max_age, in_use, at_start)

@@ -12,7 +12,7 @@ import socket
 import sys
 
 from twisted.application.service import Service
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
@@ -24,6 +24,7 @@ from tekcos.push.storage import Downloads
 from tekcos.push.worker import DiskWorker
 
 RETRY_SEND = 0.001   # when the socket buffer is full
+SWEEP_EVERY = 3600   # seconds between looks for expired partial files
 # Python does not export these; they are Linux's values (asm-generic/socket.h).
 SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32 if sys.platform.startswith("linux") else None)
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33 if sys.platform.startswith("linux") else None)
@@ -235,14 +236,30 @@ def push_service(values: dict, on_complete, server_info: dict, reactor) -> UDPSe
     with ``server_info``."""
     log = Logger(namespace="tekcos.push")
     downloads = Downloads(values["downloads"], worker=DiskWorker(threaded=True))
+    keep = values["resume-hours"] * 3600
     limits = Limits(max_file_size=values["max-file-size"], max_message=values["max-message"],
-                    max_sessions=values["max-transfers"], idle_timeout=values["transfer-timeout"])
+                    max_sessions=values["max-transfers"], idle_timeout=values["transfer-timeout"],
+                    resume_seconds=keep)
     endpoint = Endpoint(downloads, limits, on_complete=on_complete, server_info=server_info,
                         log=lambda text: log.info("{text}", text=text))
-    removed = downloads.clean_stale_parts()
+    removed = downloads.sweep(keep, at_start=True)
     if removed:
-        log.info("removed {n} partial file(s) left by an earlier run", n=removed)
-    return UDPServer(values["udp-port"], ServerProtocol(endpoint, reactor), reactor=reactor)
+        log.info("removed the partial files of {n} push(es) that cannot be resumed", n=removed)
+    server = UDPServer(values["udp-port"], ServerProtocol(endpoint, reactor), reactor=reactor)
+
+    def sweep() -> None:
+        try:
+            gone = downloads.sweep(keep, endpoint.keys_in_use())
+        except OSError as e:
+            log.warn("cannot sweep the downloads directory: {e}", e=e)
+            return
+        if gone:
+            log.info("removed the partial files of {n} push(es) older than {h:g} hours",
+                     n=gone, h=keep / 3600)
+
+    server.sweep = task.LoopingCall(sweep)
+    server.sweep.clock = reactor
+    return server
 
 
 class UDPServer(Service):
@@ -255,6 +272,7 @@ class UDPServer(Service):
         self.reactor = reactor
         self.interface = interface
         self.port = None
+        self.sweep: task.LoopingCall | None = None   # expires kept partial files
 
     def privilegedStartService(self):
         # Like the TCP endpoints: bind before privileges are dropped.
@@ -264,6 +282,8 @@ class UDPServer(Service):
     def startService(self):
         super().startService()
         self._listen()
+        if self.sweep is not None and not self.sweep.running:
+            self.sweep.start(SWEEP_EVERY, now=False)
 
     def _listen(self):
         if self.port is None:
@@ -276,6 +296,8 @@ class UDPServer(Service):
 
     def stopService(self):
         super().stopService()
+        if self.sweep is not None and self.sweep.running:
+            self.sweep.stop()
         if self.port is not None:
             port, self.port = self.port, None
             return port.stopListening()

@@ -44,18 +44,23 @@ class Channel:
 
 
 def make_sender(data: bytes, *, window=64, payload=100, timeout=5.0, kind="file",
-                name="f.bin", offer_id=7):
+                name="f.bin", offer_id=7, resume=True):
     return Sender(offer_id=offer_id, name=name, size=len(data),
                   sha256=hashlib.sha256(data).hexdigest(), kind=kind,
                   read=lambda off, n: data[off:off + n], sender_name="tester",
-                  payload_size=payload, window=window, timeout=timeout)
+                  payload_size=payload, window=window, timeout=timeout, resume=resume)
 
 
-def run(sender: Sender, endpoint: Endpoint, channel: Channel, now=0.0, limit=600.0):
-    """Run until the sender finishes (or ``limit`` simulated seconds)."""
+def run(sender: Sender, endpoint: Endpoint, channel: Channel, now=0.0, limit=600.0,
+        until=None):
+    """Run until the sender finishes (or ``limit`` simulated seconds, or
+    ``until()`` is true: the sender is killed there, nothing more is sent)."""
     sender.start(now)
     end = now + limit
     while now < end:
+        if until is not None and until():
+            channel.queue.clear()
+            break
         for d in sender.datagrams_to_send(now):
             channel.put(now, d, "server")
         for d, addr in endpoint.datagrams_to_send(now):

@@ -1,6 +1,7 @@
 """The sans-IO receiving endpoint, driven by hand."""
 import hashlib
 import os
+import re
 
 import pytest
 
@@ -57,7 +58,8 @@ def test_a_whole_file_in_disorder_arrives_verified(ep):
     [((kind, token, cum, payload), _)] = out(ep)
     assert (kind, token) == (wire.ACK, 100)
     assert wire.decode_ack(cum, payload) == (4, 8, 0, 0b100)   # 0-3 in order, 7 buffered
-    assert sorted(os.listdir(ep.dir)) == [".0000000000000064.part"]   # hidden until verified
+    [part] = os.listdir(ep.dir)                      # hidden until verified
+    assert re.fullmatch(r"\.[0-9a-f]{16}\.part", part)
     send_data(ep, 100, data, [4, 5, 6])
     kind, _, body = answer(ep)
     assert kind == wire.DONE and body["name"] == "a.bin"
@@ -102,11 +104,11 @@ def test_not_enough_disk_and_too_many_sessions(ep):
     ep.receive_datagram(offer(data=b"x" * 500), PEER, 0.0)
     assert "not enough disk space" in answer(ep)[2]["error"]
     ep.downloads.free = 10 << 30
-    for i in range(2):
-        ep.receive_datagram(offer(offer_id=10 + i, data=b"x" * 500), PEER, 0.0)
+    for i in range(2):   # two different files (the same one twice: see test_resume.py)
+        ep.receive_datagram(offer(offer_id=10 + i, data=b"xy"[i:i + 1] * 500), PEER, 0.0)
         kind, _, body = answer(ep)
         assert kind == wire.ACCEPT
-        send_data(ep, body["token"], b"x" * 500, [0])   # the sender is real: validated
+        send_data(ep, body["token"], b"xy"[i:i + 1] * 500, [0])   # a real sender: validated
         out(ep)
     ep.receive_datagram(offer(offer_id=12, data=b"x" * 500), PEER, 0.0)
     kind, _, body = answer(ep)
@@ -191,7 +193,21 @@ def test_silent_sender_is_cleaned_up(ep):
     send_data(ep, 100, b"x" * 500, [0], now=1.0)
     assert ep.get_timer() == 6.0
     ep.handle_timer(6.0)
-    assert ep.sessions == {} and os.listdir(ep.dir) == [] and ep.get_timer() is None
+    assert ep.sessions == {} and ep.get_timer() is None
+    # What arrived is kept for the same push run again (see test_resume.py) ...
+    [checkpoint] = [n for n in os.listdir(ep.dir) if n.endswith(".resume")]
+    assert sorted(os.listdir(ep.dir)) == [checkpoint[:-len("resume")] + "part", checkpoint]
+    assert ep.downloads.checkpoint(checkpoint[1:17]).have == 100
+
+
+def test_silent_sender_leaves_nothing_when_resuming_is_off(tmp_path):
+    endpoint = Endpoint(Disk(tmp_path), Limits(idle_timeout=5, payload=100, resume_seconds=0),
+                        token=iter(range(100, 200)).__next__)
+    endpoint.receive_datagram(offer(data=b"x" * 500), PEER, 0.0)
+    endpoint.datagrams_to_send(0.0)
+    send_data(endpoint, 100, b"x" * 500, [0], now=1.0)
+    endpoint.handle_timer(6.0)
+    assert endpoint.sessions == {} and os.listdir(tmp_path) == []
 
 
 def test_message_is_reported_with_its_text(ep):
@@ -243,8 +259,8 @@ class FullDisk(Disk):
         super().__init__(path)
         self.room = room
 
-    def open_part(self, name, tag):
-        part = super().open_part(name, tag)
+    def open_part(self, name, tag, *resuming):
+        part = super().open_part(name, tag, *resuming)
         disk = self
         write = part._write
 
@@ -304,10 +320,10 @@ def test_transfers_under_way_are_never_evicted_and_one_address_is_capped(tmp_pat
     ep = Endpoint(Disk(tmp_path), Limits(max_sessions=4, max_per_address=2, max_pending=1,
                                          payload=100), token=iter(range(100, 200)).__next__)
     tokens = []
-    for i in range(2):
-        ep.receive_datagram(offer(offer_id=i, data=b"x" * 500), PEER, 0.0)
+    for i in range(2):   # two different files
+        ep.receive_datagram(offer(offer_id=i, data=b"xy"[i:i + 1] * 500), PEER, 0.0)
         tokens.append(answer(ep)[2]["token"])
-        send_data(ep, tokens[-1], b"x" * 500, [0])
+        send_data(ep, tokens[-1], b"xy"[i:i + 1] * 500, [0])
         out(ep)
     ep.receive_datagram(offer(offer_id=9, data=b"x" * 500), PEER, 0.0)
     kind, _, body = answer(ep)

@@ -61,13 +61,21 @@ def test_exactly_once_in_order_or_clean_failure(tmp_path_factory, scenario):
         assert scenario["loss"] + scenario["corrupt"] > 0, (sender.error, scenario)
         assert sender.status == "failed" and sender.error
         # Nothing under the final name unless the receiver verified it.
-        assert files in ([], ["f.bin"]) or all(f.endswith(".part") for f in files)
+        assert files in ([], ["f.bin"]) or all(f.endswith((".part", ".resume")) for f in files)
         if files == ["f.bin"]:
             assert (directory / "f.bin").read_bytes() == data
     # Let the receiver's timers run out: nothing is left behind.
     endpoint.handle_timer(end + 3600)
     assert endpoint.sessions == {} and endpoint.get_timer() is None
-    assert not any(f.endswith(".part") for f in os.listdir(directory))
+    left = sorted(os.listdir(directory))
+    kept = [f for f in left if f.startswith(".")]
+    if kept:
+        # Kept for a resumption: a part file whose checkpointed prefix is
+        # exactly the start of the data.
+        assert sender.status != "delivered" and len(kept) == 2, left
+        checkpoint = endpoint.downloads.checkpoint(kept[0][1:17])
+        assert checkpoint is not None and 0 < checkpoint.have < len(data)
+        assert (directory / kept[0]).read_bytes()[:checkpoint.have] == data[:checkpoint.have]
 
 
 def test_most_random_scenarios_deliver(tmp_path):
