@@ -108,6 +108,11 @@ class Hub:
         self.lobby = self._room(LOBBY)
         self.files: deque = deque(maxlen=100)   # (time, who, name, size)
         self.dropped_push_lines = 0
+        # Counters for the operators' metrics (tekcos.web.metrics).
+        self.lines_in = 0            # chat lines said (say, /me, /msg)
+        self.lines_out = 0           # lines written to members by room fan-out
+        self.dropped_flood = 0       # input lines dropped by flood control
+        self.dropped_slow = 0        # clients cut off for not reading
         self.neighbourhood = None               # set when LAN scanning is configured
 
     # -- time stamps --------------------------------------------------------
@@ -136,6 +141,7 @@ class Hub:
             self._summarise(room)
         if record:
             room.remember(text, self.history_bytes)
+        self.lines_out += len(room.members)
         data = (text + "\r\n").encode("utf-8", "replace")
         if self._batch_depth:
             queued = self.pending.get(room)
@@ -330,10 +336,12 @@ class Hub:
 
     # -- talking ----------------------------------------------------------------
     def say(self, member, text: str) -> None:
+        self.lines_in += 1
         self.broadcast(member.room, f"{self.stamp()} <{member.nick}> {text}", record=True,
                        speaker=member)
 
     def act(self, member, text: str) -> None:
+        self.lines_in += 1
         self.broadcast(member.room, f"{self.stamp()} * {member.nick} {text}", record=True,
                        speaker=member)
 

@@ -45,6 +45,19 @@ class ChatFactory(ServerFactory):
         self.drained: list[defer.Deferred] = []
 
     def buildProtocol(self, addr):
+        refusal = self.admit(getattr(addr, "host", None))
+        if refusal is not None:
+            return _Refused(refusal)
+        protocol = ChatProtocol(self, getattr(addr, "host", None))
+        self.connections.add(protocol)
+        return protocol
+
+    def admit(self, host: str | None) -> str | None:
+        """Count a new connection from ``host``, or say why it is refused
+        (the server is full, or that address has too many).  Every transport
+        (TCP, TLS, WebSocket) goes through here; an admitted connection is
+        added to :attr:`connections` by its adapter and given back with
+        :meth:`forget`."""
         if len(self.connections) >= self.max_clients:
             # Said in one line, then closed: the descriptor is freed at once,
             # so the UDP side and files being stored keep working.
@@ -53,20 +66,15 @@ class ChatFactory(ServerFactory):
                               "({more} refused so far)", n=len(self.connections),
                               more=self.refused_full)
             self.refused_full += 1
-            return _Refused(f"the server is full ({self.max_clients} users); "
-                            "try again later.")
-        host = getattr(addr, "host", None)
+            return f"the server is full ({self.max_clients} users); try again later."
         if host is not None and self.max_per_ip:
             count = self.per_host.get(host, 0)
             if count >= self.max_per_ip:
                 self.log.warn("refused {host}: over {cap} connections", host=host,
                               cap=self.max_per_ip)
-                return _Refused(f"too many connections from {host} "
-                                f"(at most {self.max_per_ip}).")
+                return f"too many connections from {host} (at most {self.max_per_ip})."
             self.per_host[host] = count + 1
-        protocol = ChatProtocol(self, host)
-        self.connections.add(protocol)
-        return protocol
+        return None
 
     def forget(self, protocol: ChatProtocol) -> None:
         if protocol not in self.connections:

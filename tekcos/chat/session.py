@@ -139,6 +139,7 @@ class ChatSession:
                 self.send(f"*** Slow down: at most {self.config.rate:g} lines per second "
                           f"(bursts of {self.config.burst}); excess lines are dropped.")
             self.throttled += 1
+            self.hub.dropped_flood += 1
             return
         if self.throttled:
             self.send(f"*** {self.throttled} line(s) were dropped by flood control.")

@@ -96,6 +96,7 @@ class PartFile:
         self.fd: int | None = None
         self.hasher = hashlib.sha256()
         self.written = 0          # bytes in the part file (the worker's count)
+        self.sha256: str | None = None   # of the whole file, once published
         self.checkpointed = 0
         self.pending: list[bytes] = []
         self.pending_len = 0
@@ -128,9 +129,10 @@ class PartFile:
         self._forget_done()
         return self.pending_len + sum(n for _, n in self.jobs)
 
-    def start_publish(self, sha256: str) -> None:
-        """Once the worker has written everything: check the SHA-256, fsync
-        and link the file under its name (numbered if taken)."""
+    def start_publish(self, sha256: str | None) -> None:
+        """Once the worker has written everything: check the SHA-256 (unless
+        None: then :attr:`sha256` says what it was), fsync and link the file
+        under its name (numbered if taken)."""
         self.flush()
         self._publishing = self.worker.submit(self._publish, sha256)
 
@@ -250,10 +252,11 @@ class PartFile:
         if not keep:
             self._remove()
 
-    def _publish(self, sha256: str) -> str | bool:
+    def _publish(self, sha256: str | None) -> str | bool:
         if self._failed is not None:
             raise self._failed
-        if self.hasher.hexdigest() != sha256:
+        self.sha256 = self.hasher.hexdigest()
+        if sha256 is not None and self.sha256 != sha256:
             self._discard()
             return False
         os.fsync(self.fd)

@@ -1,12 +1,10 @@
 """``tekcos push`` through the real ``twistd tekcos`` on loopback."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -15,7 +13,7 @@ import time
 
 from tekcos.hello import hello_replies
 from tekcos.push import wire
-from tests.twistd import CLEAN_EXIT, User, free_port, wait_until
+from tests.twistd import CLEAN_EXIT, User, free_port
 
 TEKCOS = [sys.executable, "-m", "tekcos.cli"]
 
@@ -204,41 +202,3 @@ def test_many_pushes_at_once_from_several_senders(start, tmp_path):
         with open(os.path.join(server.downloads, path.name), "rb") as f:
             assert f.read() == path.read_bytes()
 
-
-def test_ctrl_c_then_the_same_push_again_continues_where_it_stopped(start, tmp_path):
-    server = start()
-    src = tmp_path / "big.iso"
-    size = 120 << 20
-    data = random.Random(3).randbytes(size)
-    src.write_bytes(data)
-    command = TEKCOS + ["push", str(src), "--to", f"127.0.0.1:{server.port}", "--json"]
-    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-    def part_size():
-        sizes = [os.path.getsize(os.path.join(server.downloads, n))
-                 for n in os.listdir(server.downloads) if n.endswith(".part")]
-        return max(sizes, default=0)
-
-    try:
-        wait_until(lambda: part_size() >= size // 3 or first.poll() is not None,
-                   interval=0.002, what="a third of the file on the server")
-        first.send_signal(signal.SIGINT)              # Ctrl-C
-        out, err = first.communicate(timeout=30)
-    finally:
-        if first.poll() is None:
-            first.kill()
-    assert first.returncode == 130, err
-    [record] = records(subprocess.CompletedProcess([], 0, out, err))
-    assert record["status"] == "interrupted" and "run the same command again" in record["error"]
-    kept = sorted(os.listdir(server.downloads))
-    assert len(kept) == 2 and kept[1].endswith(".resume")      # part file and checkpoint
-    again = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert again.returncode == 0, again.stderr
-    [record] = records(again)
-    assert record["status"] == "delivered"
-    assert record["resumed_bytes"] >= size // 3
-    # Only what was missing travels again (plus what loss costs on loopback).
-    assert record["sent_bytes"] <= (size - record["resumed_bytes"]) * 1.1
-    with open(os.path.join(server.downloads, "big.iso"), "rb") as f:
-        assert hashlib.sha256(f.read()).hexdigest() == hashlib.sha256(data).hexdigest()
-    assert os.listdir(server.downloads) == ["big.iso"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -148,3 +149,54 @@ def test_concurrent_pushes_share_a_bottleneck_without_retransmitting_it_all(lab,
         assert (downloads / path.name).read_bytes() == path.read_bytes()
     proc.terminate()
     proc.wait(20)
+
+
+@pytest.mark.parametrize("how", ["SIGINT", "SIGKILL"])
+def test_an_interrupted_push_run_again_continues_where_it_stopped(lab, tmp_path, how):
+    # An 80 Mbit/s link: the push takes a few seconds, so "a third of it is
+    # there" leaves seconds to interrupt it, however busy the machine is.
+    client, server = slow_link(lab, "10.83.0", "80mbit")
+    downloads = tmp_path / "dl"
+    with open(tmp_path / "server.log", "w") as log:
+        proc = serve_in(lab, server, downloads, log=log)
+    size = 24 << 20
+    src = tmp_path / "big.iso"
+    data = os.urandom(size)
+    src.write_bytes(data)
+    command = [sys.executable, "-m", "tekcos.cli", "push", str(src), "--to", "10.83.0.2:9000",
+               "--json", "--timeout", "30"]
+    first = lab.popen(client, command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                      text=True, cwd=REPO)
+
+    def part_size():
+        sizes = [os.path.getsize(downloads / n) for n in os.listdir(downloads)
+                 if n.endswith(".part")]
+        return max(sizes, default=0)
+
+    wait_until(lambda: part_size() >= size // 3 or first.poll() is not None,
+               what="a third of the file on the server")
+    first.send_signal(getattr(signal, how))
+    out, err = first.communicate(timeout=60)
+    if how == "SIGINT":                                # Ctrl-C: the server is told
+        assert first.returncode == 130, out + err
+        [record] = [json.loads(line) for line in out.splitlines()]
+        assert record["status"] == "interrupted"
+        assert "run the same command again" in record["error"]
+        wait_until(lambda: any(n.endswith(".resume") for n in os.listdir(downloads)),
+                   what="the server to keep the partial file")
+    else:                                              # killed: the server finds out
+        assert first.returncode == -signal.SIGKILL
+    again = subprocess.run(["ip", "netns", "exec", client, *command], capture_output=True,
+                           text=True, cwd=REPO, timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    [record] = [json.loads(line) for line in again.stdout.splitlines()]
+    assert record["status"] == "delivered", record
+    assert record["resumed_bytes"] >= size // 3
+    # Only what was missing travels again (and what the bottleneck's losses cost).
+    assert record["sent_bytes"] <= (size - record["resumed_bytes"]) * 1.15
+    assert hashlib.sha256((downloads / "big.iso").read_bytes()).digest() == \
+        hashlib.sha256(data).digest()
+    assert os.listdir(downloads) == ["big.iso"]
+    proc.terminate()
+    proc.wait(20)
+    assert "Traceback" not in (tmp_path / "server.log").read_text()
