@@ -84,6 +84,23 @@ def _choice(*options: str) -> Callable[[Any], str]:
     return parse
 
 
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "yes", "true", "on"):
+        return True
+    if text in ("0", "no", "false", "off"):
+        return False
+    raise ValueError(f"must be true or false, got {value!r}")
+
+
+def _endpoint(value: Any) -> str:
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise ValueError("must be a port number or an endpoint string such as 'tcp:8080'")
+    return str(value).strip()
+
+
 def _endpoints(value: Any) -> list[str]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not all(isinstance(i, str) and i.strip() for i in items):
@@ -143,6 +160,11 @@ SETTINGS: dict[str, Setting] = {
                 _text(64)),
         Setting("scan-network", "", "network for /scan (default: the interface's subnet)",
                 _text(64)),
+        Setting("web", "", "serve the web page (chat, file drop, neighbours, /metrics) on this "
+                "port or endpoint ('8080', 'ssl:8443:privateKey=key.pem:certKey=cert.pem'); "
+                "empty: no web page", _endpoint),
+        Setting("web-downloads", False, "let browsers download received files from /files/ "
+                "(off: nothing received is ever served back)", _boolean),
         Setting("watch-interval", 30.0, "seconds between checks of the server's own address "
                 "(announced in lobby when it changes; 0 = off)", _number(0, 86400)),
     ]

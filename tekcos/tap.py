@@ -35,8 +35,11 @@ class Options(usage.Options):
                 "then --config FILE (TOML, see conf/tekcos.toml), then defaults.")
     optParameters = [["config", "c", None, "TOML configuration file"]] + [
         [s.name, None, None, f"{s.help}" + (f" [default: {s.default}]" if s.default not in (None, "") else "")]
-        for s in settings.SETTINGS.values() if s.name != "listen"
+        for s in settings.SETTINGS.values() if s.name != "listen" and s.default is not False
     ]
+    # On/off settings are flags on the command line (true/false in the file).
+    optFlags = [[s.name, None, s.help] for s in settings.SETTINGS.values()
+                if s.default is False]
 
     # twistd prints its whole usage text before an error; a person or a script
     # needs the one line that names the bad setting.
@@ -67,14 +70,18 @@ class Options(usage.Options):
     def postOptions(self) -> None:
         try:
             file_values = settings.load_toml(self["config"]) if self["config"] else {}
-            cli = {name: self.get(name) for name in settings.SETTINGS}
+            cli = {name: self.get(name) or None if settings.SETTINGS[name].default is False
+                   else self.get(name) for name in settings.SETTINGS}
             values = settings.resolve(cli, file_values, self["config"] or "config")
             endpoint_strings = [endpoint_string(e) for e in values["listen"]]
             if values["port"] is not None:
                 endpoint_strings.insert(0, endpoint_string(str(values["port"])))
             for desc in endpoint_strings:
                 _check_endpoint(desc)
-            if values["udp-port"]:
+            self.web_endpoint = endpoint_string(values["web"]) if values["web"] else None
+            if self.web_endpoint:
+                _check_endpoint(self.web_endpoint, "--web")
+            if values["udp-port"] or self.web_endpoint:
                 _check_downloads(values["downloads"])
         except settings.ConfigError as e:
             raise usage.UsageError(str(e)) from None
@@ -82,13 +89,13 @@ class Options(usage.Options):
         self.endpoints = endpoint_strings
 
 
-def _check_endpoint(desc: str) -> None:
+def _check_endpoint(desc: str, option: str = "--listen") -> None:
     from twisted.internet import reactor
     try:
         endpoints.serverFromString(reactor, desc)
     except Exception as e:  # parsing errors come as many types (ValueError, SSL errors)
         detail = str(e) or type(e).__name__
-        raise settings.ConfigError(f"--listen: bad endpoint {desc!r}: {detail}") from None
+        raise settings.ConfigError(f"{option}: bad endpoint {desc!r}: {detail}") from None
 
 
 def _check_downloads(path: str) -> None:
@@ -116,10 +123,15 @@ def makeService(config: Options, reactor=None) -> MultiService:
     top = MultiService()
     ChatService(factory, reactor).setServiceParent(top)
     _add_neighbourhood(top, hub, values, reactor)
+    udp = None
     if values["udp-port"]:
         info = {"server": socket.gethostname(), "version": __version__,
                 "chat_port": values["chat-port"]}   # what HELLO tells people
-        push_service(values, hub.push_received, info, reactor).setServiceParent(top)
+        udp = push_service(values, hub.push_received, info, reactor)
+        udp.setServiceParent(top)
+    if getattr(config, "web_endpoint", None):
+        from tekcos.web.service import web_service
+        web_service(config.web_endpoint, values, factory, udp, reactor).setServiceParent(top)
     # The chat endpoints last: once the TCP port accepts, everything else is up.
     for desc in config.endpoints:
         listening = ListeningService(endpoints.serverFromString(reactor, desc), factory, desc)

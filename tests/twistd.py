@@ -127,7 +127,7 @@ class User:
         """Read until ``token`` has been seen ``count`` times; consume through
         the line of the last one."""
         deadline = time.monotonic() + timeout
-        while self.buffer.count(token) < count:
+        while not self._line_of(token, count):
             self.sock.settimeout(max(0.01, deadline - time.monotonic()))
             try:
                 chunk = self.sock.recv(1 << 20)
@@ -137,12 +137,19 @@ class User:
             if not chunk:
                 raise AssertionError("closed")
             self.buffer += chunk
+        end = self._line_of(token, count)
+        seen, self.buffer = self.buffer[:end], self.buffer[end:]
+        return seen
+
+    def _line_of(self, token: bytes, count: int) -> int:
+        """The end of the line holding the ``count``-th ``token``, once that
+        whole line has arrived (a read can stop in the middle of it); else 0."""
+        if self.buffer.count(token) < count:
+            return 0
         end = 0
         for _ in range(count):
             end = self.buffer.index(token, end) + len(token)
-        end = self.buffer.index(b"\n", end) + 1
-        seen, self.buffer = self.buffer[:end], self.buffer[end:]
-        return seen
+        return self.buffer.find(b"\n", end) + 1
 
     def closed(self, timeout: float = 10) -> bool:
         self.sock.settimeout(timeout)

@@ -114,6 +114,9 @@ class Endpoint:
         # before the disk, whose checkpoint the worker may still be writing.
         self.suspended: dict[str, int] = {}
         self.takeover_asked: dict[str, float] = {}   # key -> when a new run was told to wait
+        # For the operators' metrics: pushes by outcome, bytes consumed in
+        # order, DATA that arrived again (a retransmission we did not need).
+        self.stats = {"delivered": 0, "failed": 0, "rejected": 0, "bytes": 0, "duplicates": 0}
         # Refusals are logged at most about once a second (after a burst of
         # 20): a flood of bad offers must not become a flood of log lines.
         self._refusal_log = TokenBucket(rate=1.0, burst=20, now=0.0)
@@ -227,6 +230,7 @@ class Endpoint:
             session = self._check_offer(offer_id, offer, addr, now)
         except (wire.Malformed, Refusal) as e:
             reason = str(e)[:MAX_REASON]
+            self.stats["rejected"] += 1
             self.log_refusal(f"refused push from {addr[0]}: {reason}", now)
             if isinstance(e, Busy):
                 # Not remembered: the same offer may find a slot later.
@@ -405,6 +409,8 @@ class Endpoint:
         session.ack_trigger = seq
         cum = session.cum
         if seq < cum or seq >= session.total or seq >= cum + self.window(session):
+            if seq < cum:
+                self.stats["duplicates"] += 1
             return   # duplicate or outside the window: the ACK resynchronises
         expected = session.payload if seq < session.total - 1 \
             else session.size - seq * session.payload
@@ -439,6 +445,7 @@ class Endpoint:
             self._complete(session, now)
 
     def _consume(self, session: Session, payload: bytes) -> None:
+        self.stats["bytes"] += len(payload)
         if session.part is not None:
             session.part.append(payload)    # hashed and written by the disk worker
         else:
@@ -496,6 +503,7 @@ class Endpoint:
             self._fail(session, now, f"cannot store the file: {error.strerror or error}")
 
     def _delivered(self, session: Session, now: float, stored: str, text: str) -> None:
+        self.stats["delivered"] += 1
         session.deadline = now + self.limits.linger
         session.result = wire.encode_json(wire.DONE, session.token, {
             "name": stored, "sha256": session.sha256})
@@ -510,6 +518,7 @@ class Endpoint:
         again on every duplicate until the session lingers out) and the
         partial file goes.  ``restart``: what was kept from an earlier
         attempt was unusable; offering again sends the whole file."""
+        self.stats["failed"] += 1
         if session.part is not None:
             session.part.discard()
         self._release_buffer(session)

@@ -34,6 +34,8 @@ class Neighbourhood:
         self.log = log or (lambda text: None)
         self.running = False
         self.last_started = float("-inf")
+        self.scans_done = 0      # for the operators' metrics
+        self.scans_failed = 0
         self.last_report: dict | None = None
         self.address = None    # (ip, network) last seen
 
@@ -87,6 +89,7 @@ class Neighbourhood:
 
     def _done(self, result, session) -> None:
         self.running = False
+        self.scans_done += 1
         self.last_report = describe(result)
         self.log(f"scan of {result.selection.network}: {len(result.hosts)} hosts "
                  f"in {result.elapsed:.2f} s")
@@ -95,6 +98,7 @@ class Neighbourhood:
 
     def _failed(self, failure, session) -> None:
         self.running = False
+        self.scans_failed += 1
         if failure.check(ScanPermissionError):
             text = ("the server may not scan: it needs CAP_NET_RAW (run it with "
                     "conf/tekcos-netraw.service)")

@@ -165,8 +165,11 @@ def test_an_interrupted_push_run_again_continues_where_it_stopped(lab, tmp_path,
     src.write_bytes(data)
     command = [sys.executable, "-m", "tekcos.cli", "push", str(src), "--to", "10.83.0.2:9000",
                "--json", "--timeout", "30"]
+    # Ctrl-C reaches it even when this test runs where SIGINT is ignored (a
+    # background job): a process started with SIGINT ignored keeps ignoring it.
     first = lab.popen(client, command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                      text=True, cwd=REPO)
+                      text=True, cwd=REPO,
+                      preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     def part_size():
         sizes = [os.path.getsize(downloads / n) for n in os.listdir(downloads)

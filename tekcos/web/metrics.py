@@ -1,0 +1,94 @@
+"""``/metrics`` for operators, in the Prometheus text format.
+
+The features keep plain counters (the hub, the push endpoint, the scans,
+the uploads); :class:`Collector` reads them when Prometheus scrapes, on the
+reactor thread, so nothing is counted twice and nothing is shared with
+another thread.  It uses the official ``prometheus_client`` library for the
+format, with a registry of its own per server.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from twisted.web.resource import Resource
+
+
+@dataclass
+class Sources:
+    """Where the figures come from (each optional: a server without UDP has
+    no push figures)."""
+    hub: object
+    connections: Callable[[], dict]          # transport -> connected users
+    endpoint: object | None = None           # tekcos.push.receiver.Endpoint
+    uploads: object | None = None            # tekcos.web.upload.Uploads
+    neighbourhood: Callable[[], object] = field(default=lambda: None)
+
+
+class Collector:
+    def __init__(self, sources: Sources):
+        self.sources = sources
+
+    def collect(self):
+        s = self.sources
+        hub = s.hub
+        users = GaugeMetricFamily("tekcos_users", "Connected chat users by transport",
+                                  labels=["transport"])
+        for transport, count in sorted(s.connections().items()):
+            users.add_metric([transport], count)
+        yield users
+        yield GaugeMetricFamily("tekcos_rooms", "Chat rooms", value=len(hub.rooms))
+        yield CounterMetricFamily("tekcos_lines_in", "Chat lines said (including /me)",
+                                  value=hub.lines_in)
+        yield CounterMetricFamily("tekcos_lines_out", "Chat lines written to room members",
+                                  value=hub.lines_out)
+        dropped = CounterMetricFamily("tekcos_dropped", "Messages or clients dropped by limits",
+                                      labels=["reason"])
+        dropped.add_metric(["flood_control"], hub.dropped_flood)
+        dropped.add_metric(["slow_reader"], hub.dropped_slow)
+        dropped.add_metric(["push_rate"], hub.dropped_push_lines)
+        yield dropped
+        pushes = CounterMetricFamily("tekcos_pushes", "Pushes and uploads by outcome",
+                                     labels=["via", "outcome"])
+        received = CounterMetricFamily("tekcos_received_bytes",
+                                       "Bytes of files and messages received", labels=["via"])
+        if s.endpoint is not None:
+            stats = s.endpoint.stats
+            for outcome in ("delivered", "failed", "rejected"):
+                pushes.add_metric(["udp", outcome], stats[outcome])
+            received.add_metric(["udp"], stats["bytes"])
+            yield CounterMetricFamily("tekcos_push_retransmissions",
+                                      "DATA datagrams received again (already had them)",
+                                      value=stats["duplicates"])
+        if s.uploads is not None:
+            u = s.uploads
+            for outcome, value in (("delivered", u.delivered), ("failed", u.failed),
+                                   ("rejected", u.refused)):
+                pushes.add_metric(["web", outcome], value)
+            received.add_metric(["web"], u.bytes_received)
+        yield pushes
+        yield received
+        hood = s.neighbourhood()
+        scans = CounterMetricFamily("tekcos_scans", "Neighbour scans by outcome",
+                                    labels=["outcome"])
+        if hood is not None:
+            scans.add_metric(["done"], hood.scans_done)
+            scans.add_metric(["failed"], hood.scans_failed)
+        yield scans
+
+
+class MetricsResource(Resource):
+    """``GET /metrics``: rendered on the reactor thread."""
+
+    isLeaf = True
+
+    def __init__(self, sources: Sources):
+        super().__init__()
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(Collector(sources))
+
+    def render_GET(self, request):
+        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
+        return generate_latest(self.registry)

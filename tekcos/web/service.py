@@ -1,0 +1,53 @@
+"""``--web``: the web listener as a service of the server."""
+from __future__ import annotations
+
+from twisted.application.service import MultiService, Service
+from twisted.internet import endpoints
+
+from tekcos.push.receiver import Received
+from tekcos.push.storage import Downloads
+from tekcos.push.worker import DiskWorker
+from tekcos.web.metrics import Sources
+from tekcos.web.site import Web, build_site, count_connections
+from tekcos.web.upload import Uploads
+
+
+class _StopWorker(Service):
+    """Waits for the uploads' disk worker on shutdown (part files removed)."""
+
+    def __init__(self, worker: DiskWorker):
+        self.worker = worker
+
+    def stopService(self):
+        super().stopService()
+        self.worker.close()
+
+
+def web_service(description: str, values: dict, chat_factory, udp, reactor) -> MultiService:
+    """The page, its WebSocket, uploads and /metrics on ``description``.
+
+    ``chat_factory`` is the chat's factory (hub, limits, admission), ``udp``
+    the push service or None."""
+    from tekcos.tap import ListeningService
+
+    hub = chat_factory.hub
+
+    def announce(nick: str, host: str, name: str, size: int) -> None:
+        # Announced and listed (/files) exactly as a pushed file.
+        hub.push_received(Received("file", nick, (host, 0), name, size))
+
+    worker = DiskWorker(threaded=True)
+    downloads = Downloads(values["downloads"], worker=worker)
+    uploads = Uploads(downloads, announce, values["max-file-size"], reactor)
+    worker.wake = lambda: reactor.callFromThread(uploads.poll)
+    web = Web(chat_factory, uploads, reactor)
+    endpoint = udp.protocol.core if udp is not None else None
+    sources = Sources(hub, lambda: count_connections(chat_factory.connections),
+                      endpoint=endpoint, uploads=uploads,
+                      neighbourhood=lambda: hub.neighbourhood)
+    site = build_site(web, sources, values["downloads"] if values["web-downloads"] else None)
+    top = MultiService()
+    _StopWorker(worker).setServiceParent(top)
+    ListeningService(endpoints.serverFromString(reactor, description), site,
+                     f"--web {description}").setServiceParent(top)
+    return top

@@ -1,0 +1,180 @@
+"""The web listener: the page, its WebSocket, uploads and ``/metrics``.
+
+``twistd tekcos --web 8080`` (or any endpoint string, ``ssl:`` included)
+adds one HTTP listener with this tree::
+
+    /                 the page (tekcos/web/static/index.html)
+    /static/NAME      its script, style sheet and icon
+    /ws               chat over WebSocket (tekcos.web.websocket)
+    /upload/TICKET    file uploads (tekcos.web.upload)
+    /metrics          Prometheus text format (tekcos.web.metrics)
+    /files/NAME       received files, only with --web-downloads
+
+Every answer carries a Content Security Policy without inline scripts, and
+the page renders user text only as text.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import re
+from importlib import resources
+
+from autobahn.twisted.resource import WebSocketResource
+from twisted.web import server, static
+from twisted.web.resource import NoResource, Resource
+
+from tekcos.web.metrics import MetricsResource, Sources
+from tekcos.web.upload import UploadRequest, UploadResource, Uploads
+from tekcos.web.websocket import ChatWebSocket, websocket_factory
+
+MAX_MEMBERS_SHOWN = 500
+MAX_ROOMS_SHOWN = 100
+_HOST = re.compile(rb"^[A-Za-z0-9.\-\[\]:]{1,255}$")
+STATIC = {
+    "app.js": "text/javascript; charset=utf-8",
+    "style.css": "text/css; charset=utf-8",
+    "icon.svg": "image/svg+xml",
+}
+
+
+def secure(request) -> None:
+    """Headers every answer carries."""
+    host = request.getHeader(b"host") or b""
+    host = host if isinstance(host, bytes) else host.encode()
+    sockets = b" ws://%s wss://%s" % (host, host) if _HOST.match(host) else b""
+    request.setHeader(b"content-security-policy",
+                      b"default-src 'none'; script-src 'self'; style-src 'self'; "
+                      b"img-src 'self'; connect-src 'self'" + sockets + b"; "
+                      b"base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+    request.setHeader(b"x-content-type-options", b"nosniff")
+    request.setHeader(b"referrer-policy", b"no-referrer")
+    request.setHeader(b"x-frame-options", b"DENY")
+
+
+class Web:
+    """What the web adapters need from the rest of the server.
+
+    ``chat`` is the :class:`~tekcos.chat.server.ChatFactory` (hub, session
+    settings, limits, admission); ``uploads`` the :class:`Uploads`.
+    """
+
+    def __init__(self, chat, uploads: Uploads | None, clock):
+        self.chat = chat
+        self.uploads = uploads
+        self.clock = clock
+
+    def state(self, session) -> dict:
+        hub = self.chat.hub
+        room = session.room
+        members = []
+        more = 0
+        if room is not None:
+            members = sorted((m.nick for m in itertools.islice(room.members, MAX_MEMBERS_SHOWN)),
+                             key=str.casefold)
+            more = max(0, len(room.members) - MAX_MEMBERS_SHOWN)
+        hood = hub.neighbourhood
+        return {
+            "nick": session.nick, "room": room.name if room is not None else None,
+            "topic": room.topic if room is not None else "",
+            "rooms": [list(r) for r in hub.room_list()[:MAX_ROOMS_SHOWN]],
+            "members": members, "more": more, "operator": session.operator,
+            "scans": hood.scans_done if hood is not None else None,
+            "uploads": self.uploads is not None,
+        }
+
+    def neighbours(self) -> dict:
+        hood = self.chat.hub.neighbourhood
+        if hood is None:
+            return {"report": None, "running": False, "access": "nobody"}
+        return {"report": hood.last_report, "running": hood.running, "access": hood.access}
+
+
+class _Static(Resource):
+    isLeaf = True
+
+    def __init__(self, body: bytes, content_type: str):
+        super().__init__()
+        self.body = body
+        self.content_type = content_type.encode()
+
+    def render_GET(self, request):
+        secure(request)
+        request.setHeader(b"content-type", self.content_type)
+        request.setHeader(b"cache-control", b"no-cache")
+        return self.body
+
+    def render_HEAD(self, request):
+        self.render_GET(request)
+        request.setHeader(b"content-length", str(len(self.body)).encode())
+        return b""
+
+
+class _Secured(Resource):
+    """Wraps a resource so its answers carry the security headers."""
+
+    def __init__(self, inner: Resource):
+        super().__init__()
+        self.inner = inner
+        self.isLeaf = getattr(inner, "isLeaf", False)
+
+    def getChildWithDefault(self, path, request):
+        return _Secured(self.inner.getChildWithDefault(path, request))
+
+    def render(self, request):
+        secure(request)
+        return self.inner.render(request)
+
+
+class _Files(static.File):
+    """Received files, for browsers (--web-downloads): plain files only, no
+    listings, no hidden (part) files, always as a download."""
+
+    def directoryListing(self):
+        return NoResource("No listing.")
+
+    def getChild(self, path, request):
+        if path.startswith(b".") or not path:
+            return NoResource("No such file.")
+        return super().getChild(path, request)
+
+    def render_GET(self, request):
+        secure(request)
+        if self.isdir():
+            return NoResource("No listing.").render(request)
+        request.setHeader(b"content-disposition", b"attachment")
+        return super().render_GET(request)
+
+
+def _package_file(name: str) -> bytes:
+    return resources.files("tekcos.web").joinpath("static", name).read_bytes()
+
+
+def build_site(web: Web, sources: Sources, downloads_dir: str | None = None) -> server.Site:
+    """The Site for one ``--web`` listener."""
+    root = Resource()
+    root.putChild(b"", _Static(_package_file("index.html"), "text/html; charset=utf-8"))
+    assets = Resource()
+    for name, content_type in STATIC.items():
+        assets.putChild(name.encode(), _Static(_package_file(name), content_type))
+    root.putChild(b"static", assets)
+    root.putChild(b"ws", WebSocketResource(websocket_factory(web, web.chat.max_line)))
+    if web.uploads is not None:
+        root.putChild(b"upload", _Secured(UploadResource(web.uploads)))
+    root.putChild(b"metrics", MetricsResource(sources))
+    if downloads_dir is not None:
+        root.putChild(b"files", _Files(os.path.abspath(downloads_dir)))
+    site = server.Site(root)
+    site.requestFactory = UploadRequest
+    site.uploads = web.uploads
+    site.displayTracebacks = False
+    site.noisy = False
+    return site
+
+
+def count_connections(connections) -> dict:
+    """Connected chat users by transport, for the metrics."""
+    counts = {"telnet": 0, "websocket": 0}
+    for connection in connections:
+        counts["websocket" if isinstance(connection, ChatWebSocket) else "telnet"] += 1
+    return counts

@@ -1,0 +1,246 @@
+"""The WebSocket adapter: one browser user as a chat member.
+
+:class:`ChatWebSocket` is to a browser what
+:class:`~tekcos.chat.protocol.ChatProtocol` is to telnet: it feeds complete
+lines to a :class:`~tekcos.chat.session.ChatSession` and is that session's
+peer (``write``, ``close``, ``log_nick``).  The same factory admits it
+(``--max-clients``, ``--max-per-ip``), the same ``--max-line``, rate limits
+and ``--max-buffer`` apply, and the server's shutdown says goodbye to it.
+
+Frames, both directions text:
+
+* browser -> server: a chat line as typed (``/commands`` included); or
+  ``\\x00`` followed by a JSON object for the page's own requests
+  (``{"t": "upload", "name", "size"}``, ``{"t": "neighbors"}``).
+* server -> browser: chat output exactly as a telnet user gets it (lines
+  ending in CRLF); or ``\\x00`` + JSON: ``state`` (nick, room, rooms,
+  members), ``upload`` (a ticket or a refusal), ``neighbors`` (the last
+  scan).  Chat output never contains NUL (control characters are removed
+  from everything users send), so the two cannot be confused.
+"""
+from __future__ import annotations
+
+import json
+from urllib.parse import urlsplit
+
+import txaio
+
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.types import ConnectionDeny
+from twisted.logger import Logger
+
+from tekcos.chat.protocol import _tcp_connection, discard_queued, queued_bytes
+from tekcos.chat.session import UTF8, ChatSession
+
+CONTROL = "\x00"
+STATE_DELAY = 0.25       # seconds: state updates are coalesced
+MAX_MEMBERS_SHOWN = 500
+MAX_ROOMS_SHOWN = 100
+
+
+def same_origin(origin: str | None, host: str | None) -> bool:
+    """A browser's Origin must name the host it connected to (no other site
+    may open a chat in its visitors' names).  Clients that send no Origin
+    are not browsers and are let in like telnet clients."""
+    if origin is None:
+        return True
+    if not host:
+        return False
+    parts = urlsplit(origin)
+    return parts.scheme in ("http", "https") and parts.netloc.lower() == host.lower()
+
+
+class ChatWebSocket(WebSocketServerProtocol):
+    # Not ``log``: autobahn's protocol logs every frame through that name.
+    events = Logger()
+
+    def __init__(self):
+        super().__init__()
+        self.session: ChatSession | None = None
+        self.host: str | None = None
+        self._gone = False
+        self._nick_timer = None
+        self._state_call = None
+        self._last_state = None
+
+    # -- opening -------------------------------------------------------------------
+    def onConnect(self, request):
+        if not same_origin(request.headers.get("origin"), request.headers.get("host")):
+            raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "cross-origin WebSocket refused")
+        return None
+
+    def onOpen(self):
+        web = self.factory.web
+        peer = self.transport.getPeer()
+        host = getattr(peer, "host", None)
+        refusal = web.chat.admit(host)
+        if refusal is not None:
+            self._send_text(f"*** Error: {refusal}\r\n")
+            self._gone = True
+            self.sendClose(code=1013, reason=refusal[:100])
+            return
+        self.host = host
+        web.chat.connections.add(self)
+        self.session = ChatSession(web.chat.hub, self, web.chat.session_config)
+        if web.chat.nick_timeout:
+            self._nick_timer = web.clock.callLater(web.chat.nick_timeout, self._nick_timed_out)
+        self.session.start()
+
+    # -- input ----------------------------------------------------------------------
+    def onMessage(self, payload: bytes, isBinary: bool):
+        session = self.session
+        if session is None or session.closed:
+            return
+        if isBinary:
+            session.error("binary frames are not understood here.")
+            return
+        if payload[:1] == b"\x00":
+            self._control(payload[1:])
+            return
+        limit = self.factory.web.chat.max_line
+        hub = self.factory.web.chat.hub
+        with hub.batch():
+            for line in payload.split(b"\n"):
+                if line[-1:] == b"\r":
+                    line = line[:-1]
+                if len(line) > limit:
+                    session.error(f"line too long (over {limit} bytes); it was discarded.")
+                    continue
+                session.line_received(line)
+                if session.closed:
+                    return
+        self._state_soon()
+
+    def _control(self, raw: bytes) -> None:
+        try:
+            request = json.loads(raw)
+        except (ValueError, RecursionError):
+            request = None
+        if not isinstance(request, dict):
+            self.session.error("malformed request from the page.")
+            return
+        kind = request.get("t")
+        web = self.factory.web
+        if kind == "upload":
+            self.send_control({"t": "upload", **web.uploads.ticket(self.session, self.host,
+                                                                     request.get("name"),
+                                                                     request.get("size"))})
+        elif kind == "neighbors":
+            self.send_control({"t": "neighbors", **web.neighbours()})
+        elif kind == "state":
+            self._last_state = None
+            self._send_state()
+
+    # -- output: the session's peer ------------------------------------------------
+    def write(self, data: bytes) -> None:
+        """The session's byte sink: counted against ``--max-buffer``."""
+        if self._gone:
+            return
+        connection = _tcp_connection(self.transport)
+        if connection is not None and \
+                queued_bytes(connection) + len(data) > self.factory.web.chat.max_buffer:
+            self._drop_slow_reader()
+            return
+        session = self.session
+        if session is not None and session.charset != UTF8:
+            data = data.decode(session.charset, "replace").encode(UTF8)
+        self.sendMessage(data, isBinary=False)
+        self._state_soon()
+
+    def _send_text(self, text: str) -> None:
+        self.sendMessage(text.encode(UTF8), isBinary=False)
+
+    def send_control(self, message: dict) -> None:
+        if not self._gone:
+            self._send_text(CONTROL + json.dumps(message, ensure_ascii=False))
+
+    def close(self, reason: str) -> None:
+        """Flush what is queued, then close (the session has already left)."""
+        self._cancel_timers()
+        self._log_disconnect(reason)
+        self.sendClose(code=1000, reason=reason[:100])
+
+    def log_nick(self, old: str | None, new: str) -> None:
+        if old is None:
+            if self._nick_timer is not None and self._nick_timer.active():
+                self._nick_timer.cancel()
+            self._nick_timer = None
+            self.events.info("{peer} is now {nick} (web)", peer=self.host, nick=new)
+        else:
+            self.events.info("nick change {old} -> {new} ({peer}, web)", old=old, new=new,
+                          peer=self.host)
+
+    # -- the page's view of the hub ----------------------------------------------------
+    def _state_soon(self) -> None:
+        if self._state_call is None and not self._gone:
+            self._state_call = self.factory.web.clock.callLater(STATE_DELAY, self._send_state)
+
+    def _send_state(self) -> None:
+        self._state_call = None
+        session = self.session
+        if session is None or session.closed or self._gone:
+            return
+        state = self.factory.web.state(session)
+        if state != self._last_state:
+            self._last_state = state
+            self.send_control({"t": "state", **state})
+
+    # -- closing ---------------------------------------------------------------------
+    def _nick_timed_out(self) -> None:
+        self._nick_timer = None
+        session = self.session
+        if session is not None and not session.closed and session.nick is None:
+            session.send(f"*** No nick chosen within {self.factory.web.chat.nick_timeout:g} s; "
+                         "closing. Reload the page and choose a nick.")
+            session.quit("no nick chosen in time")
+
+    def _cancel_timers(self) -> None:
+        for call in (self._nick_timer, self._state_call):
+            if call is not None and call.active():
+                call.cancel()
+        self._nick_timer = self._state_call = None
+
+    def _log_disconnect(self, why: str) -> None:
+        if self.session is not None and self.session.nick is not None:
+            self.events.info("disconnect {peer} ({nick}, web): {why}", peer=self.host,
+                          nick=self.session.nick, why=why)
+
+    def _drop_slow_reader(self) -> None:
+        self._gone = True
+        self._cancel_timers()
+        chat = self.factory.web.chat
+        chat.hub.dropped_slow += 1
+        reason = "not reading: output buffer full"
+        self._log_disconnect(reason)
+        session = self.session
+        session.set_sink(lambda data: None)
+        session.connection_lost(reason)
+        self.dropConnection(abort=True)
+
+    def onClose(self, wasClean: bool, code, reason):
+        self._cancel_timers()
+        session = self.session
+        if session is not None and not session.closed:
+            text = "connection closed" if wasClean else "connection lost"
+            self._log_disconnect(text)
+            session.connection_lost(text)
+        if self.session is not None:
+            self.factory.web.chat.forget(self)
+        if self.transport is not None:
+            discard_queued(self.transport)
+
+
+def websocket_factory(web, max_line: int) -> WebSocketServerFactory:
+    """The factory for ``/ws``; ``web`` is the :class:`~tekcos.web.site.Web`."""
+    # autobahn logs every frame at debug level: the server's log is for people.
+    txaio.set_global_log_level("warn")
+    factory = WebSocketServerFactory()
+    factory.protocol = ChatWebSocket
+    factory.web = web
+    # JSON escaping can make a line up to 6 times longer: past that it is
+    # not a line we would take anyway, and the frame is refused unread.
+    limit = max(64 * 1024, max_line * 6 + 1024)
+    factory.setProtocolOptions(maxFramePayloadSize=limit, maxMessagePayloadSize=limit,
+                               openHandshakeTimeout=10, closeHandshakeTimeout=3,
+                               autoPingInterval=30, autoPingTimeout=30)
+    return factory

@@ -1,0 +1,174 @@
+"""The web page in a real browser: Debian's chromium, headless, driven by
+selenium through chromium-driver, against the real ``twistd tekcos --web``.
+
+Needs /usr/bin/chromium and /usr/bin/chromedriver (packages chromium and
+chromium-driver).  Skipped where they are missing, except under
+TEKCOS_REQUIRE_BROWSER=1 (CI), where that is a failure.  A screenshot of the
+page in use is written to $TEKCOS_ARTIFACTS (default build/artifacts/ in the
+checkout).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+
+import pytest
+
+from tests.twistd import REPO, User, free_port, wait_until
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+ARTIFACTS = os.environ.get("TEKCOS_ARTIFACTS", os.path.join(REPO, "build", "artifacts"))
+
+
+def _require_browser():
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.path.exists(p)]
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        missing.append("the selenium package")
+    if missing:
+        reason = f"missing {', '.join(missing)}"
+        if os.environ.get("TEKCOS_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"TEKCOS_REQUIRE_BROWSER=1 but {reason}")
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def browser():
+    """A factory of headless chromium sessions, all closed afterwards."""
+    _require_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    drivers, profiles = [], []
+
+    def open_browser(width=1280, height=800):
+        profile = tempfile.mkdtemp(prefix="tekcos-chromium-")
+        profiles.append(profile)
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                     "--no-first-run", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync",
+                     "--disable-dev-shm-usage", f"--user-data-dir={profile}",
+                     f"--window-size={width},{height}"):
+            options.add_argument(flag)
+        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+        driver.set_page_load_timeout(30)
+        drivers.append(driver)
+        return driver
+
+    yield open_browser
+    for driver in drivers:
+        driver.quit()
+    for profile in profiles:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def join(driver, url: str, nick: str) -> None:
+    from selenium.webdriver.common.by import By
+    driver.get(url)
+    wait_until(lambda: "connected" == driver.find_element(By.ID, "status").text,
+               what=f"{nick}'s page to connect")
+    field = driver.find_element(By.ID, "nick")
+    field.send_keys(nick)
+    driver.find_element(By.CSS_SELECTOR, "#nick-form button").click()
+    wait_until(lambda: driver.find_element(By.ID, "line-form").is_displayed(),
+               what=f"{nick} to be in")
+    assert not driver.find_element(By.ID, "nick-form").is_displayed()
+
+
+def say(driver, text: str) -> None:
+    from selenium.webdriver.common.by import By
+    line = driver.find_element(By.ID, "line")
+    line.send_keys(text)
+    driver.find_element(By.CSS_SELECTOR, "#line-form button[type=submit]").click()
+
+
+def texts(driver, selector: str) -> list[str]:
+    """The text of every element matching ``selector``, read in one go (the
+    page redraws its lists while we look)."""
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0]), e => e.textContent)",
+        selector)
+
+
+def log_lines(driver) -> list[str]:
+    return texts(driver, "#log .text")
+
+
+def shows(driver, fragment: str) -> bool:
+    return any(fragment in line for line in log_lines(driver))
+
+
+def test_two_browsers_and_a_telnet_user_chat_and_a_dropped_file_lands(start, browser, tmp_path):
+    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.webdriver.common.by import By
+    web = free_port()
+    server = start("--web", str(web))
+    url = f"http://127.0.0.1:{web}/"
+    alice, bob = browser(), browser(width=420, height=820)     # bob is on a phone
+    join(alice, url, "alice")
+    join(bob, url, "bob")
+    carol = User(server.port, "carol")                         # the telnet side
+    say(alice, "hello from the browser")
+    carol.expect(rb"\[\d\d:\d\d\] <alice> hello from the browser\r\n")
+    wait_until(lambda: shows(bob, "<alice> hello from the browser"), what="bob to see alice")
+    carol.send("hi browsers, carol on telnet \u00e9\r\n".encode())
+    for driver in (alice, bob):
+        wait_until(lambda: shows(driver, "<carol> hi browsers, carol on telnet \u00e9"),
+                   what="the browsers to see carol")
+    # Everyone is listed as a member of lobby.
+    wait_until(lambda: sorted(texts(alice, "#members li")) == ["alice", "bob", "carol"],
+               what="the member list")
+    # User text is text, never HTML.
+    say(bob, "<img src=x onerror=alert(1)> <b>bold?</b>")
+    wait_until(lambda: shows(alice, "<bob> <img src=x onerror=alert(1)> <b>bold?</b>"),
+               what="the markup shown as text")
+    assert alice.find_elements(By.CSS_SELECTOR, "#log img, #log b") == []
+    with pytest.raises(NoAlertPresentException):
+        alice.switch_to.alert.text
+    # /commands work as typed.
+    say(bob, "/me waves")
+    wait_until(lambda: shows(alice, "* bob waves"), what="/me")
+    carol.expect(rb"\* bob waves")
+    # A file picked in the page: uploaded, stored, verified and announced.
+    data = os.urandom(3_000_000)
+    picked = tmp_path / "holiday photos.zip"
+    picked.write_bytes(data)
+    alice.find_element(By.ID, "file").send_keys(str(picked))
+    wait_until(lambda: "stored as holiday photos.zip" in
+               alice.find_element(By.ID, "uploads").text, what="the upload to finish")
+    stored = os.path.join(server.downloads, "holiday photos.zip")
+    with open(stored, "rb") as f:
+        assert hashlib.sha256(f.read()).hexdigest() == hashlib.sha256(data).hexdigest()
+    carol.expect(rb"-- alice@127\.0\.0\.1 pushed holiday photos\.zip \(3\.0 MB\)")
+    # A file dropped onto the page goes the same way.
+    bob.execute_script(
+        "const dt = new DataTransfer();"
+        "dt.items.add(new File(['dropped on the page'], 'notes.txt'));"
+        "document.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true,"
+        " cancelable: true}));")
+    wait_until(lambda: "stored as notes.txt" in bob.find_element(By.ID, "uploads").text,
+               what="the dropped file to be stored")
+    with open(os.path.join(server.downloads, "notes.txt"), "rb") as f:
+        assert f.read() == b"dropped on the page"
+    carol.expect(rb"-- bob@127\.0\.0\.1 pushed notes\.txt \(19 bytes\)")
+    carol.send(b"/files\r\n")
+    carol.expect(rb"notes\.txt \(19 bytes\) from bob@127\.0\.0\.1")
+    # A room from the list.
+    carol.send(b"/join games\r\n")
+    wait_until(lambda: any(t.startswith("games") for t in texts(bob, "#rooms li")),
+               what="the new room in the list")
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    alice.save_screenshot(os.path.join(ARTIFACTS, "web-chat.png"))
+    bob.save_screenshot(os.path.join(ARTIFACTS, "web-chat-phone.png"))
+    assert os.path.getsize(os.path.join(ARTIFACTS, "web-chat.png")) > 10_000
+    # Nothing received is served back unless the operator says so.
+    import urllib.error
+    import urllib.request
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{url}files/notes.txt", timeout=10)
+    assert refused.value.code == 404
