@@ -166,3 +166,24 @@ def test_a_port_in_use_is_one_line_naming_the_endpoint(tmp_path):
     assert result.stderr.splitlines() == [
         f"twistd tekcos: cannot listen on tcp:{port}:backlog=1024: Address already in use"]
     assert "Traceback" not in result.stdout + (tmp_path / "log").read_text()
+
+
+def test_web_listener_and_downloads_flag():
+    options = parse("--web", "8080")
+    assert options.web_endpoint == "tcp:8080:backlog=1024"
+    assert options.settings["web-downloads"] is False
+    assert parse("--web-downloads").settings["web-downloads"] is True
+    assert parse().web_endpoint is None
+    with pytest.raises(usage.UsageError, match=r"^--web: bad endpoint 'nonsense:1'"):
+        parse("--web", "nonsense:1")
+
+
+def test_web_service_listens_beside_the_chat(tmp_path):
+    reactor = MemoryReactorClock()
+    top = makeService(parse("--port", "9100", "--web", "8081", "--udp-port", "0",
+                            "--downloads", str(tmp_path / "dl")), reactor=reactor)
+    top.privilegedStartService()
+    top.startService()
+    ports = sorted(port for port, *_ in reactor.tcpServers)
+    assert ports == [8081, 9100]
+    top.stopService()

@@ -21,8 +21,8 @@ import re
 from importlib import resources
 
 from autobahn.twisted.resource import WebSocketResource
-from twisted.web import server, static
-from twisted.web.resource import NoResource, Resource
+from twisted.web import pages, server, static
+from twisted.web.resource import Resource
 
 from tekcos.web.metrics import MetricsResource, Sources
 from tekcos.web.upload import UploadRequest, UploadResource, Uploads
@@ -131,17 +131,17 @@ class _Files(static.File):
     listings, no hidden (part) files, always as a download."""
 
     def directoryListing(self):
-        return NoResource("No listing.")
+        return pages.notFound("Not found", "No listing.")
 
     def getChild(self, path, request):
         if path.startswith(b".") or not path:
-            return NoResource("No such file.")
+            return pages.notFound("Not found", "No such file.")
         return super().getChild(path, request)
 
     def render_GET(self, request):
         secure(request)
         if self.isdir():
-            return NoResource("No listing.").render(request)
+            return pages.notFound("Not found", "No listing.").render(request)
         request.setHeader(b"content-disposition", b"attachment")
         return super().render_GET(request)
 

@@ -77,7 +77,7 @@ class ChatWebSocket(WebSocketServerProtocol):
         if refusal is not None:
             self._send_text(f"*** Error: {refusal}\r\n")
             self._gone = True
-            self.sendClose(code=1013, reason=refusal[:100])
+            self.sendClose(code=1000, reason=refusal[:100])
             return
         self.host = host
         web.chat.connections.add(self)

@@ -1,0 +1,225 @@
+"""Uploads and /metrics over real loopback sockets (pytest-twisted): a
+WebSocket client asks for a ticket, a plain socket POSTs the bytes."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+
+import pytest
+import pytest_twisted
+from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
+from twisted.internet import defer, threads
+
+from tekcos.chat.hub import Hub
+from tekcos.chat.server import ChatFactory
+from tekcos.chat.session import SessionConfig
+from tekcos.push.receiver import Received
+from tekcos.push.storage import Downloads
+from tekcos.push.worker import DiskWorker
+from tekcos.web.metrics import Sources
+from tekcos.web.site import Web, build_site, count_connections
+from tekcos.web.upload import Uploads
+
+
+class Page(WebSocketClientProtocol):
+    def onOpen(self):
+        self.factory.opened.callback(self)
+
+    def onMessage(self, payload, isBinary):
+        text = payload.decode()
+        if text.startswith("\x00"):
+            message = json.loads(text[1:])
+            waiting = self.factory.waiting
+            if message["t"] == "upload" and waiting:
+                waiting.pop(0).callback(message)
+        else:
+            self.factory.text.append(text)
+
+    def ask_upload(self, name, size) -> defer.Deferred:
+        d = defer.Deferred()
+        self.factory.waiting.append(d)
+        self.sendMessage(("\x00" + json.dumps({"t": "upload", "name": name,
+                                               "size": size})).encode())
+        return d
+
+
+def http(port: int, request: bytes, source: str = "127.0.0.1", body_cut: int | None = None):
+    """A raw HTTP exchange from ``source`` (in a thread): the answer, or b""
+    if the server closed without one."""
+    with socket.socket() as s:
+        s.bind((source, 0))
+        s.settimeout(20)
+        s.connect(("127.0.0.1", port))
+        try:
+            s.sendall(request if body_cut is None else request[:body_cut])
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        if body_cut is not None:
+            return b""
+        answer = b""
+        try:   # every request says "Connection: close": read to the end
+            while chunk := s.recv(65536):
+                answer += chunk
+        except ConnectionResetError:
+            pass
+        return answer
+
+
+def dechunk(body: bytes) -> bytes:
+    out = b""
+    while body:
+        size, _, body = body.partition(b"\r\n")
+        n = int(size, 16)
+        if not n:
+            break
+        out, body = out + body[:n], body[n + 2:]
+    return out
+
+
+def post(path: str, body: bytes, length: int | None = None) -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+            f"Content-Type: application/octet-stream\r\n"
+            f"Content-Length: {len(body) if length is None else length}\r\n\r\n").encode() + body
+
+
+@pytest.fixture
+def web_server(tmp_path):
+    from twisted.internet import reactor
+    hub = Hub(reactor.seconds)
+    chat = ChatFactory(hub, SessionConfig(server_name="test"), clock=reactor)
+    announced = []
+
+    def announce(nick, host, name, size):
+        announced.append((nick, host, name, size))
+        hub.push_received(Received("file", nick, (host, 0), name, size))
+
+    worker = DiskWorker(threaded=True)
+    uploads = Uploads(Downloads(str(tmp_path), reserve=0, worker=worker), announce,
+                      max_file_size=10 << 20, clock=reactor)
+    worker.wake = lambda: reactor.callFromThread(uploads.poll)
+    web = Web(chat, uploads, reactor)
+    sources = Sources(hub, lambda: count_connections(chat.connections), uploads=uploads)
+    port = reactor.listenTCP(0, build_site(web, sources), interface="127.0.0.1")
+    port.number = port.getHost().port
+    port.dir = tmp_path
+    port.announced = announced
+    port.hub = hub
+    yield port
+    port.stopListening()
+    worker.close()
+
+
+@defer.inlineCallbacks
+def open_page(port):
+    from twisted.internet import reactor
+    factory = WebSocketClientFactory(f"ws://127.0.0.1:{port.number}/ws",
+                                     origin=f"http://127.0.0.1:{port.number}")
+    factory.protocol = Page
+    factory.setProtocolOptions(openHandshakeTimeout=0, closeHandshakeTimeout=0,
+                               autoPingInterval=0)
+    factory.opened = defer.Deferred()
+    factory.waiting = []
+    factory.text = []
+    reactor.connectTCP("127.0.0.1", port.number, factory)
+    page = yield factory.opened
+    page.sendMessage(b"uploader")
+    return page
+
+
+@pytest_twisted.inlineCallbacks
+def test_an_upload_lands_once_with_its_ticket_only(web_server):
+    page = yield open_page(web_server)
+    data = os.urandom(2_500_000)
+    ticket = yield page.ask_upload("report.pdf", len(data))
+    assert ticket["ok"], ticket
+    # Someone else's address with the ticket: refused before the body is read.
+    answer = yield threads.deferToThread(http, web_server.number, post(ticket["url"], data),
+                                         "127.0.0.2")
+    assert b"403" in answer.split(b"\r\n")[0]
+    # The announced size only.
+    answer = yield threads.deferToThread(http, web_server.number,
+                                         post(ticket["url"], data[:100]))
+    assert b"403" in answer.split(b"\r\n")[0]
+    assert [n for n in os.listdir(web_server.dir)] == []      # nothing stored so far
+    # A refused try used up nothing but the attempt: ask again.
+    ticket = yield page.ask_upload("report.pdf", len(data))
+    answer = yield threads.deferToThread(http, web_server.number, post(ticket["url"], data))
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"200" in head.split(b"\r\n")[0], answer[:300]
+    result = json.loads(dechunk(body) if b"chunked" in head.lower() else body)
+    assert result == {"ok": True, "name": "report.pdf", "size": len(data),
+                      "sha256": hashlib.sha256(data).hexdigest()}
+    assert (web_server.dir / "report.pdf").read_bytes() == data
+    assert web_server.announced == [("uploader", "127.0.0.1", "report.pdf", len(data))]
+    # One use per ticket; a second file of the same name is numbered.
+    again = yield threads.deferToThread(http, web_server.number, post(ticket["url"], data))
+    assert b"403" in again.split(b"\r\n")[0]
+    ticket = yield page.ask_upload("report.pdf", 3)
+    yield threads.deferToThread(http, web_server.number, post(ticket["url"], b"abc"))
+    assert (web_server.dir / "report-1.pdf").read_bytes() == b"abc"
+    # The metrics count it.
+    metrics = yield threads.deferToThread(
+        http, web_server.number, b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    assert b'tekcos_pushes_total{outcome="delivered",via="web"} 2.0' in metrics
+    assert b'tekcos_users{transport="websocket"} 1.0' in metrics
+    assert b'tekcos_received_bytes_total{via="web"} 2.500003e+06' in metrics
+    page.dropConnection(abort=True)
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_browser_that_goes_away_mid_upload_leaves_nothing(web_server):
+    page = yield open_page(web_server)
+    data = os.urandom(3_000_000)
+    ticket = yield page.ask_upload("big.bin", len(data))
+    yield threads.deferToThread(http, web_server.number, post(ticket["url"], data),
+                                body_cut=1_500_000)
+    for _ in range(200):
+        if not os.listdir(web_server.dir) and not web_server.announced:
+            break
+        yield threads.deferToThread(lambda: None)   # let the reactor and the worker run
+    else:
+        pytest.fail(f"left behind: {os.listdir(web_server.dir)}")
+    page.dropConnection(abort=True)
+
+
+@pytest_twisted.inlineCallbacks
+def test_pages_carry_a_content_security_policy_without_inline_scripts(web_server):
+    answer = yield threads.deferToThread(
+        http, web_server.number, b"GET / HTTP/1.1\r\nHost: 127.0.0.1:80\r\nConnection: close\r\n\r\n")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    policy = [line for line in head.split(b"\r\n")
+              if line.lower().startswith(b"content-security-policy:")][0]
+    assert b"script-src 'self';" in policy and b"unsafe-inline" not in policy
+    assert b"<script>" not in body and b"onclick" not in body.lower()
+    assert b"x-content-type-options: nosniff" in head.lower()
+    # Received files are not served back by default.
+    answer = yield threads.deferToThread(
+        http, web_server.number, b"GET /files/x HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    assert b"404" in answer.split(b"\r\n")[0]
+
+
+@pytest_twisted.inlineCallbacks
+def test_web_downloads_serve_received_files_only(tmp_path):
+    from twisted.internet import reactor
+    hub = Hub(reactor.seconds)
+    chat = ChatFactory(hub, SessionConfig(server_name="test"), clock=reactor)
+    (tmp_path / "song.ogg").write_bytes(b"la la")
+    (tmp_path / ".0123456789abcdef.part").write_bytes(b"half")
+    site = build_site(Web(chat, None, reactor), Sources(hub, lambda: {}),
+                      downloads_dir=str(tmp_path))
+    port = reactor.listenTCP(0, site, interface="127.0.0.1")
+    number = port.getHost().port
+    try:
+        def get(path):
+            return http(number, f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                f"Connection: close\r\n\r\n".encode())
+        answer = yield threads.deferToThread(get, "/files/song.ogg")
+        assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"\r\n\r\nla la")
+        assert b"content-disposition: attachment" in answer.lower()
+        for hidden in ("/files/.0123456789abcdef.part", "/files/", "/files/..%2Fetc"):
+            answer = yield threads.deferToThread(get, hidden)
+            assert answer.split(b"\r\n")[0].split()[1] in (b"404", b"400"), (hidden, answer[:80])
+    finally:
+        yield port.stopListening()
