@@ -133,6 +133,10 @@ class ChatProtocol(Protocol):
         if hasattr(transport, "setTcpKeepAlive"):
             try:
                 transport.setTcpKeepAlive(1)
+                # Output is already coalesced per batch of input; Nagle
+                # would hold a reply back until the client's delayed ACK
+                # (40 ms) whenever room traffic is in flight to it.
+                transport.setTcpNoDelay(True)
             except OSError:
                 pass
         transport.registerProducer(self, True)

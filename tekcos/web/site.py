@@ -28,6 +28,7 @@ from tekcos.web.metrics import MetricsResource, Sources
 from tekcos.web.upload import UploadRequest, UploadResource, Uploads
 from tekcos.web.websocket import ChatWebSocket, websocket_factory
 
+HTTP_IDLE = 60
 MAX_MEMBERS_SHOWN = 500
 MAX_ROOMS_SHOWN = 100
 _HOST = re.compile(rb"^[A-Za-z0-9.\-\[\]:]{1,255}$")
@@ -88,6 +89,21 @@ class Web:
         if hood is None:
             return {"report": None, "running": False, "access": "nobody"}
         return {"report": hood.last_report, "running": hood.running, "access": hood.access}
+
+
+class _Upgrade(WebSocketResource):
+    """``/ws``: once the WebSocket owns the connection, the HTTP channel it
+    came through is let go (its idle timer would otherwise keep it, and the
+    request, alive for hours per browser)."""
+
+    def render(self, request):
+        channel = request.channel
+        transport = channel.transport
+        result = super().render(request)
+        channel.setTimeout(None)
+        if transport is not None and getattr(transport, "producer", None) is channel:
+            transport.unregisterProducer()
+        return result
 
 
 class _Static(Resource):
@@ -158,13 +174,14 @@ def build_site(web: Web, sources: Sources, downloads_dir: str | None = None) -> 
     for name, content_type in STATIC.items():
         assets.putChild(name.encode(), _Static(_package_file(name), content_type))
     root.putChild(b"static", assets)
-    root.putChild(b"ws", WebSocketResource(websocket_factory(web, web.chat.max_line)))
+    root.putChild(b"ws", _Upgrade(websocket_factory(web, web.chat.max_line)))
     if web.uploads is not None:
         root.putChild(b"upload", _Secured(UploadResource(web.uploads)))
     root.putChild(b"metrics", MetricsResource(sources))
     if downloads_dir is not None:
         root.putChild(b"files", _Files(os.path.abspath(downloads_dir)))
-    site = server.Site(root)
+    # Idle HTTP connections close after a minute (uploads send all along).
+    site = server.Site(root, timeout=HTTP_IDLE)
     site.requestFactory = UploadRequest
     site.uploads = web.uploads
     site.displayTracebacks = False

@@ -29,13 +29,30 @@ from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerPr
 from autobahn.websocket.types import ConnectionDeny
 from twisted.logger import Logger
 
-from tekcos.chat.protocol import _tcp_connection, discard_queued, queued_bytes
+from tekcos.chat.protocol import discard_queued, make_writer
 from tekcos.chat.session import UTF8, ChatSession
 
 CONTROL = "\x00"
 STATE_DELAY = 0.25       # seconds: state updates are coalesced
 MAX_MEMBERS_SHOWN = 500
 MAX_ROOMS_SHOWN = 100
+
+
+_HANDSHAKE = ("http_headers", "http_request_data", "http_response_data", "http_status_line",
+              "http_request_params", "_wskey")
+_MISSING = object()
+
+
+def text_frame(payload: bytes) -> bytes:
+    """A final, unmasked text frame (RFC 6455 5.2) holding ``payload``
+    (valid UTF-8).  Uncompressed even where permessage-deflate was agreed,
+    which RFC 7692 allows."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 65536:
+        return b"\x81\x7e" + n.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + n.to_bytes(8, "big") + payload
 
 
 def same_origin(origin: str | None, host: str | None) -> bool:
@@ -62,6 +79,7 @@ class ChatWebSocket(WebSocketServerProtocol):
         self._nick_timer = None
         self._state_call = None
         self._last_state = None
+        self._out = None
 
     # -- opening -------------------------------------------------------------------
     def onConnect(self, request):
@@ -70,6 +88,15 @@ class ChatWebSocket(WebSocketServerProtocol):
         return None
 
     def onOpen(self):
+        # The handshake is over: what autobahn kept of it is not needed
+        # (a crowd of idle browsers must stay cheap).
+        for name in _HANDSHAKE:
+            if name in self.__dict__:
+                self.__dict__[name] = None
+        for name in self.CONFIG_ATTRS:   # copies of the factory's options
+            if self.__dict__.get(name, _MISSING) is getattr(self.factory, name, None) \
+                    and name in type(self).__dict__:
+                del self.__dict__[name]
         web = self.factory.web
         peer = self.transport.getPeer()
         host = getattr(peer, "host", None)
@@ -80,6 +107,10 @@ class ChatWebSocket(WebSocketServerProtocol):
             self.sendClose(code=1000, reason=refusal[:100])
             return
         self.host = host
+        # Frames are made here and written through the chat's counting
+        # writer, not autobahn's sendMessage: one place decides what a
+        # client that does not read may hold (--max-buffer).
+        self._out = make_writer(self.transport, web.chat.max_buffer, self._drop_slow_reader)
         web.chat.connections.add(self)
         self.session = ChatSession(web.chat.hub, self, web.chat.session_config)
         if web.chat.nick_timeout:
@@ -133,22 +164,22 @@ class ChatWebSocket(WebSocketServerProtocol):
 
     # -- output: the session's peer ------------------------------------------------
     def write(self, data: bytes) -> None:
-        """The session's byte sink: counted against ``--max-buffer``."""
-        if self._gone:
-            return
-        connection = _tcp_connection(self.transport)
-        if connection is not None and \
-                queued_bytes(connection) + len(data) > self.factory.web.chat.max_buffer:
-            self._drop_slow_reader()
+        """The session's byte sink: one text frame per write, counted
+        against ``--max-buffer`` and sent at once when nothing is queued
+        (the speaker sees its own line before the room's fan-out ends)."""
+        if self._gone or self._out is None or self.state != self.STATE_OPEN:
             return
         session = self.session
-        if session is not None and session.charset != UTF8:
+        if session.charset != UTF8:
             data = data.decode(session.charset, "replace").encode(UTF8)
-        self.sendMessage(data, isBinary=False)
+        self._out(text_frame(data))
         self._state_soon()
 
     def _send_text(self, text: str) -> None:
-        self.sendMessage(text.encode(UTF8), isBinary=False)
+        if self._out is None:
+            self.sendMessage(text.encode(UTF8), isBinary=False)
+        elif self.state == self.STATE_OPEN:
+            self._out(text_frame(text.encode(UTF8)))
 
     def send_control(self, message: dict) -> None:
         if not self._gone:
@@ -180,10 +211,12 @@ class ChatWebSocket(WebSocketServerProtocol):
         session = self.session
         if session is None or session.closed or self._gone:
             return
-        state = self.factory.web.state(session)
-        if state != self._last_state:
-            self._last_state = state
-            self.send_control({"t": "state", **state})
+        message = json.dumps({"t": "state", **self.factory.web.state(session)},
+                             ensure_ascii=False)
+        # Only a hash is kept: a crowd of idle browsers must stay cheap.
+        if hash(message) != self._last_state:
+            self._last_state = hash(message)
+            self._send_text(CONTROL + message)
 
     # -- closing ---------------------------------------------------------------------
     def _nick_timed_out(self) -> None:
@@ -235,7 +268,6 @@ def websocket_factory(web, max_line: int) -> WebSocketServerFactory:
     # autobahn logs every frame at debug level: the server's log is for people.
     txaio.set_global_log_level("warn")
     factory = WebSocketServerFactory()
-    factory.protocol = ChatWebSocket
     factory.web = web
     # JSON escaping can make a line up to 6 times longer: past that it is
     # not a line we would take anyway, and the frame is refused unread.
@@ -243,4 +275,10 @@ def websocket_factory(web, max_line: int) -> WebSocketServerFactory:
     factory.setProtocolOptions(maxFramePayloadSize=limit, maxMessagePayloadSize=limit,
                                openHandshakeTimeout=10, closeHandshakeTimeout=3,
                                autoPingInterval=30, autoPingTimeout=30)
+    # The options on the class, not copied into every connection.
+    # (Functions among them stay functions, not methods.)
+    factory.protocol = type("ChatWebSocket", (ChatWebSocket,), {
+        name: staticmethod(value) if callable(value) else value
+        for name in ChatWebSocket.CONFIG_ATTRS
+        for value in [getattr(factory, name)]})
     return factory
