@@ -223,3 +223,52 @@ def test_web_downloads_serve_received_files_only(tmp_path):
             assert answer.split(b"\r\n")[0].split()[1] in (b"404", b"400"), (hidden, answer[:80])
     finally:
         yield port.stopListening()
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_browser_that_stops_reading_is_cut_off_and_the_room_goes_on(tmp_path):
+    from twisted.internet import reactor
+    hub = Hub(reactor.seconds)
+    chat = ChatFactory(hub, SessionConfig(server_name="test", rate=0), max_buffer=64 * 1024,
+                       clock=reactor)
+    site = build_site(Web(chat, None, reactor), Sources(hub, lambda: {}))
+    port = reactor.listenTCP(0, site, interface="127.0.0.1")
+    port.number = port.getHost().port
+    try:
+        reader = yield open_page(port)
+        # A second page that never reads: its socket buffers stay small.
+        stalled = socket.socket()
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.connect(("127.0.0.1", port.number))
+        stalled.sendall(f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port.number}\r\n"
+                        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                        "Sec-WebSocket-Version: 13\r\n\r\n".encode())
+        head = b""
+        while b"\r\n\r\n" not in head:          # the 101 first, as browsers wait for it
+            head += yield threads.deferToThread(stalled.recv, 4096)
+        assert b" 101 " in head.split(b"\r\n")[0]
+        # Its nick, as one masked text frame.
+        stalled.sendall(bytes([0x81, 0x80 | 7]) + b"\0\0\0\0" + b"stalled")
+        for _ in range(400):
+            if len(hub.lobby.members) == 2:
+                break
+            yield threads.deferToThread(lambda: None)
+        assert {m.nick for m in hub.lobby.members} == {"uploader", "stalled"}
+        line = "x" * 1000
+        for i in range(8000):         # 8 MB for everyone in lobby: more than the
+            reader.sendMessage(f"{i} {line}".encode())   # kernel's buffers hold
+            if i % 50 == 0:
+                yield threads.deferToThread(lambda: None)
+                if "stalled" not in {m.nick for m in hub.lobby.members}:
+                    break
+        for _ in range(400):
+            if "stalled" not in {m.nick for m in hub.lobby.members}:
+                break
+            yield threads.deferToThread(lambda: None)
+        assert {m.nick for m in hub.lobby.members} == {"uploader"}
+        assert hub.dropped_slow == 1
+        stalled.close()
+        reader.dropConnection(abort=True)
+    finally:
+        yield port.stopListening()
