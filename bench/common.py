@@ -14,6 +14,24 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BEFORE_ROUND = "97836ff"
 
 
+def add_baseline(parser) -> None:
+    """``--baseline REV`` (default: the revision before this round), or 'none'."""
+    parser.add_argument("--baseline", default=BEFORE_ROUND,
+                        help=f"git revision to compare with ({BEFORE_ROUND}), or 'none'")
+
+
+def write_random(f, mib: int) -> str:
+    """Fill ``f`` with ``mib`` MiB of random bytes; returns their SHA-256."""
+    import hashlib
+    digest = hashlib.sha256()
+    for _ in range(mib):
+        block = os.urandom(1 << 20)
+        f.write(block)
+        digest.update(block)
+    f.flush()
+    return digest.hexdigest()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))

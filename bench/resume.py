@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 
-from common import BEFORE_ROUND, HOST, ROOT, drop_worktree, free_port, worktree
+from common import HOST, ROOT, add_baseline, drop_worktree, free_port, worktree, write_random
 
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 
@@ -106,17 +106,10 @@ def measure(code_dir: str, source: str, sha: str, how: signal.Signals) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mib", type=int, default=200)
-    parser.add_argument("--baseline", default=BEFORE_ROUND,
-                        help=f"git revision to compare with ({BEFORE_ROUND}), or 'none'")
+    add_baseline(parser)
     args = parser.parse_args()
     with tempfile.NamedTemporaryFile(prefix="tekcos-bench-", suffix=".bin") as source:
-        digest = hashlib.sha256()
-        for _ in range(args.mib):
-            block = os.urandom(1 << 20)
-            source.write(block)
-            digest.update(block)
-        source.flush()
-        sha = digest.hexdigest()
+        sha = write_random(source, args.mib)
         runs = {}
         if args.baseline != "none":
             tree = worktree(args.baseline)

@@ -177,11 +177,9 @@ class ChatProtocol(Protocol):
 
     def _nick_timed_out(self) -> None:
         self._nick_timer = None
-        session = self.session
-        if session is not None and not session.closed and session.nick is None:
-            session.send(f"*** No nick chosen within {self.factory.nick_timeout:g} s; "
-                         "closing. Reconnect and type a nick.")
-            session.quit("no nick chosen in time")
+        if self.session is not None:
+            self.session.nick_time_is_up(self.factory.nick_timeout,
+                                         "Reconnect and type a nick.")
 
     def _cancel_nick_timer(self) -> None:
         if self._nick_timer is not None and self._nick_timer.active():

@@ -109,6 +109,13 @@ class ChatSession:
         self.closed = True
         self.peer.close(reason)
 
+    def nick_time_is_up(self, seconds: float, retry: str) -> None:
+        """The adapter's nick timer fired: a connection that still has no
+        nick is told why (``retry`` says how to try again) and closed."""
+        if not self.closed and self.nick is None:
+            self.send(f"*** No nick chosen within {seconds:g} s; closing. {retry}")
+            self.quit("no nick chosen in time")
+
     def connection_lost(self, reason: str) -> None:
         if not self.closed:
             self.closed = True

@@ -166,11 +166,16 @@ def _package_file(name: str) -> bytes:
     return resources.files("tekcos.web").joinpath("static", name).read_bytes()
 
 
+class _Root(Resource):
+    def getChild(self, path, request):
+        return pages.notFound("Not found", "No such page.")
+
+
 def build_site(web: Web, sources: Sources, downloads_dir: str | None = None) -> server.Site:
     """The Site for one ``--web`` listener."""
-    root = Resource()
+    root = _Root()
     root.putChild(b"", _Static(_package_file("index.html"), "text/html; charset=utf-8"))
-    assets = Resource()
+    assets = _Root()
     for name, content_type in STATIC.items():
         assets.putChild(name.encode(), _Static(_package_file(name), content_type))
     root.putChild(b"static", assets)

@@ -221,11 +221,9 @@ class ChatWebSocket(WebSocketServerProtocol):
     # -- closing ---------------------------------------------------------------------
     def _nick_timed_out(self) -> None:
         self._nick_timer = None
-        session = self.session
-        if session is not None and not session.closed and session.nick is None:
-            session.send(f"*** No nick chosen within {self.factory.web.chat.nick_timeout:g} s; "
-                         "closing. Reload the page and choose a nick.")
-            session.quit("no nick chosen in time")
+        if self.session is not None:
+            self.session.nick_time_is_up(self.factory.web.chat.nick_timeout,
+                                         "Reload the page and choose a nick.")
 
     def _cancel_timers(self) -> None:
         for call in (self._nick_timer, self._state_call):

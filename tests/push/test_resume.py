@@ -114,7 +114,7 @@ def test_the_same_file_pushed_twice_at_once_is_not_taken_over(tmp_path):
 def test_the_server_restarted_in_between(tmp_path):
     data = random.Random(7).randbytes(SIZE)
     endpoint = endpoint_in(tmp_path)
-    now = kill_half_way(endpoint, data)
+    kill_half_way(endpoint, data)
     endpoint.close()                                # server stopped
     endpoint.downloads.worker.close()
     restarted = endpoint_in(tmp_path)
