@@ -7,8 +7,12 @@ nftables' loss applies per frame), and for each loss rate pushes a file with
 the tekcos/TCP ratio, tekcos's figure against its own 0% figure, and
 retransmitted bytes against the payload bytes nftables dropped.
 
+With ``--baseline REV`` a checkout of REV runs too (its own server on the
+next port), its push alternating with this tree's in every run, so that a
+noisy machine affects both alike.
+
 Needs root, iproute2, nftables (and ethtool for the offloads).
-Usage: sudo python bench/transfer.py [--mib 100] [--loss 0 1 5] [--runs 1]
+Usage: sudo python bench/transfer.py [--mib 100] [--loss 0 1 5] [--runs 1] [--baseline REV]
 """
 from __future__ import annotations
 
@@ -77,10 +81,10 @@ def tcp_copy(lab, client, server, src, dst) -> float:
     return os.path.getsize(src) / float(out) / 1e6
 
 
-def tekcos_push(lab, client, src) -> dict:
+def tekcos_push(lab, client, src, tree: str = ROOT, port: int = 9000) -> dict:
     out = subprocess.run(["ip", "netns", "exec", client, sys.executable, "-m", "tekcos.cli",
-                          "push", src, "--to", f"{SERVER}:9000", "--json", "--timeout", "30"],
-                         capture_output=True, text=True, cwd=ROOT, timeout=600)
+                          "push", src, "--to", f"{SERVER}:{port}", "--json", "--timeout", "30"],
+                         capture_output=True, text=True, cwd=tree, timeout=600)
     if out.returncode:
         raise SystemExit(f"tekcos push failed: {out.stdout} {out.stderr}")
     return json.loads(out.stdout.splitlines()[0])
@@ -91,7 +95,13 @@ def main() -> None:
     parser.add_argument("--mib", type=int, default=100)
     parser.add_argument("--loss", type=float, nargs="+", default=[0, 1, 5])
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--baseline", help="git revision to run alongside (alternating)")
     args = parser.parse_args()
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    from common import drop_worktree, worktree
+    trees = [("this tree", ROOT, 9000)]
+    if args.baseline:
+        trees.insert(0, (f"baseline {args.baseline}", worktree(args.baseline), 9001))
     work = tempfile.mkdtemp(prefix="tekcos-bench-")
     src = os.path.join(work, "payload.bin")
     with open(src, "wb") as f:
@@ -114,41 +124,54 @@ def main() -> None:
                                  f"ingress_{dev}", "ether", "type", "ip", "ip", "protocol",
                                  "tcp", "numgen", "random", "mod", "10000", "<",
                                  str(threshold), "drop")
-                downloads = os.path.join(work, f"dl-{loss}")
-                log = open(os.path.join(work, f"server-{loss}.log"), "w")
-                lab.popen(server, TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos", "--port",
-                                            "9000", "--downloads", downloads,
-                                            "--max-file-size", str(1 << 40)],
-                          stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-                for _ in range(100):
-                    if "9000" in lab.exec(server, "ss", "-Huln"):
-                        break
-                    time.sleep(0.1)
-                tek, tcp, ratio_rx = [], [], []
+                for name, tree, port in trees:
+                    downloads = os.path.join(work, f"dl-{loss}-{port}")
+                    log = open(os.path.join(work, f"server-{loss}-{port}.log"), "w")
+                    lab.popen(server, TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos",
+                                                "--port", str(port), "--downloads", downloads,
+                                                "--max-file-size", str(1 << 40)],
+                              stdout=log, stderr=subprocess.STDOUT, cwd=tree)
+                    for _ in range(100):
+                        if f":{port} " in lab.exec(server, "ss", "-Huln"):
+                            break
+                        time.sleep(0.1)
+                tek = {name: [] for name, _, _ in trees}
+                tcp, ratio_rx = [], []
                 for run in range(args.runs):
-                    before = lab.dropped(server)[0] if loss else 0
-                    record = tekcos_push(lab, client, src)
-                    lost_packets = (lab.dropped(server)[0] - before) if loss else 0
-                    tek.append(record["mb_per_s"])
-                    lost_payload = lost_packets * 1400
-                    if lost_payload:
-                        ratio_rx.append(record["retransmitted_bytes"] / lost_payload)
+                    for name, tree, port in trees:
+                        before = lab.dropped(server)[0] if loss else 0
+                        record = tekcos_push(lab, client, src, tree, port)
+                        lost_packets = (lab.dropped(server)[0] - before) if loss else 0
+                        tek[name].append(record["mb_per_s"])
+                        lost_payload = lost_packets * 1400
+                        if lost_payload and tree == ROOT:
+                            ratio_rx.append(record["retransmitted_bytes"] / lost_payload)
+                        downloads = os.path.join(work, f"dl-{loss}-{port}")
+                        os.unlink(os.path.join(downloads, os.listdir(downloads)[0]))
                     tcp.append(tcp_copy(lab, client, server, src,
                                         os.path.join(work, f"tcp-{loss}-{run}.bin")))
-                    os.unlink(os.path.join(downloads, os.listdir(downloads)[0]))
-                rows.append((loss, statistics.median(tek), statistics.median(tcp),
-                             statistics.median(ratio_rx) if ratio_rx else None, offloaded))
+                rows.append((loss, statistics.median(tek["this tree"]), statistics.median(tcp),
+                             statistics.median(ratio_rx) if ratio_rx else None, offloaded,
+                             {n: statistics.median(v) for n, v in tek.items()}))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        for name, tree, _ in trees:
+            if tree != ROOT:
+                drop_worktree(tree)
     base = rows[0][1] if rows and rows[0][0] == 0 else None
     print(f"{args.mib} MiB, median of {args.runs} run(s) per loss rate "
           f"(offloads {'off' if all(r[4] for r in rows) else 'ON: ethtool missing'})")
     print(f"{'loss':>6} {'tekcos MB/s':>12} {'TCP MB/s':>10} {'tekcos/TCP':>11} "
           f"{'vs own 0%':>10} {'retx/lost':>10}")
-    for loss, tek, tcp, retx, _ in rows:
+    for loss, tek, tcp, retx, _, _ in rows:
         own = f"{tek / base:.2f}" if base else "-"
         rr = f"{retx:.2f}" if retx is not None else "-"
         print(f"{loss:>5g}% {tek:>12.1f} {tcp:>10.1f} {tek / tcp:>11.2f} {own:>10} {rr:>10}")
+    if args.baseline:
+        name = trees[0][0]
+        print(f"{'loss':>6} {name + ' MB/s':>24} {'this tree MB/s':>15} {'ratio':>6}")
+        for loss, tek, _, _, _, by_tree in rows:
+            print(f"{loss:>5g}% {by_tree[name]:>24.1f} {tek:>15.1f} {tek / by_tree[name]:>6.2f}")
 
 
 if __name__ == "__main__":

@@ -83,6 +83,7 @@ class Session:
     key: str = ""                 # names a resumable file's part (tekcos.push.resume)
     last_heard: float = 0.0
     have: int = 0                 # bytes an earlier attempt left, continued from
+    limit: int = 0                # the window last advertised, in packets
 
     @property
     def finished(self) -> bool:
@@ -275,7 +276,7 @@ class Endpoint:
                       sender=fields["sender"], size=size, sha256=fields["sha"],
                       payload=payload, total=-(-size // payload),
                       deadline=now + min(limits.handshake_timeout, limits.idle_timeout),
-                      last_heard=now)
+                      last_heard=now, limit=limits.window)
         if fields["kind"] == "message":
             if size > limits.max_message:
                 raise Refusal(f"message larger than {limits.max_message} bytes")
@@ -408,7 +409,7 @@ class Endpoint:
         self.acks[session.token] = session
         session.ack_trigger = seq
         cum = session.cum
-        if seq < cum or seq >= session.total or seq >= cum + self.window(session):
+        if seq < cum or seq >= session.total or seq >= cum + session.limit:
             if seq < cum:
                 self.stats["duplicates"] += 1
             return   # duplicate or outside the window: the ACK resynchronises
@@ -429,13 +430,18 @@ class Endpoint:
         # In order: consume it and everything buffered right after it.
         bits = session.bits | 1
         run = (~bits & (bits + 1)).bit_length() - 1   # trailing ones
-        buffer = session.buffer
         try:
-            self._consume(session, payload)
-            for s in range(cum + 1, cum + run):
-                held = buffer.pop(s)
-                self.buffered -= len(held)
-                self._consume(session, held)
+            if run == 1 and session.part is not None:
+                # The common case, inlined: one packet, straight to the file.
+                self.stats["bytes"] += len(payload)
+                session.part.append(payload)
+            else:
+                buffer = session.buffer
+                self._consume(session, payload)
+                for s in range(cum + 1, cum + run):
+                    held = buffer.pop(s)
+                    self.buffered -= len(held)
+                    self._consume(session, held)
         except OSError as e:   # the disk filled up (ENOSPC), or went away
             self._fail_storing(session, now, e)
             return
@@ -571,8 +577,9 @@ class Endpoint:
         if self.acks:
             for session in self.acks.values():
                 if not session.finished:
-                    out.append((wire.encode_ack(session.token, session.cum,
-                                                self.window(session),
+                    # Worked out once per batch of datagrams, not per packet.
+                    session.limit = limit = self.window(session)
+                    out.append((wire.encode_ack(session.token, session.cum, limit,
                                                 max(0, session.ack_trigger),
                                                 session.bits >> 1), session.addr))
             self.acks = {}
