@@ -159,3 +159,69 @@ def test_a_datagram_that_breaks_the_core_costs_a_throttled_line_not_a_traceback(
     # The refusal log allows a burst of 20, then about one line a second.
     assert 1 <= len(logged) <= 20
     assert logged[0] == "dropped a datagram from 10.0.0.1: KeyError: 'a bug'"
+
+
+class SegmentingSocket:
+    """Stands in for the kernel's UDP GSO: a sendmsg with UDP_SEGMENT is cut
+    into datagrams of that size and delivered like transport.write.  Raises
+    ``errors`` (errno values) on the first calls, one each."""
+
+    def __init__(self, transport, errors=()):
+        self.transport = transport
+        self.errors = list(errors)
+        self.trains = []
+
+    def sendmsg(self, buffers, ancillary):
+        import errno as errno_module
+        import struct
+        if self.errors:
+            code = self.errors.pop(0)
+            raise OSError(code, errno_module.errorcode[code])
+        [(level, kind, size)] = ancillary
+        assert (level, kind) == (socket.SOL_UDP, 103)
+        size = struct.unpack("=H", size)[0]
+        data = b"".join(buffers)
+        assert len(data) % size == 0
+        self.trains.append(len(data) // size)
+        for i in range(0, len(data), size):
+            self.transport.written.append((data[i:i + size], None))
+
+
+def with_gso(client, errors=()):
+    client.transport.socket = SegmentingSocket(client.transport, errors)
+    client._gso = True
+    return client.transport.socket
+
+
+def test_bursts_leave_in_trains_of_at_most_sixteen(tmp_path):
+    data = os.urandom(6_000)
+    clock, server, client = make_pair(tmp_path, data)
+    gso = with_gso(client)
+    client.begin()
+    pump(clock, server, client)
+    assert client.done.called and client.core.status == "delivered"
+    assert (tmp_path / "x.bin").read_bytes() == data
+    assert gso.trains and max(gso.trains) <= 16 and sum(gso.trains) >= 50
+
+
+def test_without_gso_in_the_kernel_datagrams_go_one_by_one(tmp_path):
+    import errno
+    data = os.urandom(6_000)
+    clock, server, client = make_pair(tmp_path, data)
+    gso = with_gso(client, errors=[errno.EIO])
+    client.begin()
+    pump(clock, server, client)
+    assert client.core.status == "delivered" and (tmp_path / "x.bin").read_bytes() == data
+    assert gso.trains == [] and client._gso is False
+
+
+def test_a_full_socket_buffer_keeps_the_train_for_later(tmp_path):
+    import errno
+    data = os.urandom(6_000)
+    clock, server, client = make_pair(tmp_path, data)
+    gso = with_gso(client, errors=[errno.EAGAIN])
+    client.begin()
+    pump(clock, server, client)
+    assert client.core.status == "delivered" and (tmp_path / "x.bin").read_bytes() == data
+    assert client._gso is True and gso.trains
+    assert client.core.retransmits == 0      # kept and sent, not lost and repeated
