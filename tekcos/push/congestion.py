@@ -13,7 +13,10 @@ NewReno with SACK (RFC 6675) and QUIC (RFC 9002):
 * a loss while the round trip shows no queueing delay, and while under 10% of
   recent packets are lost, is not taken as congestion (BBR's view: isolated
   random loss on a LAN is not a full queue), so a lossy but idle link is
-  still used at full speed;
+  still used at full speed.  "Queueing delay" is judged on the smallest of
+  the last few round-trip samples, as HyStart++ and BBR filter theirs: a
+  standing queue raises them all, while a busy host that answers late once
+  (a scheduler hiccup on a loaded machine) raises only one;
 * persistent congestion (the same packet timing out again after its backed-off
   timeout) resets the window to the minimum.
 
@@ -23,12 +26,15 @@ per smoothed round trip (2 times in slow start), in bursts of at most
 """
 from __future__ import annotations
 
+from collections import deque
+
 INITIAL_WINDOW = 16        # packets: a first round trip on a LAN may carry this much
 MINIMUM_WINDOW = 4
 BETA = 0.7
 BURST = 16                 # packets that may leave back to back
 RANDOM_LOSS = 0.1          # above this share of packets lost, loss is congestion anyway
 QUEUE_DELAY = 0.002        # seconds of round trip above the minimum that mean a queue
+RECENT_SAMPLES = 8         # round-trip samples whose minimum tells whether a queue stands
 
 
 class Controller:
@@ -43,6 +49,7 @@ class Controller:
         self.lost = 0.0
         self._tokens = float(BURST)
         self._stamp: float | None = None
+        self._recent: deque[float] = deque(maxlen=RECENT_SAMPLES)
 
     @property
     def window(self) -> int:
@@ -52,16 +59,17 @@ class Controller:
     def in_slow_start(self) -> bool:
         return self.cwnd < self.ssthresh
 
-    def _queueing(self, srtt: float | None) -> bool:
-        if srtt is None or self.min_rtt == float("inf"):
+    def _queueing(self) -> bool:
+        if not self._recent:
             return True   # nothing known yet: be careful
-        return srtt > self.min_rtt + max(QUEUE_DELAY, self.min_rtt)
+        return min(self._recent) > self.min_rtt + max(QUEUE_DELAY, self.min_rtt)
 
-    def on_rtt(self, sample: float, srtt: float | None) -> None:
+    def on_rtt(self, sample: float, srtt: float | None = None) -> None:
         """A round-trip sample (Karn: from a packet sent once)."""
+        self._recent.append(sample)
         if sample < self.min_rtt:
             self.min_rtt = sample
-        if self.in_slow_start and self._queueing(srtt) and self.cwnd > INITIAL_WINDOW:
+        if self.in_slow_start and self._queueing() and self.cwnd > INITIAL_WINDOW:
             self.ssthresh = self.cwnd     # the queue is filling: stop doubling
 
     def on_ack(self, packets: int) -> None:
@@ -76,14 +84,14 @@ class Controller:
         if self.cwnd > self.maximum:
             self.cwnd = float(self.maximum)
 
-    def on_loss(self, sent_at: float, now: float, srtt: float | None) -> None:
+    def on_loss(self, sent_at: float, now: float, srtt: float | None = None) -> None:
         """A packet sent at ``sent_at`` was lost (fast retransmit, RACK or
-        its timer)."""
+        its timer).  (``srtt`` is not needed: the recent samples tell.)"""
         self._count(lost=1)
         if sent_at <= self.recovery_start:
             return                        # the same congestion event
         share = self.lost / (self.lost + self.acked)
-        if not self._queueing(srtt) and share < RANDOM_LOSS:
+        if not self._queueing() and share < RANDOM_LOSS:
             return                        # isolated random loss on an idle path
         self.recovery_start = now
         self.reductions += 1

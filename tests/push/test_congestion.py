@@ -6,6 +6,7 @@ from tekcos.push.congestion import (
     BURST,
     INITIAL_WINDOW,
     MINIMUM_WINDOW,
+    RECENT_SAMPLES,
     Controller,
 )
 
@@ -33,12 +34,29 @@ def test_slow_start_stops_when_the_round_trip_grows():
     cc = Controller(maximum=10_000)
     cc.on_rtt(0.001, 0.001)
     cc.on_ack(100)
-    cc.on_rtt(0.030, 0.020)                    # a queue is building
+    for _ in range(RECENT_SAMPLES):
+        cc.on_rtt(0.030, 0.020)                # a queue is building
     assert not cc.in_slow_start
+
+
+def test_one_late_answer_is_not_a_queue():
+    cc = Controller(maximum=10_000)
+    cc.on_rtt(0.001, 0.001)
+    cc.on_ack(100)
+    cc.on_rtt(0.030, 0.005)                    # a busy host answered late once
+    cc.on_rtt(0.001, 0.005)
+    assert cc.in_slow_start
+    cc = warmed()
+    cc.on_rtt(0.040)
+    cc.on_ack(95)
+    cc.on_loss(sent_at=1.0, now=1.5)           # random loss just after the spike
+    assert cc.reductions == 0
 
 
 def test_loss_with_a_queue_reduces_once_per_recovery_period():
     cc = warmed()
+    for _ in range(RECENT_SAMPLES):
+        cc.on_rtt(0.050)                       # every recent answer waited in a queue
     cc.on_loss(sent_at=1.0, now=2.0, srtt=0.050)
     assert cc.cwnd == pytest.approx(100 * BETA)
     cc.on_loss(sent_at=1.5, now=2.01, srtt=0.050)   # sent before the reduction: same event
