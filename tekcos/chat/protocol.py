@@ -218,6 +218,7 @@ class ChatProtocol(Protocol):
         now = self.factory.hub.now()
         if self.telnet is None:
             self.telnet = telnet.TelnetFilter(now)
+            self.session.speaks_telnet()
         data = self.telnet.feed(data, now)
         replies, events = self.telnet.take()
         if replies:
@@ -253,13 +254,13 @@ class ChatProtocol(Protocol):
     # -- character mode: the server echoes and edits --------------------------
     def _start_editing(self) -> None:
         self.editor = editor = LineEditor(prompt="", encoding=self.session.charset)
-        out, charset = self._out, self.session.charset
+        out = self._out
 
         def write(data: bytes) -> None:
             # Output goes above the half-typed line, which is drawn again.
             typed = editor.buffer
             if typed:
-                out(_ERASE + data + typed.encode(charset, "replace"))
+                out(_ERASE + data + self.session.encode(typed))
             else:
                 out(data)
 
@@ -280,7 +281,7 @@ class ChatProtocol(Protocol):
             self.editor.buffer = ""
             echo += "^C\r\n"
         if echo:
-            self._raw(echo.replace("\n", "\r\n").encode(self.session.charset, "replace"))
+            self._raw(self.session.encode(echo.replace("\n", "\r\n")))
         return b"".join(line.encode(self.session.charset, "replace") + b"\n" for line in lines)
 
     def _lines(self, lines: list[bytes]) -> None:

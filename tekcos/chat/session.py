@@ -48,7 +48,8 @@ def text_encoding(name: str) -> str | None:
 
 class ChatSession:
     __slots__ = ("hub", "peer", "config", "nick", "room", "last_active", "charset",
-                 "bucket", "throttled", "warned_charset", "closed", "write", "_sink", "operator")
+                 "bucket", "throttled", "warned_charset", "closed", "write", "_sink", "operator",
+                 "telnet")
 
     def __init__(self, hub, peer, config: SessionConfig):
         self.hub = hub
@@ -64,6 +65,7 @@ class ChatSession:
         self.warned_charset = False
         self.closed = False
         self.operator = False
+        self.telnet = False      # the client speaks telnet: a 0xFF byte must be doubled
         self._sink = peer.write
         self.write = self._sink
 
@@ -72,23 +74,37 @@ class ChatSession:
         """The adapter's current byte writer (it changes while the client is
         slow).  ``write`` stays the one hot-path attribute the hub calls."""
         self._sink = sink
-        if self.charset == UTF8:
+        if self.charset == UTF8:   # UTF-8 never holds a 0xFF byte
             self.write = sink
         else:
-            charset = self.charset
-            self.write = lambda data: sink(
-                data.decode(UTF8, "replace").encode(charset, "replace"))
+            encode = self.encode
+            self.write = lambda data: sink(encode(data.decode(UTF8, "replace")))
+
+    def encode(self, text: str) -> bytes:
+        """``text`` in this user's charset; for a telnet client, with every
+        0xFF byte doubled (RFC 854: IAC IAC is a data byte 255), which only
+        single-byte charsets such as latin-1 produce."""
+        data = text.encode(self.charset, "replace")
+        if self.telnet and self.charset != UTF8:
+            data = data.replace(b"\xff", b"\xff\xff")
+        return data
+
+    def speaks_telnet(self) -> None:
+        """The adapter saw telnet commands from this client."""
+        if not self.telnet:
+            self.telnet = True
+            self.set_sink(self._sink)
 
     def send(self, text: str) -> None:
         """One line of text to this user only, in its own charset."""
         if self.hub.pending:  # keep order with room lines queued before it
             self.hub.flush()
-        self._sink((text + "\r\n").encode(self.charset, "replace"))
+        self._sink(self.encode(text + "\r\n"))
 
     def write_lines(self, lines) -> None:
         if self.hub.pending:
             self.hub.flush()
-        self._sink("".join(line + "\r\n" for line in lines).encode(self.charset, "replace"))
+        self._sink(self.encode("".join(line + "\r\n" for line in lines)))
 
     def error(self, text: str) -> None:
         self.send(f"*** Error: {text}")

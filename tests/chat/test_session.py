@@ -239,3 +239,20 @@ def test_help_lists_every_command():
     from tekcos.chat import commands
     listed = {usage.split()[0][1:] for usage, _ in commands.HELP}
     assert listed == set(commands._HANDLERS) - {"neighbours"}   # the British alias
+
+
+def test_a_telnet_client_gets_byte_255_doubled_in_a_single_byte_charset(server):
+    # latin-1 "ÿ" is the byte 0xFF, which a telnet client reads as IAC.
+    a, b = server.user("a"), server.user("b")
+    b.type(b"\xff\xfb\x18" + b"/charset latin-1\r\n")    # IAC WILL TTYPE: speaks telnet
+    b.read("latin-1")
+    a.type("caf\u00e9 na\u00efve \u00ff\r\n".encode())
+    raw = b.transport.value()
+    assert b"na\xefve \xff\xff\r\n" in raw                # IAC IAC: the data byte 255
+    b.transport.clear()
+    # nc (no telnet) gets the byte as it is.
+    c = server.user("c")
+    c.type("/charset latin-1\r\n")
+    c.read("latin-1")
+    a.type("\u00ff\r\n".encode())
+    assert c.transport.value().endswith(b"<a> \xff\r\n")
