@@ -265,8 +265,9 @@ class UploadRequest(server.Request):
     def gotLength(self, length):
         channel = self.channel
         path = getattr(channel, "_path", b"") or b""
-        if getattr(channel, "_command", b"") == b"POST" and path.startswith(PREFIX):
-            uploads = channel.site.uploads
+        uploads = getattr(channel.site, "uploads", None)
+        if uploads is not None and getattr(channel, "_command", b"") == b"POST" \
+                and path.startswith(PREFIX):
             peer = channel.transport.getPeer() if channel.transport else None
             self.upload = uploads.redeem(self, path, getattr(peer, "host", None), length)
             if self.upload is None:

@@ -218,6 +218,9 @@ def test_web_downloads_serve_received_files_only(tmp_path):
         answer = yield threads.deferToThread(get, "/files/song.ogg")
         assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"\r\n\r\nla la")
         assert b"content-disposition: attachment" in answer.lower()
+        # No uploads on this site: a POST to /upload/ is just not found.
+        answer = yield threads.deferToThread(http, number, post("/upload/x", b"abc"))
+        assert answer.split(b"\r\n")[0].split()[1] == b"404"
         for hidden in ("/files/.0123456789abcdef.part", "/files/", "/files/..%2Fetc"):
             answer = yield threads.deferToThread(get, hidden)
             assert answer.split(b"\r\n")[0].split()[1] in (b"404", b"400"), (hidden, answer[:80])
