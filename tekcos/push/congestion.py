@@ -11,7 +11,8 @@ NewReno with SACK (RFC 6675) and QUIC (RFC 9002):
   per round trip: losses of packets sent before the reduction belong to the
   same event (QUIC's recovery period);
 * a loss while the round trip shows no queueing delay, and while under 10% of
-  recent packets are lost, is not taken as congestion (BBR's view: isolated
+  recent packets are lost (measured over at least 1,000 packets, and only
+  once 200 have been seen), is not taken as congestion (BBR's view: isolated
   random loss on a LAN is not a full queue), so a lossy but idle link is
   still used at full speed.  "Queueing delay" is judged on the smallest of
   the last few round-trip samples, as HyStart++ and BBR filter theirs: a
@@ -33,6 +34,8 @@ MINIMUM_WINDOW = 4
 BETA = 0.7
 BURST = 16                 # packets that may leave back to back
 RANDOM_LOSS = 0.1          # above this share of packets lost, loss is congestion anyway
+LOSS_SAMPLE = 1000         # packets the loss share is measured over, at least
+SHARE_EVIDENCE = 200       # packets seen before the share alone may mean congestion
 QUEUE_DELAY = 0.002        # seconds of round trip above the minimum that mean a queue
 RECENT_SAMPLES = 8         # round-trip samples whose minimum tells whether a queue stands
 
@@ -90,8 +93,8 @@ class Controller:
         self._count(lost=1)
         if sent_at <= self.recovery_start:
             return                        # the same congestion event
-        share = self.lost / (self.lost + self.acked)
-        if not self._queueing() and share < RANDOM_LOSS:
+        seen = self.lost + self.acked
+        if not self._queueing() and (seen < SHARE_EVIDENCE or self.lost / seen < RANDOM_LOSS):
             return                        # isolated random loss on an idle path
         self.recovery_start = now
         self.reductions += 1
@@ -101,7 +104,10 @@ class Controller:
     def _count(self, acked: int = 0, lost: int = 0) -> None:
         self.acked += acked
         self.lost += lost
-        if self.acked + self.lost > 4 * self.cwnd:   # about the last few round trips
+        # About the last few round trips, but never fewer than LOSS_SAMPLE
+        # packets: in a small window 5% random loss often looks like 10% and
+        # each cut would make the window, and the sample, smaller still.
+        if self.acked + self.lost > max(4 * self.cwnd, LOSS_SAMPLE):
             self.acked /= 2
             self.lost /= 2
 
