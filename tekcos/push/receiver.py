@@ -431,10 +431,21 @@ class Endpoint:
         bits = session.bits | 1
         run = (~bits & (bits + 1)).bit_length() - 1   # trailing ones
         try:
-            if run == 1 and session.part is not None:
+            part = session.part
+            if run == 1 and part is not None:
                 # The common case, inlined: one packet, straight to the file.
                 self.stats["bytes"] += len(payload)
-                session.part.append(payload)
+                part.append(payload)
+            elif part is not None:
+                # A hole just filled (after a loss, the usual case): the run
+                # behind it goes to the file in one step.
+                buffer = session.buffer
+                held = [payload]
+                held += [buffer.pop(s) for s in range(cum + 1, cum + run)]
+                size = sum(map(len, held))
+                self.buffered -= size - len(payload)
+                self.stats["bytes"] += size
+                part.extend(held, size)
             else:
                 buffer = session.buffer
                 self._consume(session, payload)

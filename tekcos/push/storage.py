@@ -116,6 +116,13 @@ class PartFile:
         if self.pending_len >= FLUSH_AT:
             self.flush()
 
+    def extend(self, chunks: list[bytes], size: int) -> None:
+        """Several in-order chunks of ``size`` bytes in all, as one append."""
+        self.pending += chunks
+        self.pending_len += size
+        if self.pending_len >= FLUSH_AT:
+            self.flush()
+
     def flush(self) -> None:
         self._check()
         if self.pending:
