@@ -6,6 +6,7 @@ import resource
 import socket
 import subprocess
 import tempfile
+from contextlib import contextmanager
 
 HOST = "127.0.0.1"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -14,22 +15,29 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BEFORE_ROUND = "97836ff"
 
 
-def add_baseline(parser) -> None:
-    """``--baseline REV`` (default: the revision before this round), or 'none'."""
+def file_bench_args(doc: str, mib: int = 200):
+    """The options of a benchmark that pushes one file: ``--mib`` and
+    ``--baseline REV`` (default: the revision before this round, or 'none')."""
+    import argparse
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--mib", type=int, default=mib)
     parser.add_argument("--baseline", default=BEFORE_ROUND,
                         help=f"git revision to compare with ({BEFORE_ROUND}), or 'none'")
+    return parser.parse_args()
 
 
-def write_random(f, mib: int) -> str:
-    """Fill ``f`` with ``mib`` MiB of random bytes; returns their SHA-256."""
+@contextmanager
+def random_file(mib: int):
+    """A temporary file of ``mib`` MiB of random bytes: (path, SHA-256)."""
     import hashlib
     digest = hashlib.sha256()
-    for _ in range(mib):
-        block = os.urandom(1 << 20)
-        f.write(block)
-        digest.update(block)
-    f.flush()
-    return digest.hexdigest()
+    with tempfile.NamedTemporaryFile(prefix="tekcos-bench-", suffix=".bin") as f:
+        for _ in range(mib):
+            block = os.urandom(1 << 20)
+            f.write(block)
+            digest.update(block)
+        f.flush()
+        yield f.name, digest.hexdigest()
 
 
 def free_port() -> int:

@@ -12,7 +12,6 @@ Traffic stays on 127.0.0.1.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import socket
 import statistics
@@ -21,7 +20,7 @@ import sys
 import tempfile
 import time
 
-from common import HOST, ROOT, add_baseline, drop_worktree, free_port, worktree, write_random
+from common import HOST, ROOT, drop_worktree, file_bench_args, free_port, random_file, worktree
 
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 
@@ -96,20 +95,16 @@ def measure(code_dir: str, source: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mib", type=int, default=200)
-    add_baseline(parser)
-    args = parser.parse_args()
-    with tempfile.NamedTemporaryFile(prefix="tekcos-bench-", suffix=".bin") as source:
-        write_random(source, args.mib)
+    args = file_bench_args(__doc__)
+    with random_file(args.mib) as (source, _):
         runs = {}
         if args.baseline != "none":
             tree = worktree(args.baseline)
             try:
-                runs[f"baseline {args.baseline}"] = measure(tree, source.name)
+                runs[f"baseline {args.baseline}"] = measure(tree, source)
             finally:
                 drop_worktree(tree)
-        runs["tekcos (this tree)"] = measure(ROOT, source.name)
+        runs["tekcos (this tree)"] = measure(ROOT, source)
     print(f"chat round trip (ms) while a {args.mib} MiB push arrives over loopback")
     print(f"{'':24}{'idle p50/p99/max':>24}{'during push p50/p99/max':>28}{'push MB/s':>11}")
     for name, r in runs.items():

@@ -17,7 +17,6 @@ that uses loopback meanwhile: run it on an otherwise idle machine).
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -28,7 +27,7 @@ import sys
 import tempfile
 import time
 
-from common import HOST, ROOT, add_baseline, drop_worktree, free_port, worktree, write_random
+from common import HOST, ROOT, drop_worktree, file_bench_args, free_port, random_file, worktree
 
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 
@@ -104,22 +103,18 @@ def measure(code_dir: str, source: str, sha: str, how: signal.Signals) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mib", type=int, default=200)
-    add_baseline(parser)
-    args = parser.parse_args()
-    with tempfile.NamedTemporaryFile(prefix="tekcos-bench-", suffix=".bin") as source:
-        sha = write_random(source, args.mib)
+    args = file_bench_args(__doc__)
+    with random_file(args.mib) as (source, sha):
         runs = {}
         if args.baseline != "none":
             tree = worktree(args.baseline)
             try:
-                runs[f"baseline {args.baseline}, SIGKILL"] = measure(tree, source.name, sha,
+                runs[f"baseline {args.baseline}, SIGKILL"] = measure(tree, source, sha,
                                                                      signal.SIGKILL)
             finally:
                 drop_worktree(tree)
         for how in (signal.SIGKILL, signal.SIGINT):
-            runs[f"this tree, {how.name}"] = measure(ROOT, source.name, sha, how)
+            runs[f"this tree, {how.name}"] = measure(ROOT, source, sha, how)
     print(f"a {args.mib} MiB push killed at about half, then run again (loopback)")
     print(f"{'':28}{'on server':>10}{'2nd run on wire':>17}{'data sent':>11}"
           f"{'resumed':>9}{'seconds':>9}{'verified':>10}")

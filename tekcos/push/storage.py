@@ -125,6 +125,9 @@ class PartFile:
 
     def flush(self) -> None:
         self._check()
+        self._submit_pending()
+
+    def _submit_pending(self) -> None:
         if self.pending:
             data = b"".join(self.pending)
             self.pending, self.pending_len = [], 0
@@ -161,10 +164,7 @@ class PartFile:
         """Keep what arrived for a later run: the worker writes what is
         queued, syncs it and records a checkpoint (or removes the file if
         that fails or it is not resumable)."""
-        if self.pending:
-            data = b"".join(self.pending)
-            self.pending, self.pending_len = [], 0
-            self.worker.submit(self._write, data)
+        self._submit_pending()
         self.worker.submit(self._suspend)
 
     def _check(self) -> None:

@@ -34,8 +34,6 @@ from tekcos.chat.session import UTF8, ChatSession
 
 CONTROL = "\x00"
 STATE_DELAY = 0.25       # seconds: state updates are coalesced
-MAX_MEMBERS_SHOWN = 500
-MAX_ROOMS_SHOWN = 100
 
 
 _HANDSHAKE = ("http_headers", "http_request_data", "http_response_data", "http_status_line",

@@ -1,7 +1,9 @@
 """The Twisted adapters with FakeDatagramTransport and task.Clock."""
+import errno
 import hashlib
 import os
 import socket
+import struct
 
 import pytest_twisted
 from twisted.internet.task import Clock
@@ -172,11 +174,9 @@ class SegmentingSocket:
         self.trains = []
 
     def sendmsg(self, buffers, ancillary):
-        import errno as errno_module
-        import struct
         if self.errors:
             code = self.errors.pop(0)
-            raise OSError(code, errno_module.errorcode[code])
+            raise OSError(code, errno.errorcode[code])
         [(level, kind, size)] = ancillary
         assert (level, kind) == (socket.SOL_UDP, 103)
         size = struct.unpack("=H", size)[0]
@@ -193,35 +193,30 @@ def with_gso(client, errors=()):
     return client.transport.socket
 
 
-def test_bursts_leave_in_trains_of_at_most_sixteen(tmp_path):
+def push_with_gso(tmp_path, errors=()):
+    """A 6,000-byte push through a kernel with GSO that raises ``errors``
+    first; returns the client and its socket."""
     data = os.urandom(6_000)
     clock, server, client = make_pair(tmp_path, data)
-    gso = with_gso(client)
+    gso = with_gso(client, errors)
     client.begin()
     pump(clock, server, client)
-    assert client.done.called and client.core.status == "delivered"
-    assert (tmp_path / "x.bin").read_bytes() == data
+    assert client.core.status == "delivered" and (tmp_path / "x.bin").read_bytes() == data
+    return client, gso
+
+
+def test_bursts_leave_in_trains_of_at_most_sixteen(tmp_path):
+    client, gso = push_with_gso(tmp_path)
+    assert client.done.called
     assert gso.trains and max(gso.trains) <= 16 and sum(gso.trains) >= 50
 
 
 def test_without_gso_in_the_kernel_datagrams_go_one_by_one(tmp_path):
-    import errno
-    data = os.urandom(6_000)
-    clock, server, client = make_pair(tmp_path, data)
-    gso = with_gso(client, errors=[errno.EIO])
-    client.begin()
-    pump(clock, server, client)
-    assert client.core.status == "delivered" and (tmp_path / "x.bin").read_bytes() == data
+    client, gso = push_with_gso(tmp_path, errors=[errno.EIO])
     assert gso.trains == [] and client._gso is False
 
 
 def test_a_full_socket_buffer_keeps_the_train_for_later(tmp_path):
-    import errno
-    data = os.urandom(6_000)
-    clock, server, client = make_pair(tmp_path, data)
-    gso = with_gso(client, errors=[errno.EAGAIN])
-    client.begin()
-    pump(clock, server, client)
-    assert client.core.status == "delivered" and (tmp_path / "x.bin").read_bytes() == data
+    client, gso = push_with_gso(tmp_path, errors=[errno.EAGAIN])
     assert client._gso is True and gso.trains
     assert client.core.retransmits == 0      # kept and sent, not lost and repeated
