@@ -1,15 +1,15 @@
 """UDP push benchmark: tekcos against a plain TCP stream, through loss.
 
 Builds two network namespaces joined by a veth pair (offloads off, so that
-nftables' loss applies per frame), and for each loss rate pushes a file with
-``tekcos push`` to ``twistd tekcos`` and copies it with a plain TCP stream
-(Python sendfile -> recv into a file) in the same invocation.  Prints MB/s,
+nftables' loss applies per frame), and run after run, for each loss rate in
+turn, pushes a file with ``tekcos push`` to ``twistd tekcos`` and copies it
+with a plain TCP stream (Python sendfile -> recv into a file).  Prints MB/s,
 the tekcos/TCP ratio, tekcos's figure against its own 0% figure, and
 retransmitted bytes against the payload bytes nftables dropped.
 
 With ``--baseline REV`` a checkout of REV runs too (its own server on the
-next port), its push alternating with this tree's in every run, so that a
-noisy machine affects both alike.
+next port), its push alternating with this tree's in every run (which goes
+first alternates too), so that a noisy machine affects both alike.
 
 Needs root, iproute2, nftables (and ethtool for the offloads).
 Usage: sudo python bench/transfer.py [--mib 100] [--loss 0 1 5] [--runs 1] [--baseline REV]
@@ -72,6 +72,23 @@ def offloads_off(lab, ns, dev):
     return False
 
 
+def set_loss(lab, *ends, loss: float = 0.0) -> None:
+    """Drop ``loss`` % of the UDP and TCP frames arriving at each (ns, dev) end.
+
+    The rules are there at 0% too (dropping nothing): every frame then costs
+    the same nftables work at every loss rate, work that is the loss
+    emulation's, charged to whichever process sends the frame, and not a
+    lossy LAN's.  So "vs own 0%" compares the protocols' answers to loss,
+    not the instrument's cost."""
+    for ns, dev in ends:
+        lab.clear_loss(ns)
+        lab.drop_udp(ns, dev, loss)
+        # The TCP stream meets the same loss.
+        lab.exec(ns, "nft", "add", "rule", "netdev", "tekcos_loss", f"ingress_{dev}",
+                 "ether", "type", "ip", "ip", "protocol", "tcp", "numgen", "random",
+                 "mod", "10000", "<", str(int(round(loss * 100))), "drop")
+
+
 def tcp_copy(lab, client, server, src, dst) -> float:
     recv = lab.popen(server, [sys.executable, "-c", TCP_RECEIVER, SERVER, "9100", dst],
                      stdout=subprocess.PIPE, text=True)
@@ -107,59 +124,55 @@ def main() -> None:
     with open(src, "wb") as f:
         for _ in range(args.mib):
             f.write(os.urandom(1 << 20))
-    rows = []
+    results = {loss: {"tek": {name: [] for name, _, _ in trees}, "tcp": [], "retx": []}
+               for loss in args.loss}
     try:
-        for loss in args.loss:
-            with netlab.Lab() as lab:
-                client, server = lab.ns("c"), lab.ns("s")
-                dev_c, dev_s = lab.link(client, f"{CLIENT}/24", server, f"{SERVER}/24")
-                offloaded = offloads_off(lab, client, dev_c) and offloads_off(lab, server, dev_s)
-                if loss:
-                    lab.drop_udp(client, dev_c, loss)
-                    lab.drop_udp(server, dev_s, loss)
-                    # The TCP stream meets the same loss.
-                    for ns, dev in ((client, dev_c), (server, dev_s)):
-                        threshold = int(round(loss * 100))
-                        lab.exec(ns, "nft", "add", "rule", "netdev", "tekcos_loss",
-                                 f"ingress_{dev}", "ether", "type", "ip", "ip", "protocol",
-                                 "tcp", "numgen", "random", "mod", "10000", "<",
-                                 str(threshold), "drop")
-                for name, tree, port in trees:
-                    downloads = os.path.join(work, f"dl-{loss}-{port}")
-                    log = open(os.path.join(work, f"server-{loss}-{port}.log"), "w")
-                    lab.popen(server, TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos",
-                                                "--port", str(port), "--downloads", downloads,
-                                                "--max-file-size", str(1 << 40)],
-                              stdout=log, stderr=subprocess.STDOUT, cwd=tree)
-                    for _ in range(100):
-                        if f":{port} " in lab.exec(server, "ss", "-Huln"):
-                            break
-                        time.sleep(0.1)
-                tek = {name: [] for name, _, _ in trees}
-                tcp, ratio_rx = [], []
-                for run in range(args.runs):
-                    for name, tree, port in trees:
-                        before = lab.dropped(server)[0] if loss else 0
+        with netlab.Lab() as lab:
+            client, server = lab.ns("c"), lab.ns("s")
+            dev_c, dev_s = lab.link(client, f"{CLIENT}/24", server, f"{SERVER}/24")
+            offloaded = offloads_off(lab, client, dev_c) and offloads_off(lab, server, dev_s)
+            for name, tree, port in trees:
+                downloads = os.path.join(work, f"dl-{port}")
+                log = open(os.path.join(work, f"server-{port}.log"), "w")
+                lab.popen(server, TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos",
+                                            "--port", str(port), "--downloads", downloads,
+                                            "--max-file-size", str(1 << 40)],
+                          stdout=log, stderr=subprocess.STDOUT, cwd=tree)
+                for _ in range(100):
+                    if f":{port} " in lab.exec(server, "ss", "-Huln"):
+                        break
+                    time.sleep(0.1)
+            # Loss rates alternate run by run (and trees push by push), so
+            # that a machine busier at one moment than another weighs on
+            # every figure alike, the "vs own 0%" ratio included.
+            for run in range(args.runs):
+                for loss in args.loss:
+                    set_loss(lab, (client, dev_c), (server, dev_s), loss=loss)
+                    got = results[loss]
+                    # Which tree goes first alternates too.
+                    for name, tree, port in (trees if run % 2 == 0 else trees[::-1]):
+                        before = lab.dropped(server)[0]
                         record = tekcos_push(lab, client, src, tree, port)
-                        lost_packets = (lab.dropped(server)[0] - before) if loss else 0
-                        tek[name].append(record["mb_per_s"])
+                        lost_packets = lab.dropped(server)[0] - before
+                        got["tek"][name].append(record["mb_per_s"])
                         lost_payload = lost_packets * 1400
                         if lost_payload and tree == ROOT:
-                            ratio_rx.append(record["retransmitted_bytes"] / lost_payload)
-                        downloads = os.path.join(work, f"dl-{loss}-{port}")
+                            got["retx"].append(record["retransmitted_bytes"] / lost_payload)
+                        downloads = os.path.join(work, f"dl-{port}")
                         os.unlink(os.path.join(downloads, os.listdir(downloads)[0]))
-                    tcp.append(tcp_copy(lab, client, server, src,
-                                        os.path.join(work, f"tcp-{loss}-{run}.bin")))
-                rows.append((loss, statistics.median(tek["this tree"]), statistics.median(tcp),
-                             statistics.median(ratio_rx) if ratio_rx else None, offloaded,
-                             {n: statistics.median(v) for n, v in tek.items()}))
+                    got["tcp"].append(tcp_copy(lab, client, server, src,
+                                               os.path.join(work, "tcp.bin")))
+        rows = [(loss, statistics.median(got["tek"]["this tree"]), statistics.median(got["tcp"]),
+                 statistics.median(got["retx"]) if got["retx"] else None, offloaded,
+                 {n: statistics.median(v) for n, v in got["tek"].items()})
+                for loss, got in results.items()]
     finally:
         shutil.rmtree(work, ignore_errors=True)
         for name, tree, _ in trees:
             if tree != ROOT:
                 drop_worktree(tree)
     base = rows[0][1] if rows and rows[0][0] == 0 else None
-    print(f"{args.mib} MiB, median of {args.runs} run(s) per loss rate "
+    print(f"{args.mib} MiB, median of {args.runs} run(s) per loss rate, loss rates alternating "
           f"(offloads {'off' if all(r[4] for r in rows) else 'ON: ethtool missing'})")
     print(f"{'loss':>6} {'tekcos MB/s':>12} {'TCP MB/s':>10} {'tekcos/TCP':>11} "
           f"{'vs own 0%':>10} {'retx/lost':>10}")
@@ -167,6 +180,9 @@ def main() -> None:
         own = f"{tek / base:.2f}" if base else "-"
         rr = f"{retx:.2f}" if retx is not None else "-"
         print(f"{loss:>5g}% {tek:>12.1f} {tcp:>10.1f} {tek / tcp:>11.2f} {own:>10} {rr:>10}")
+    for loss, got in results.items():
+        for name, figures in got["tek"].items():
+            print(f"{loss:>5g}% {name}, run by run: " + " ".join(f"{f:.1f}" for f in figures))
     if args.baseline:
         name = trees[0][0]
         print(f"{'loss':>6} {name + ' MB/s':>24} {'this tree MB/s':>15} {'ratio':>6}")

@@ -135,6 +135,11 @@ table netdev tekcos_loss {{
 """
         self.exec(ns, "nft", "-f", "-", input=rules)
 
+    def clear_loss(self, ns: str) -> None:
+        """Remove every drop rule of drop_udp/drop_arp in ``ns`` (if any)."""
+        subprocess.run(["ip", "netns", "exec", ns, "nft", "delete", "table", "netdev",
+                        "tekcos_loss"], capture_output=True)
+
     def dropped(self, ns: str) -> tuple[int, int]:
         """(packets, bytes) dropped by drop_udp rules in ``ns``."""
         out = self.exec(ns, "nft", "list", "table", "netdev", "tekcos_loss")

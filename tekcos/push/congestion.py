@@ -14,7 +14,8 @@ NewReno with SACK (RFC 6675) and QUIC (RFC 9002):
   recent packets are lost (measured over at least 1,000 packets, and only
   once 200 have been seen), is not taken as congestion (BBR's view: isolated
   random loss on a LAN is not a full queue), so a lossy but idle link is
-  still used at full speed.  "Queueing delay" is judged on the smallest of
+  still used at full speed; a cut made on the loss share alone starts the
+  share's measurement afresh.  "Queueing delay" is judged on the smallest of
   the last few round-trip samples, as HyStart++ and BBR filter theirs: a
   standing queue raises them all, while a busy host that answers late once
   (a scheduler hiccup on a loaded machine) raises only one;
@@ -94,8 +95,13 @@ class Controller:
         if sent_at <= self.recovery_start:
             return                        # the same congestion event
         seen = self.lost + self.acked
-        if not self._queueing() and (seen < SHARE_EVIDENCE or self.lost / seen < RANDOM_LOSS):
-            return                        # isolated random loss on an idle path
+        if not self._queueing():
+            if seen < SHARE_EVIDENCE or self.lost / seen < RANDOM_LOSS:
+                return                    # isolated random loss on an idle path
+            # Cut on the loss share alone: that evidence is used up.  Kept,
+            # it would cut again every round trip until enough new packets
+            # dilute it, and a smaller window takes more round trips to do so.
+            self.acked = self.lost = 0.0
         self.recovery_start = now
         self.reductions += 1
         self.ssthresh = max(float(MINIMUM_WINDOW), self.cwnd * BETA)

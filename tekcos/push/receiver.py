@@ -472,8 +472,9 @@ class Endpoint:
     def _complete(self, session: Session, now: float) -> None:
         """Every packet arrived.  A message is checked at once; a file once
         the disk worker has written, hashed, fsynced and linked it
-        (:meth:`poll`, which runs whenever the worker wakes the adapter)."""
-        self.acks.pop(session.token, None)
+        (:meth:`poll`, which runs whenever the worker wakes the adapter).
+        Meanwhile the sender gets its last ACK (it has nothing left to
+        resend: without it, it would take the wait for a lost ACK)."""
         if session.part is None:
             if session.hasher.hexdigest() != session.sha256:
                 self._mismatch(session, now)

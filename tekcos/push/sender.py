@@ -10,13 +10,20 @@ Drive it like aioquic's connection::
 
 Each in-flight packet has its own logical timer (a heap entry); its timeout
 is the RFC 6298 RTO backed off by that packet's own retransmission count.
-A packet is also resent as soon as three packets sent after it are
-acknowledged (fast retransmit).  The sender never has a packet in flight at or
-beyond ``cumulative ack + the receiver's advertised window``.
+A packet is lost, and resent at once, when three packets sent after it are
+acknowledged (fast retransmit), or when one sent a reordering window after it
+is (RACK's time threshold, RFC 8985).  When packets sent once time out, only
+the oldest is resent, as a probe (RFC 9002's probe timeout): what may have
+been lost is the acknowledgement, and the probe's answer tells which of the
+others are missing.  A resent packet that times out again is lost.  The
+sender never has a packet in flight at or beyond ``cumulative ack + the
+receiver's advertised window``.
 """
 from __future__ import annotations
 
 import heapq
+from collections import deque
+from itertools import compress, repeat
 from typing import Callable
 
 from tekcos.push import wire
@@ -28,6 +35,23 @@ WAITING = "waiting"          # the receiver is busy: offer again at retry_at
 MAX_RETRY_AFTER = 60.0
 DELIVERED, REJECTED, FAILED = "delivered", "rejected", "failed"
 DUP_THRESHOLD = 3
+# Until a round trip is measured.  An answer on a LAN takes milliseconds; at
+# 0.5 s a lost OFFER or ACCEPT (5% each way on a lossy link) cost half a
+# second, a second loss a second more, on pushes that take under one.
+INITIAL_RTO = 0.2
+
+
+_DIGITS = bytes.maketrans(b"01", b"\x00\x01")
+
+
+def _ones(mask: int, offset: int):
+    """``offset + i`` for every bit i set in ``mask`` (a non-negative
+    int), in increasing order; done in C, as a bitmap can hold thousands."""
+    if not mask:
+        return ()
+    low = (mask & -mask).bit_length() - 1     # skip the zeros below (often thousands)
+    digits = bin(mask >> low)[:1:-1].encode().translate(_DIGITS)   # least significant first
+    return compress(range(offset + low, offset + low + len(digits)), digits)
 
 
 class Sender:
@@ -51,7 +75,7 @@ class Sender:
         # instead of after a whole window has been written out.
         self.burst = burst
         self.timeout = timeout
-        self.rtt = rtt or RttEstimator(initial_rto=0.5)
+        self.rtt = rtt or RttEstimator(initial_rto=INITIAL_RTO)
         self.cc = Controller(maximum=window)
         self.state = OFFERING
         self.status: str | None = None
@@ -65,11 +89,13 @@ class Sender:
         self.sacked = 0          # bit i: packet base + i acknowledged selectively
         self.next_seq = 0        # next packet never sent
         self.sent_at: dict[int, float] = {}   # unacknowledged packets: last send time
-        self.retries: dict[int, int] = {}     # packets sent more than once
+        self.retries: dict[int, int] = {}     # times resent (read only while in sent_at)
+        self.resent: deque[tuple[float, int]] = deque()   # (when, seq), in resend order
         self.timers: list[tuple[float, int, int]] = []  # (deadline, seq, retries)
         self.resend: list[int] = []
         self.fast_mark = 0
         self.retransmits = 0
+        self.probes = 0               # timeouts answered with a probe
         self.retransmitted_bytes = 0
         self.sent_bytes = 0           # DATA payload sent, retransmissions included
         self.resumed_bytes = 0        # what the receiver already had
@@ -139,7 +165,9 @@ class Sender:
             except wire.Malformed:
                 return
             if self.state == OFFERING and self.control_tries == 1:
-                self.rtt.sample(now - self.control_sent)   # Karn: an OFFER sent once
+                sample = now - self.control_sent          # Karn: an OFFER sent once
+                self.rtt.sample(sample)
+                self.cc.on_rtt(sample)
             if kind == wire.REJECT:
                 self._rejected(body, now)
                 return
@@ -201,6 +229,7 @@ class Sender:
         self.fast_mark = 0
         self.sent_at.clear()
         self.retries.clear()
+        self.resent.clear()
         self.timers.clear()
         self.resend.clear()
         self.control.clear()
@@ -249,43 +278,47 @@ class Sender:
             self.last_progress = now
             self.cc.on_ack(in_flight - len(self.sent_at))
         self._mark_holes_lost(now)
+        self._mark_late_lost(latest, now)
         self._mark_retransmissions_lost(latest, now)
         if self.base >= self.total and self.state == SENDING:
             self.state = CONFIRMING
             self.control_tries = 0
             self._send_control(now)
 
-    def _forget(self, seq: int, latest: float) -> float:
-        t = self.sent_at.pop(seq, 0.0)
-        self.retries.pop(seq, None)
-        return t if t > latest else latest
-
     def _retire(self, cumulative: int, bits: int) -> float:
         """Forget every packet the ACK covers (cumulatively or selectively).
         Returns the send time of the most recently sent one, 0.0 if none was
         newly acknowledged."""
         base = self.base
-        latest = 0.0
-        progressed = False
+        sacked = self.sacked
+        newly: list = []
         if cumulative > base:
-            for seq in range(base, cumulative):
-                latest = self._forget(seq, latest)
-            self.sacked >>= cumulative - base
+            if sacked:
+                # Those acknowledged selectively were forgotten then.
+                newly.append(_ones(~sacked & ((1 << (cumulative - base)) - 1), base))
+            else:
+                newly.append(range(base, cumulative))
+            sacked >>= cumulative - base
             self.base = base = cumulative
-            progressed = True
         # Bitmap relative to our base (bit 0 = base itself).
         shift = cumulative - base + 1
         rel = bits << shift if shift >= 0 else bits >> -shift
-        new = rel & ~self.sacked
+        new = rel & ~sacked
         if new:
-            self.sacked |= new
-            progressed = True
-            while new:
-                low = new & -new
-                latest = self._forget(base + low.bit_length() - 1, latest)
-                new ^= low
+            sacked |= new
+            newly.append(_ones(new, base))
+        self.sacked = sacked
+        if not newly:
+            return 0.0
+        sent_at = self.sent_at
+        latest = max(max(map(sent_at.pop, seqs, repeat(0.0)), default=0.0) for seqs in newly)
+        # The retransmission counts of acknowledged packets are never read
+        # again (every reader looks at sent_at first): forgotten in bulk.
+        retries = self.retries
+        if len(retries) > 2 * len(sent_at) + 1024:
+            self.retries = {seq: n for seq, n in retries.items() if seq in sent_at}
         # A packet whose send time is unknown still counts as progress.
-        return (latest or 1e-9) if progressed else 0.0
+        return latest or 1e-9
 
     def _lost(self, seq: int, now: float) -> None:
         self.resend.append(seq)
@@ -316,15 +349,40 @@ class Sender:
             holes ^= low
         self.fast_mark = limit
 
+    def _mark_late_lost(self, latest: float, now: float) -> None:
+        """RACK's time threshold for packets sent once: one still
+        unacknowledged when a packet sent a reordering window after it has
+        been acknowledged is lost (on a path that keeps order it cannot
+        still be on its way).  Packets sent once went out in sequence order,
+        so the look starts where the last one stopped (fast_mark)."""
+        if latest <= 0.001:
+            return
+        horizon = latest - max(0.001, (self.rtt.srtt or 0.0) / 4)
+        sent_at, retries = self.sent_at, self.retries
+        seq = max(self.fast_mark, self.base)
+        end = self.next_seq
+        while seq < end:
+            t = sent_at.get(seq)
+            if t is not None and seq not in retries:
+                if t >= horizon:
+                    break
+                self._lost(seq, now)
+            seq += 1
+        self.fast_mark = seq
+
     def _mark_retransmissions_lost(self, latest: float, now: float) -> None:
         """A resent packet can be lost again.  RACK-style: it is, once a
-        packet sent a reordering window after it has been acknowledged."""
-        if not self.retries or not latest:
+        packet sent a reordering window after it has been acknowledged.
+        Resent packets wait in the order they were resent, so only the
+        oldest are looked at."""
+        resent = self.resent
+        if not resent or not latest:
             return
         reo = max(0.001, (self.rtt.srtt or 0.0) / 4)
         sent_at = self.sent_at
-        for seq in self.retries:
-            if sent_at.get(seq, latest) + reo < latest:
+        while resent and resent[0][0] + reo < latest:
+            when, seq = resent.popleft()
+            if sent_at.get(seq) == when:     # not acknowledged, nor resent since
                 self._lost(seq, now)
 
     def datagrams_to_send(self, now: float) -> list[bytes]:
@@ -340,6 +398,7 @@ class Sender:
                     count = retries.get(seq, 0) + 1
                     retries[seq] = count
                     sent_at[seq] = now
+                    self.resent.append((now, seq))
                     data = read(seq * psize, psize)
                     out.append(wire.encode(wire.DATA, token, seq, data))
                     heapq.heappush(timers, (now + self.rtt.backoff(count), seq, count))
@@ -425,15 +484,25 @@ class Sender:
         # building up at a bottleneck delays packets without losing them.
         rtt = self.rtt
         patience = max(rtt.srtt or 0.0, rtt.latest or 0.0) * 9 / 8 + 0.001
+        probed = False
         while timers and timers[0][0] <= now:
             when, seq, count = heapq.heappop(timers)
-            if seq in sent_at and retries.get(seq, 0) == count:
-                if now < sent_at[seq] + patience:
-                    heapq.heappush(timers, (sent_at[seq] + patience, seq, count))
-                    continue
-                if count and now - self.last_progress > 3 * rtt.rto:
+            if seq not in sent_at or retries.get(seq, 0) != count:
+                continue      # stale: acknowledged or resent since
+            if now < sent_at[seq] + patience:
+                heapq.heappush(timers, (sent_at[seq] + patience, seq, count))
+            elif count:
+                if now - self.last_progress > 3 * rtt.rto:
                     # Its retransmission timed out too and nothing has been
                     # acknowledged for three timeouts: persistent congestion
                     # (RFC 9002), not one more random loss.
                     self.cc.on_persistent_congestion(now)
                 self._lost(seq, now)
+            elif not probed:
+                # A probe, not a loss: a lost ACK for a whole flight (one
+                # ACK answers a burst) must not look like a lost flight.
+                self.resend.append(seq)
+                self.probes += 1
+                probed = True
+            else:
+                heapq.heappush(timers, (now + rtt.rto, seq, 0))

@@ -117,3 +117,18 @@ def test_random_loss_in_a_small_window_does_not_spiral_down():
             cc.on_ack(1)
     assert cc.reductions == 0 and cc.cwnd > 20
     assert LOSS_SAMPLE >= 1000
+
+
+def test_a_cut_on_the_loss_share_alone_uses_that_evidence_up():
+    # A burst of losses on an idle path (no queue): one cut.  The losses
+    # that follow at once, while few new packets have been seen, do not cut
+    # again round trip after round trip (the spiral a small window makes).
+    cc = warmed(cwnd=200.0)
+    cc.on_ack(200)
+    for i in range(40):
+        cc.on_loss(sent_at=1.0 + i * 1e-3, now=1.5)
+    assert cc.reductions == 1
+    for i in range(20):
+        cc.on_ack(5)
+        cc.on_loss(sent_at=2.0 + i, now=2.5 + i)    # each a new round trip
+    assert cc.reductions == 1

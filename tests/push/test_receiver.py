@@ -2,12 +2,14 @@
 import hashlib
 import os
 import re
+from concurrent.futures import Future
 
 import pytest
 
 from tekcos import hello
 from tekcos.push import wire
 from tekcos.push.receiver import Endpoint, Limits
+from tekcos.push.worker import DiskWorker
 from tests.fakes import Disk
 
 PEER = ("127.0.0.9", 5555)
@@ -348,3 +350,41 @@ def test_reordering_memory_is_capped_across_transfers(tmp_path):
     assert ep.buffered == 0
     assert [k for (k, *_), _ in out(ep)][-1] == wire.DONE
     assert (tmp_path / "a.bin").read_bytes() == data
+
+
+class HeldWorker(DiskWorker):
+    """Runs disk jobs only when the test says so (a slow disk)."""
+
+    def __init__(self):
+        super().__init__(threaded=False)
+        self.held = []
+
+    def submit(self, job, *args):
+        future = Future()
+        self.held.append((future, job, args))
+        return future
+
+    def run_all(self):
+        while self.held:
+            future, job, args = self.held.pop(0)
+            future.set_result(job(*args))
+
+
+def test_the_last_ack_goes_out_while_the_file_is_still_being_published(tmp_path):
+    worker = HeldWorker()
+    disk = Disk(tmp_path)
+    disk.worker = worker
+    ep = Endpoint(disk, Limits(window=8, payload=100))
+    data = os.urandom(250)
+    ep.receive_datagram(offer(data=data), PEER, 0.0)
+    token = wire.decode_json(wire.decode(ep.datagrams_to_send(0.0)[0][0])[3])["token"]
+    send_data(ep, token, data, [0, 1, 2])
+    # Written, hashed and fsynced later: the sender still learns at once
+    # that nothing is missing, so it does not wait and resend.
+    [((kind, _, cum, payload), _)] = out(ep)
+    assert (kind, wire.decode_ack(cum, payload)[0]) == (wire.ACK, 3)
+    assert ep.publishing
+    worker.run_all()
+    ep.poll(0.01)
+    [((kind, _, _, body), _)] = out(ep, 0.01)
+    assert kind == wire.DONE and wire.decode_json(body)["sha256"] == hashlib.sha256(data).hexdigest()

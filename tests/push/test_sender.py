@@ -4,6 +4,7 @@ import hashlib
 from tekcos.push import wire
 from tekcos.push.sender import (
     CONFIRMING,
+    INITIAL_RTO,
     DELIVERED,
     FAILED,
     REJECTED,
@@ -44,12 +45,12 @@ def test_offer_is_padded_and_retransmitted_with_backoff():
     assert (kind, session) == (wire.OFFER, 42) and len(payload) >= 200
     offer = wire.decode_json(payload)
     assert offer["name"] == "f.bin" and offer["size"] == 1000 and offer["kind"] == "file"
-    assert s.get_timer() == 0.5                      # initial RTO
-    s.handle_timer(0.5)
-    assert [d[0] for d in decoded(s.datagrams_to_send(0.5))] == [wire.OFFER]
-    assert s.get_timer() == 0.5 + 1.0                # backed off
-    s.handle_timer(1.2)
-    assert s.datagrams_to_send(1.2) == []            # not yet
+    assert s.get_timer() == INITIAL_RTO               # initial RTO
+    s.handle_timer(INITIAL_RTO)
+    assert [d[0] for d in decoded(s.datagrams_to_send(INITIAL_RTO))] == [wire.OFFER]
+    assert s.get_timer() == 3 * INITIAL_RTO          # backed off
+    s.handle_timer(2.5 * INITIAL_RTO)
+    assert s.datagrams_to_send(2.5 * INITIAL_RTO) == []   # not yet
 
 
 def test_reject_finishes_with_the_reason():
@@ -83,7 +84,7 @@ def test_window_is_respected_and_slides():
     assert [q for _, _, q, _ in decoded(s.datagrams_to_send(0.003))] == [5]
 
 
-def test_each_packet_has_its_own_timer_and_backoff():
+def test_a_timeout_resends_the_oldest_as_a_probe_and_its_answer_tells_the_rest():
     s = make(size=300, window=8)
     s.start(0.0)
     s.datagrams_to_send(0.0)
@@ -94,10 +95,48 @@ def test_each_packet_has_its_own_timer_and_backoff():
     assert s.get_timer() == 0.010 + rto
     s.handle_timer(0.010 + rto)
     resent = decoded(s.datagrams_to_send(0.010 + rto))
-    assert sorted(q for _, _, q, _ in resent) == [0, 1]
-    assert s.retransmits == 2
-    # The resent packets back off on their own: twice the (current) RTO.
-    assert s.get_timer() == 0.010 + rto + 2 * s.rtt.rto
+    assert [q for _, _, q, _ in resent] == [0]        # one probe, the oldest
+    assert (s.retransmits, s.probes, s.cc.lost) == (1, 1, 0)
+    # Packet 1 waits one more timeout for the probe's answer (the probe
+    # itself backs off on its own: twice the RTO).
+    assert s.get_timer() == 0.010 + rto + s.rtt.rto
+    assert (0.010 + rto + 2 * s.rtt.rto, 0, 1) in s.timers
+    # Its answer: 0 arrived, 1 did not although sent long before the probe.
+    ack(s, 1, 0, bits=0b1, now=0.011 + rto)
+    assert [q for _, _, q, _ in decoded(s.datagrams_to_send(0.011 + rto))] == [1]
+    assert s.cc.lost == 1
+
+
+def test_a_lost_ack_for_a_whole_flight_costs_one_probe_and_no_cut():
+    s = make(size=1000, window=16)
+    s.start(0.0)
+    s.datagrams_to_send(0.0)
+    accept(s, 0.010)
+    cwnd = s.cc.cwnd
+    s.datagrams_to_send(0.010)                        # 0..9, their one ACK is lost
+    now = s.get_timer()
+    s.handle_timer(now)
+    assert [q for _, _, q, _ in decoded(s.datagrams_to_send(now))] == [0]
+    s.handle_timer(now + 0.001)                       # the others wait for the answer
+    assert s.datagrams_to_send(now + 0.001) == []
+    ack(s, 10, 0, now=now + 0.002)                    # everything had arrived
+    assert s.state == CONFIRMING
+    assert (s.retransmits, s.cc.lost, s.cc.reductions) == (1, 0, 0)
+    assert s.cc.cwnd >= cwnd
+
+
+def test_packets_sent_well_before_an_acknowledged_one_are_lost_at_once():
+    s = make(size=1000, window=16)
+    s.start(0.0)
+    s.datagrams_to_send(0.0)
+    accept(s, 0.010)
+    s.burst = 4
+    s.datagrams_to_send(0.010)                        # 0..3
+    s.datagrams_to_send(0.013)                        # 4..7, 3 ms later
+    ack(s, 0, 4, bits=0b1000, now=0.014)              # only 4 arrived
+    # One packet above the holes (not three), but sent well after them.
+    assert [q for _, _, q, _ in decoded(s.datagrams_to_send(0.014))][:4] == [0, 1, 2, 3]
+    assert s.retransmits == 4
 
 
 def test_karn_no_rtt_sample_from_a_retransmitted_packet():

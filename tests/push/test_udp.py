@@ -97,7 +97,8 @@ def test_silent_server_times_out_on_the_clock(tmp_path):
     offers = [wire.decode(p)[0] for p, _ in client.transport.written]
     assert client.done.called and client.core.status == "failed"
     assert "no answer" in client.core.error
-    assert set(offers) == {wire.OFFER} and 2 <= len(offers) <= 4   # 0, 0.5, 1.5 s (backoff)
+    # 0, 0.2, 0.6, 1.4 s (backoff; the next would be at 3.0)
+    assert set(offers) == {wire.OFFER} and 4 <= len(offers) <= 5
     assert clock.getDelayedCalls() == []
 
 
@@ -220,3 +221,42 @@ def test_a_full_socket_buffer_keeps_the_train_for_later(tmp_path):
     client, gso = push_with_gso(tmp_path, errors=[errno.EAGAIN])
     assert client._gso is True and gso.trains
     assert client.core.retransmits == 0      # kept and sent, not lost and repeated
+
+
+def test_a_late_timer_reads_the_acks_waiting_in_the_socket_first(tmp_path):
+    # The process was descheduled: when it runs again the reactor fires the
+    # timer before it polls the socket, where the ACK for everything waits.
+    data = os.urandom(1000)
+    clock, server, client = make_pair(tmp_path, data)
+    waiting = []
+
+    def do_read():
+        while waiting:
+            client.datagramReceived(waiting.pop(0), SERVER)
+
+    client.transport.doRead = do_read
+
+    def server_to_client(into):
+        for packet, _ in server.transport.written:
+            into.append(packet)
+        server.transport.written.clear()
+
+    def client_to_server():
+        for packet, _ in client.transport.written:
+            server.datagramReceived(packet, CLIENT)
+        client.transport.written.clear()
+        clock.advance(0)
+
+    client.begin()
+    client_to_server()                           # OFFER
+    accepted = []
+    server_to_client(accepted)
+    for packet in accepted:                      # ACCEPT, read at once
+        client.datagramReceived(packet, SERVER)
+    clock.advance(0)
+    client_to_server()                           # all ten DATA
+    server_to_client(waiting)                    # their ACK, not read yet
+    assert waiting and client.core.state == "sending"
+    clock.advance(1.0)                           # far past the RTO
+    assert client.core.state in ("confirming", "finished")
+    assert (client.core.retransmits, client.core.probes) == (0, 0)
