@@ -12,12 +12,15 @@ Each in-flight packet has its own logical timer (a heap entry); its timeout
 is the RFC 6298 RTO backed off by that packet's own retransmission count.
 A packet is lost, and resent at once, when three packets sent after it are
 acknowledged (fast retransmit), or when one sent a reordering window after it
-is (RACK's time threshold, RFC 8985).  When packets sent once time out, only
-the oldest is resent, as a probe (RFC 9002's probe timeout): what may have
-been lost is the acknowledgement, and the probe's answer tells which of the
-others are missing.  A resent packet that times out again is lost.  The
-sender never has a packet in flight at or beyond ``cumulative ack + the
-receiver's advertised window``.
+is (RACK's time threshold, RFC 8985; a resent packet counts by its first send
+time there, as an ACK for it may be for that copy).  When packets sent once
+time out, one probe goes (RFC 9002's probe timeout): a new packet if the
+receiver's window has room, else the oldest resent; what may have been lost
+is the acknowledgement, and the probe's answer tells which of the others are
+missing.  Once everything has been sent, two round trips without news send a
+probe too (RFC 8985's tail loss probe).  A resent packet that times out again
+is lost.  The sender never has a packet in flight at or beyond ``cumulative
+ack + the receiver's advertised window``.
 """
 from __future__ import annotations
 
@@ -39,6 +42,7 @@ DUP_THRESHOLD = 3
 # 0.5 s a lost OFFER or ACCEPT (5% each way on a lossy link) cost half a
 # second, a second loss a second more, on pushes that take under one.
 INITIAL_RTO = 0.2
+TAIL_PROBE_MIN = 0.002   # a tail probe waits at least this long (a busy host answers late)
 
 
 _DIGITS = bytes.maketrans(b"01", b"\x00\x01")
@@ -90,7 +94,13 @@ class Sender:
         self.next_seq = 0        # next packet never sent
         self.sent_at: dict[int, float] = {}   # unacknowledged packets: last send time
         self.retries: dict[int, int] = {}     # times resent (read only while in sent_at)
+        # A resent packet keeps its first send time in sent_at: an ACK for it
+        # may be for the first copy, so only that time is sure to be before
+        # what the ACK saw (RACK's time threshold uses it).  Its last send
+        # time is here.
+        self.resent_at: dict[int, float] = {}
         self.resent: deque[tuple[float, int]] = deque()   # (when, seq), in resend order
+        self.probe_new = False        # a probe timeout lets one new packet out
         self.timers: list[tuple[float, int, int]] = []  # (deadline, seq, retries)
         self.resend: list[int] = []
         self.fast_mark = 0
@@ -106,6 +116,7 @@ class Sender:
         self.retry_at = 0.0
         self.wait_deadline: float | None = None   # set by the first busy answer
         self.pace_at: float | None = None         # when pacing lets the next packet go
+        self.tail_probe_at: float | None = None   # see _arm_tail_probe
 
     # -- progress for the UI ------------------------------------------------------
     @property
@@ -144,6 +155,7 @@ class Sender:
         self.error = error
         self.timers.clear()
         self.sent_at.clear()
+        self.resent_at.clear()
         self.resend.clear()
 
     def receive_datagram(self, data: bytes, now: float) -> None:
@@ -230,10 +242,13 @@ class Sender:
         self.sent_at.clear()
         self.retries.clear()
         self.resent.clear()
+        self.resent_at.clear()
+        self.probe_new = False
         self.timers.clear()
         self.resend.clear()
         self.control.clear()
         self.control_tries = 0
+        self.tail_probe_at = None
 
     def _accepted(self, body: dict, now: float) -> None:
         try:
@@ -277,6 +292,11 @@ class Sender:
         if latest:
             self.last_progress = now
             self.cc.on_ack(in_flight - len(self.sent_at))
+            # A packet sent less than a round trip ago cannot have been
+            # acknowledged yet: if it was a resent copy (a probe), the ACK
+            # is for the original, and its send time says nothing of what
+            # is lost (RACK's rule for retransmissions, RFC 8985 6.2).
+            latest = min(latest, max(1e-9, now - self.cc.min_rtt))
         self._mark_holes_lost(now)
         self._mark_late_lost(latest, now)
         self._mark_retransmissions_lost(latest, now)
@@ -284,6 +304,19 @@ class Sender:
             self.state = CONFIRMING
             self.control_tries = 0
             self._send_control(now)
+        elif latest:
+            self._arm_tail_probe(now)
+
+    def _arm_tail_probe(self, now: float) -> None:
+        """Once everything has been sent, no later packet can reveal a loss
+        (three above a hole, or one sent after it): a lost last packet, or a
+        lost retransmission, would wait for its timeout (20 ms at least).
+        Instead, two round trips without news send a probe (RFC 8985's tail
+        loss probe)."""
+        if self.next_seq >= self.total and self.sent_at:
+            self.tail_probe_at = now + max(2 * (self.rtt.srtt or self.rtt.rto), TAIL_PROBE_MIN)
+        else:
+            self.tail_probe_at = None
 
     def _retire(self, cumulative: int, bits: int) -> float:
         """Forget every packet the ACK covers (cumulatively or selectively).
@@ -317,12 +350,13 @@ class Sender:
         retries = self.retries
         if len(retries) > 2 * len(sent_at) + 1024:
             self.retries = {seq: n for seq, n in retries.items() if seq in sent_at}
+            self.resent_at = {seq: t for seq, t in self.resent_at.items() if seq in sent_at}
         # A packet whose send time is unknown still counts as progress.
         return latest or 1e-9
 
     def _lost(self, seq: int, now: float) -> None:
         self.resend.append(seq)
-        self.cc.on_loss(self.sent_at[seq], now, self.rtt.srtt)
+        self.cc.on_loss(self.resent_at.get(seq) or self.sent_at[seq], now, self.rtt.srtt)
 
     def _mark_holes_lost(self, now: float) -> None:
         """Fast retransmit (RFC 6675's IsLost): a hole with at least
@@ -379,10 +413,10 @@ class Sender:
         if not resent or not latest:
             return
         reo = max(0.001, (self.rtt.srtt or 0.0) / 4)
-        sent_at = self.sent_at
+        sent_at, resent_at = self.sent_at, self.resent_at
         while resent and resent[0][0] + reo < latest:
             when, seq = resent.popleft()
-            if sent_at.get(seq) == when:     # not acknowledged, nor resent since
+            if seq in sent_at and resent_at.get(seq) == when:   # nor acknowledged nor resent since
                 self._lost(seq, now)
 
     def datagrams_to_send(self, now: float) -> list[bytes]:
@@ -397,7 +431,7 @@ class Sender:
                 if seq in sent_at:
                     count = retries.get(seq, 0) + 1
                     retries[seq] = count
-                    sent_at[seq] = now
+                    self.resent_at[seq] = now
                     self.resent.append((now, seq))
                     data = read(seq * psize, psize)
                     out.append(wire.encode(wire.DATA, token, seq, data))
@@ -411,6 +445,9 @@ class Sender:
         # (packets in flight) and what pacing allows now.
         allowed = min(self.burst, self.cc.window - len(sent_at),
                       self.cc.send_budget(now, self.rtt.srtt))
+        if self.probe_new:
+            allowed = max(allowed, 1)
+            self.probe_new = False
         limit = min(self.total, self.base + min(self.window, self.peer_window), seq + allowed)
         if seq < limit:
             self.cc.sent(limit - seq)
@@ -424,6 +461,8 @@ class Sender:
                 seq += 1
             self.sent_bytes += min(self.size, seq * psize) - first * psize
             self.next_seq = seq
+        if out and self.next_seq >= self.total:
+            self._arm_tail_probe(now)
         # Held back by pacing alone: the timer brings us back in time.
         self.pace_at = None
         if seq < min(self.total, self.base + min(self.window, self.peer_window)) \
@@ -437,7 +476,7 @@ class Sender:
         back); when only pacing holds them, :meth:`get_timer` says when."""
         if self.state != SENDING:
             return False
-        if self.resend:
+        if self.resend or self.probe_new:
             return True
         return (self.next_seq < min(self.total, self.base + min(self.window, self.peer_window))
                 and len(self.sent_at) < self.cc.window
@@ -453,6 +492,8 @@ class Sender:
             return min(deadline, self.control_sent + self.rtt.backoff(self.control_tries - 1))
         if self.pace_at is not None:
             deadline = min(deadline, self.pace_at)
+        if self.tail_probe_at is not None:
+            deadline = min(deadline, self.tail_probe_at)
         timers, sent_at, retries = self.timers, self.sent_at, self.retries
         while timers:
             when, seq, count = timers[0]
@@ -485,12 +526,19 @@ class Sender:
         rtt = self.rtt
         patience = max(rtt.srtt or 0.0, rtt.latest or 0.0) * 9 / 8 + 0.001
         probed = False
+        if self.tail_probe_at is not None and now >= self.tail_probe_at:
+            self.tail_probe_at = None
+            if sent_at and not self.resend:
+                self.resend.append(min(sent_at))   # the oldest: the likeliest lost
+                self.probes += 1
+                probed = True
         while timers and timers[0][0] <= now:
             when, seq, count = heapq.heappop(timers)
             if seq not in sent_at or retries.get(seq, 0) != count:
                 continue      # stale: acknowledged or resent since
-            if now < sent_at[seq] + patience:
-                heapq.heappush(timers, (sent_at[seq] + patience, seq, count))
+            last = self.resent_at[seq] if count else sent_at[seq]
+            if now < last + patience:
+                heapq.heappush(timers, (last + patience, seq, count))
             elif count:
                 if now - self.last_progress > 3 * rtt.rto:
                     # Its retransmission timed out too and nothing has been
@@ -501,8 +549,16 @@ class Sender:
             elif not probed:
                 # A probe, not a loss: a lost ACK for a whole flight (one
                 # ACK answers a burst) must not look like a lost flight.
-                self.resend.append(seq)
+                # New data if the receiver's window has room (RFC 9002
+                # 6.2.4): its ACK is not ambiguous, and everything sent
+                # before it that it does not cover is lost.
                 self.probes += 1
                 probed = True
+                if self.next_seq < min(self.total, self.base + min(self.window,
+                                                                  self.peer_window)):
+                    self.probe_new = True
+                    heapq.heappush(timers, (now + rtt.rto, seq, 0))
+                else:
+                    self.resend.append(seq)
             else:
                 heapq.heappush(timers, (now + rtt.rto, seq, 0))

@@ -1,10 +1,13 @@
 """The sans-IO sender, driven by hand with explicit time."""
 import hashlib
 
+import pytest
+
 from tekcos.push import wire
 from tekcos.push.sender import (
     CONFIRMING,
     INITIAL_RTO,
+    TAIL_PROBE_MIN,
     DELIVERED,
     FAILED,
     REJECTED,
@@ -84,27 +87,78 @@ def test_window_is_respected_and_slides():
     assert [q for _, _, q, _ in decoded(s.datagrams_to_send(0.003))] == [5]
 
 
-def test_a_timeout_resends_the_oldest_as_a_probe_and_its_answer_tells_the_rest():
-    s = make(size=300, window=8)
+def test_a_timeout_sends_new_data_as_a_probe_and_its_answer_tells_what_is_lost():
+    s = make(size=1000, window=8)
     s.start(0.0)
     s.datagrams_to_send(0.0)
     accept(s, 0.010)                                  # RTT sample 10 ms
     rto = s.rtt.rto
+    s.burst = 3
     s.datagrams_to_send(0.010)                        # packets 0, 1, 2
     ack(s, 0, 2, bits=0b10, now=0.015)                # 2 arrived only
     assert s.get_timer() == 0.010 + rto
     s.handle_timer(0.010 + rto)
-    resent = decoded(s.datagrams_to_send(0.010 + rto))
-    assert [q for _, _, q, _ in resent] == [0]        # one probe, the oldest
-    assert (s.retransmits, s.probes, s.cc.lost) == (1, 1, 0)
-    # Packet 1 waits one more timeout for the probe's answer (the probe
-    # itself backs off on its own: twice the RTO).
+    s.burst = 1
+    probe = decoded(s.datagrams_to_send(0.010 + rto))
+    assert [q for _, _, q, _ in probe] == [3]         # new data: its ACK is not ambiguous
+    assert (s.retransmits, s.probes, s.cc.lost) == (0, 1, 0)
+    # 0 and 1 wait one more timeout for the probe's answer.
     assert s.get_timer() == 0.010 + rto + s.rtt.rto
+    # Its answer: 3 arrived, 0 and 1 did not although sent well before it.
+    ack(s, 0, 3, bits=0b110, now=0.011 + rto)
+    assert [q for _, _, q, _ in decoded(s.datagrams_to_send(0.011 + rto))][:2] == [0, 1]
+    assert s.cc.lost == 2
+
+
+def test_with_no_room_for_new_data_the_oldest_is_the_probe():
+    s = make(size=1000, window=3)                     # the window is full
+    s.start(0.0)
+    s.datagrams_to_send(0.0)
+    accept(s, 0.010)
+    rto = s.rtt.rto
+    s.datagrams_to_send(0.010)                        # 0, 1, 2
+    s.handle_timer(0.010 + rto)
+    assert [q for _, _, q, _ in decoded(s.datagrams_to_send(0.010 + rto))] == [0]
+    assert (s.retransmits, s.probes, s.cc.lost) == (1, 1, 0)
+    # The probe backs off on its own: twice the RTO; 1 and 2 wait one more.
     assert (0.010 + rto + 2 * s.rtt.rto, 0, 1) in s.timers
-    # Its answer: 0 arrived, 1 did not although sent long before the probe.
-    ack(s, 1, 0, bits=0b1, now=0.011 + rto)
-    assert [q for _, _, q, _ in decoded(s.datagrams_to_send(0.011 + rto))] == [1]
-    assert s.cc.lost == 1
+    assert s.get_timer() == 0.010 + rto + s.rtt.rto
+
+
+def test_an_ack_for_a_resent_packet_does_not_date_it_by_the_copy():
+    # Packet 0 is probed; the ACK that comes back at once is for the first
+    # copy.  Packets sent between the two copies are still on their way:
+    # they are not lost.
+    s = make(size=1000, window=3)
+    s.start(0.0)
+    s.datagrams_to_send(0.0)
+    accept(s, 0.010)
+    rto = s.rtt.rto
+    s.burst = 1
+    s.datagrams_to_send(0.010)                        # 0
+    s.datagrams_to_send(0.015)                        # 1
+    s.datagrams_to_send(0.020)                        # 2
+    s.handle_timer(0.010 + rto)                       # window full: 0 is the probe
+    s.datagrams_to_send(0.010 + rto)
+    ack(s, 1, 0, now=0.0105 + rto)                    # 0 (the first copy) arrived
+    sent = [q for _, _, q, _ in decoded(s.datagrams_to_send(0.0105 + rto))]
+    assert 1 not in sent and 2 not in sent
+    assert (s.cc.lost, s.retransmits) == (0, 1)
+
+
+def test_a_lost_last_packet_is_probed_after_two_round_trips_not_a_timeout():
+    s = make(size=300, window=8)
+    s.start(0.0)
+    s.datagrams_to_send(0.0)
+    accept(s, 0.001)                                  # RTT 1 ms
+    s.datagrams_to_send(0.001)                        # 0, 1, 2: everything
+    ack(s, 2, 1, now=0.002)                           # 2, the last, is lost
+    srtt = s.rtt.srtt
+    assert s.get_timer() == pytest.approx(0.002 + max(2 * srtt, TAIL_PROBE_MIN))
+    assert s.get_timer() < 0.001 + s.rtt.rto          # well before its own timeout
+    s.handle_timer(s.get_timer())
+    assert [q for _, _, q, _ in decoded(s.datagrams_to_send(s.get_timer()))] == [2]
+    assert (s.probes, s.cc.lost) == (1, 0)
 
 
 def test_a_lost_ack_for_a_whole_flight_costs_one_probe_and_no_cut():
