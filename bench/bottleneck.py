@@ -8,7 +8,10 @@ Scenarios, for this tree and a baseline revision in the same invocation:
   when the last one finished against the ideal 80 MB / 25 MB/s = 3.2 s, and
   the bytes retransmitted as a share of all;
 * one push alongside one TCP stream through the same bottleneck, for 10 s:
-  the push's rate against the stream's.
+  the push's rate against the stream's;
+* where the tree has ``tekcos push --background``: such a push alone (MB/s),
+  and the rate of a TCP stream started beside a running one against its rate
+  alone (a background push should leave it nearly all of the link).
 
 Needs root and iproute2.  Usage: sudo python bench/bottleneck.py [--mib 100]
 [--baseline REV | --baseline none]
@@ -74,9 +77,9 @@ def lab_with_bottleneck(code_dir: str, work: str):
     return lab, client, server
 
 
-def push(lab, client, code_dir: str, path: str) -> subprocess.Popen:
+def push(lab, client, code_dir: str, path: str, *extra: str) -> subprocess.Popen:
     return lab.popen(client, [sys.executable, "-m", "tekcos.cli", "push", path, "--to",
-                              f"{SERVER}:9000", "--json", "--timeout", "30"],
+                              f"{SERVER}:9000", "--json", "--timeout", "30", *extra],
                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=code_dir,
                      env={**os.environ, "PYTHONPATH": code_dir})
 
@@ -86,6 +89,28 @@ def record(proc: subprocess.Popen) -> dict:
     lines = out.splitlines()
     return json.loads(lines[0]) if lines else {"status": "failed", "error": err.strip(),
                                                "retransmitted_bytes": 0, "seconds": 0}
+
+
+def tcp_stream(lab, client, server, seconds: float = 10.0):
+    """Start a TCP stream of ``seconds``; the returned function waits for it
+    and gives its rate in MB/s."""
+    sink = lab.popen(server, [sys.executable, "-c", TCP_SINK, SERVER, "9100"],
+                     stdout=subprocess.PIPE, text=True)
+    sink.stdout.readline()
+    source = lab.popen(client, [sys.executable, "-c", TCP_SOURCE, SERVER, "9100", str(seconds)])
+
+    def rate() -> float:
+        source.wait(60)
+        value = float(sink.stdout.readline() or 0)
+        sink.wait(60)
+        return value
+    return rate
+
+
+def has_background(code_dir: str) -> bool:
+    out = subprocess.run([sys.executable, "-m", "tekcos.cli", "push", "--help"], cwd=code_dir,
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": code_dir})
+    return "--background" in out.stdout
 
 
 def measure(code_dir: str, mib: int) -> dict:
@@ -114,17 +139,25 @@ def measure(code_dir: str, mib: int) -> dict:
             result["ten_delivered"] = sum(r["status"] == "delivered" for r in records)
             result["ten_last_s"] = time.monotonic() - started
             result["ten_retx"] = sum(r["retransmitted_bytes"] for r in records) / 80_000_000
-            sink = lab.popen(server, [sys.executable, "-c", TCP_SINK, SERVER, "9100"],
-                             stdout=subprocess.PIPE, text=True)
-            sink.stdout.readline()
-            source = lab.popen(client, [sys.executable, "-c", TCP_SOURCE, SERVER, "9100", "10"])
+            tcp = tcp_stream(lab, client, server)
             alongside = record(push(lab, client, code_dir, big))
-            source.wait(60)
-            tcp_rate = float(sink.stdout.readline() or 0)
-            sink.wait(60)
+            tcp_rate = tcp()
             result["vs_tcp"] = (alongside.get("mb_per_s", 0.0) / tcp_rate) \
                 if tcp_rate and alongside["status"] == "delivered" else 0.0
             result["vs_tcp_status"] = alongside["status"]
+            if has_background(code_dir):
+                alone = record(push(lab, client, code_dir, big, "--background"))
+                result["bg_alone"] = alone.get("mb_per_s", 0.0) \
+                    if alone["status"] == "delivered" else 0.0
+                result["tcp_solo"] = tcp_stream(lab, client, server)()
+                # A backup is running when someone starts a download.  (A
+                # background push that starts while a queue already stands
+                # takes it for the path's own delay: LEDBAT's latecomer
+                # problem, RFC 6817 4.4.)
+                beside = push(lab, client, code_dir, big, "--background")
+                time.sleep(1.0)
+                result["tcp_beside_bg"] = tcp_stream(lab, client, server)()
+                result["bg_beside_status"] = record(beside)["status"]
         finally:
             lab.close()
     return result
@@ -153,6 +186,13 @@ def main() -> None:
               f"{r['vs_tcp']:>10.2f}")
     print(f"targets: one push >= {0.9 * ideal:.1f} MB/s and retx <= 2%; ten: 10/10, "
           f"last <= {2 * 80 / ideal:.1f} s, retx <= 10%; push/TCP between 0.5 and 2")
+    for name, r in runs.items():
+        if "bg_alone" in r:
+            share = r["tcp_beside_bg"] / r["tcp_solo"] if r["tcp_solo"] else 0.0
+            print(f"{name}: --background alone {r['bg_alone']:.1f} MB/s "
+                  f"({r['bg_alone'] / ideal:.0%} of the link); a TCP stream alone "
+                  f"{r['tcp_solo']:.1f} MB/s, beside a background push {r['tcp_beside_bg']:.1f} "
+                  f"MB/s ({share:.0%}; the push: {r['bg_beside_status']})")
 
 
 if __name__ == "__main__":

@@ -49,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--no-resume", dest="resume", action="store_false",
                       help="send the whole file even if the server kept part of it from an "
                       "interrupted push")
+    push.add_argument("--background", action="store_true",
+                      help="yield to other traffic: back off as soon as queues on the way grow "
+                      "by more than 2.5 ms (LEDBAT, RFC 6817); for backups and other pushes "
+                      "that can wait")
     scan = sub.add_parser("scan", help="list the devices on the local subnet (ARP)",
                           description="ARP-scan the local subnet. Needs root or CAP_NET_RAW. "
                           "Exit status: 0 scanned, 1 cannot scan here, 2 usage error.")

@@ -77,10 +77,11 @@ class Progress:
 @defer.inlineCallbacks
 def push_one(reactor, family: int, ip: str, port: int, *, label: str, kind: str, name: str,
              size: int, sha: str, read, sender_name: str, timeout: float, window: int,
-             payload: int, progress_stream=None, resume: bool = True, running=None):
+             payload: int, progress_stream=None, resume: bool = True, running=None,
+             background: bool = False):
     sender = Sender(offer_id=secrets.randbits(64) or 1, name=name, size=size, sha256=sha,
                     kind=kind, read=read, sender_name=sender_name, payload_size=payload,
-                    window=window, timeout=timeout, resume=resume)
+                    window=window, timeout=timeout, resume=resume, background=background)
     bar = Progress(progress_stream, label, size) if progress_stream is not None else None
 
     def on_progress(core: Sender) -> None:
@@ -210,6 +211,7 @@ def run(reactor, args, out=None, err=None):
                     size=job.size, sha=job.sha256, read=read, sender_name=sender_name,
                     timeout=args.timeout, window=args.window, payload=args.payload,
                     resume=getattr(args, "resume", True), running=running,
+                    background=getattr(args, "background", False),
                     progress_stream=err if show_progress else None)
             running.pop("protocol", None)
             record = result_record(job.label, sender, seconds, job.sha256)

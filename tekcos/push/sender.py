@@ -30,7 +30,7 @@ from itertools import compress, repeat
 from typing import Callable
 
 from tekcos.push import wire
-from tekcos.push.congestion import Controller
+from tekcos.push.congestion import BackgroundController, Controller
 from tekcos.push.rtt import RttEstimator
 
 OFFERING, SENDING, CONFIRMING, FINISHED = "offering", "sending", "confirming", "finished"
@@ -63,7 +63,7 @@ class Sender:
                  read: Callable[[int, int], bytes], sender_name: str = "",
                  payload_size: int = wire.DEFAULT_PAYLOAD, window: int = 1024,
                  timeout: float = 10.0, rtt: RttEstimator | None = None, burst: int = 64,
-                 resume: bool = True):
+                 resume: bool = True, background: bool = False):
         self.offer_id = offer_id
         # "resume": the receiver may continue from what an earlier,
         # interrupted push of the same file left there.
@@ -80,7 +80,8 @@ class Sender:
         self.burst = burst
         self.timeout = timeout
         self.rtt = rtt or RttEstimator(initial_rto=INITIAL_RTO)
-        self.cc = Controller(maximum=window)
+        # --background: yield to other traffic (LEDBAT) instead of sharing.
+        self.cc = (BackgroundController if background else Controller)(maximum=window)
         self.state = OFFERING
         self.status: str | None = None
         self.error: str | None = None

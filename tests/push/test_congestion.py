@@ -2,12 +2,15 @@
 import pytest
 
 from tekcos.push.congestion import (
+    BACKGROUND_GAIN,
+    BACKGROUND_TARGET,
     BETA,
     BURST,
     INITIAL_WINDOW,
     LOSS_SAMPLE,
     MINIMUM_WINDOW,
     RECENT_SAMPLES,
+    BackgroundController,
     Controller,
 )
 
@@ -132,3 +135,57 @@ def test_a_cut_on_the_loss_share_alone_uses_that_evidence_up():
         cc.on_ack(5)
         cc.on_loss(sent_at=2.0 + i, now=2.5 + i)    # each a new round trip
     assert cc.reductions == 1
+
+
+def background(cwnd=100.0, min_rtt=0.001):
+    cc = BackgroundController(maximum=10_000)
+    cc.on_rtt(min_rtt)
+    cc.cwnd = cwnd
+    cc.ssthresh = 50.0
+    return cc
+
+
+def test_background_grows_while_the_path_shows_no_queue():
+    cc = background()
+    for _ in range(10):                        # ten round trips, no queue
+        cc.on_rtt(0.001)
+        cc.on_ack(int(cc.cwnd))
+    assert cc.cwnd == pytest.approx(100 + 10 * BACKGROUND_GAIN, abs=0.5)
+
+
+def test_background_holds_at_its_target_queue():
+    cc = background()
+    for _ in range(RECENT_SAMPLES):
+        cc.on_rtt(0.001 + BACKGROUND_TARGET)     # exactly the target
+    cc.on_ack(100)
+    assert cc.cwnd == pytest.approx(100)
+
+
+def test_background_gives_way_within_a_few_round_trips_of_a_full_queue():
+    # A TCP stream filled the bottleneck's 50 ms queue.
+    cc = background(cwnd=400.0)
+    for _ in range(RECENT_SAMPLES):
+        cc.on_rtt(0.051)
+    for _ in range(8):                         # eight round trips
+        cc.on_ack(int(cc.cwnd))
+    assert cc.window == MINIMUM_WINDOW
+    normal = warmed(cwnd=400.0)                # a normal push would not yield
+    for _ in range(RECENT_SAMPLES):
+        normal.on_rtt(0.051)
+    normal.on_ack(400)
+    assert normal.cwnd > 400
+
+
+def test_background_leaves_slow_start_at_half_its_target():
+    cc = BackgroundController(maximum=10_000)
+    cc.on_rtt(0.001)
+    cc.on_ack(100)
+    assert cc.in_slow_start
+    for _ in range(RECENT_SAMPLES):
+        cc.on_rtt(0.001 + 0.6 * BACKGROUND_TARGET)
+    assert not cc.in_slow_start
+
+
+def test_background_paces_at_its_window_without_probing_above_it():
+    cc = background(cwnd=100.0)
+    assert cc.rate(0.010) == pytest.approx(100 / 0.010)

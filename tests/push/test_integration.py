@@ -202,3 +202,17 @@ def test_many_pushes_at_once_from_several_senders(start, tmp_path):
         with open(os.path.join(server.downloads, path.name), "rb") as f:
             assert f.read() == path.read_bytes()
 
+
+
+def test_a_background_push_delivers_like_any_other(start, tmp_path):
+    # How much it yields is measured in bench/bottleneck.py; here: it works.
+    server = start()
+    src = tmp_path / "backup.tar"
+    data = os.urandom(2_000_000)
+    src.write_bytes(data)
+    result = push(str(src), "--to", f"127.0.0.1:{server.port}", "--json", "--background")
+    assert result.returncode == 0, result.stderr
+    [record] = records(result)
+    assert record["status"] == "delivered" and record["name"] == "backup.tar"
+    with open(os.path.join(server.downloads, "backup.tar"), "rb") as f:
+        assert f.read() == data

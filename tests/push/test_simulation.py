@@ -23,6 +23,7 @@ scenarios = st.fixed_dictionaries({
     "dup": st.sampled_from([0.0, 0.05, 0.3]),
     "reorder": st.sampled_from([0.0, 0.1, 0.5]),
     "corrupt": st.sampled_from([0.0, 0.05, 0.2]),
+    "background": st.booleans(),
 })
 
 
@@ -35,7 +36,7 @@ def simulate(scenario: dict, directory):
                         Limits(window=scenario["window"], payload=1400, idle_timeout=30, linger=5),
                         on_complete=completed.append)
     sender = make_sender(data, window=scenario["window"], payload=scenario["payload"],
-                         timeout=30.0)
+                         timeout=30.0, background=scenario.get("background", False))
     channel = Channel(rng, loss=scenario["loss"], dup=scenario["dup"],
                       reorder=scenario["reorder"], corrupt=scenario["corrupt"])
     end = run(sender, endpoint, channel)
@@ -99,13 +100,14 @@ def test_most_random_scenarios_deliver(tmp_path):
 def test_heavy_but_finite_trouble_always_delivers(tmp_path):
     # 20% loss with duplicates, reordering and corruption: a 30 s silence
     # timeout is never reached, so every seed must deliver.
-    for seed in range(20):
+    # A background push (which backs off on delay) too.
+    for seed, background in [(s, b) for s in range(20) for b in (False, True)]:
         rng = random.Random(seed)
         data = rng.randbytes(20_000)
-        directory = tmp_path / str(seed)
+        directory = tmp_path / f"{seed}-{background}"
         directory.mkdir()
         endpoint = Endpoint(Disk(str(directory), reserve=0), Limits(window=32))
-        sender = make_sender(data, window=32, payload=500, timeout=30.0)
+        sender = make_sender(data, window=32, payload=500, timeout=30.0, background=background)
         run(sender, endpoint, Channel(rng, loss=0.2, dup=0.1, reorder=0.2, corrupt=0.1))
         assert sender.status == "delivered", sender.error
         assert (directory / "f.bin").read_bytes() == data
