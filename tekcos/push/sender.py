@@ -293,11 +293,6 @@ class Sender:
         if latest:
             self.last_progress = now
             self.cc.on_ack(in_flight - len(self.sent_at))
-            # A packet sent less than a round trip ago cannot have been
-            # acknowledged yet: if it was a resent copy (a probe), the ACK
-            # is for the original, and its send time says nothing of what
-            # is lost (RACK's rule for retransmissions, RFC 8985 6.2).
-            latest = min(latest, max(1e-9, now - self.cc.min_rtt))
         self._mark_holes_lost(now)
         self._mark_late_lost(latest, now)
         self._mark_retransmissions_lost(latest, now)
