@@ -344,7 +344,9 @@ class Endpoint:
         active = [s for s in self.sessions.values() if not s.finished]
         waiting = [s for s in active if not s.validated]
         if sum(1 for s in waiting if s.addr == addr) >= UNANSWERED_PER_ADDRESS:
-            raise Refusal("too many unanswered offers from your address")
+            # Busy, not refused: a script that starts many pushes at once
+            # is told to offer again once its first ones are under way.
+            raise Busy("too many unanswered offers from your address", 1.0)
         running = len(active) - len(waiting)
         if running >= limits.max_sessions:
             raise Busy(f"{limits.max_sessions} transfers in progress")

@@ -183,9 +183,11 @@ def test_one_address_holds_at_most_four_unanswered_offers(tmp_path):
     ep = Endpoint(Disk(tmp_path), Limits(max_sessions=32))
     for i in range(10):
         ep.receive_datagram(offer(offer_id=i, data=b"x" * 500), PEER, 0.0)
-    replies = [wire.decode(d)[0] for d, _ in ep.datagrams_to_send(0.0)]
-    assert replies == [wire.ACCEPT] * 4 + [wire.REJECT] * 6
+    replies = [wire.decode(d) for d, _ in ep.datagrams_to_send(0.0)]
+    assert [r[0] for r in replies] == [wire.ACCEPT] * 4 + [wire.REJECT] * 6
     assert len(ep.sessions) == 4
+    # Told to offer again (busy), not refused: the sender waits and retries.
+    assert all(wire.decode_json(r[3])["retry_after"] == 1.0 for r in replies[4:])
 
 
 def test_silent_sender_is_cleaned_up(ep):
