@@ -37,6 +37,15 @@ def accept(s, now, window=64, payload=100):
         "token": TOKEN, "window": window, "payload": payload}), now)
 
 
+def sending(size, window, rtt):
+    """A sender whose offer was accepted after ``rtt`` seconds."""
+    s = make(size=size, window=window)
+    s.start(0.0)
+    s.datagrams_to_send(0.0)
+    accept(s, rtt)
+    return s
+
+
 def ack(s, cum, trigger, bits=0, window=64, now=0.0):
     s.receive_datagram(wire.encode_ack(TOKEN, cum, window, trigger, bits), now)
 
@@ -88,10 +97,7 @@ def test_window_is_respected_and_slides():
 
 
 def test_a_timeout_sends_new_data_as_a_probe_and_its_answer_tells_what_is_lost():
-    s = make(size=1000, window=8)
-    s.start(0.0)
-    s.datagrams_to_send(0.0)
-    accept(s, 0.010)                                  # RTT sample 10 ms
+    s = sending(size=1000, window=8, rtt=0.010)
     rto = s.rtt.rto
     s.burst = 3
     s.datagrams_to_send(0.010)                        # packets 0, 1, 2
@@ -111,12 +117,9 @@ def test_a_timeout_sends_new_data_as_a_probe_and_its_answer_tells_what_is_lost()
 
 
 def test_with_no_room_for_new_data_the_oldest_is_the_probe():
-    s = make(size=1000, window=3)                     # the window is full
-    s.start(0.0)
-    s.datagrams_to_send(0.0)
-    accept(s, 0.010)
+    s = sending(size=1000, window=3, rtt=0.010)
     rto = s.rtt.rto
-    s.datagrams_to_send(0.010)                        # 0, 1, 2
+    s.datagrams_to_send(0.010)                        # 0, 1, 2: the window is full
     s.handle_timer(0.010 + rto)
     assert [q for _, _, q, _ in decoded(s.datagrams_to_send(0.010 + rto))] == [0]
     assert (s.retransmits, s.probes, s.cc.lost) == (1, 1, 0)
@@ -129,10 +132,7 @@ def test_an_ack_for_a_resent_packet_does_not_date_it_by_the_copy():
     # Packet 0 is probed; the ACK that comes back at once is for the first
     # copy.  Packets sent between the two copies are still on their way:
     # they are not lost.
-    s = make(size=1000, window=3)
-    s.start(0.0)
-    s.datagrams_to_send(0.0)
-    accept(s, 0.010)
+    s = sending(size=1000, window=3, rtt=0.010)
     rto = s.rtt.rto
     s.burst = 1
     s.datagrams_to_send(0.010)                        # 0
@@ -147,10 +147,7 @@ def test_an_ack_for_a_resent_packet_does_not_date_it_by_the_copy():
 
 
 def test_a_lost_last_packet_is_probed_after_two_round_trips_not_a_timeout():
-    s = make(size=300, window=8)
-    s.start(0.0)
-    s.datagrams_to_send(0.0)
-    accept(s, 0.001)                                  # RTT 1 ms
+    s = sending(size=300, window=8, rtt=0.001)
     s.datagrams_to_send(0.001)                        # 0, 1, 2: everything
     ack(s, 2, 1, now=0.002)                           # 2, the last, is lost
     srtt = s.rtt.srtt
@@ -162,10 +159,7 @@ def test_a_lost_last_packet_is_probed_after_two_round_trips_not_a_timeout():
 
 
 def test_a_lost_ack_for_a_whole_flight_costs_one_probe_and_no_cut():
-    s = make(size=1000, window=16)
-    s.start(0.0)
-    s.datagrams_to_send(0.0)
-    accept(s, 0.010)
+    s = sending(size=1000, window=16, rtt=0.010)
     cwnd = s.cc.cwnd
     s.datagrams_to_send(0.010)                        # 0..9, their one ACK is lost
     now = s.get_timer()
@@ -180,10 +174,7 @@ def test_a_lost_ack_for_a_whole_flight_costs_one_probe_and_no_cut():
 
 
 def test_packets_sent_well_before_an_acknowledged_one_are_lost_at_once():
-    s = make(size=1000, window=16)
-    s.start(0.0)
-    s.datagrams_to_send(0.0)
-    accept(s, 0.010)
+    s = sending(size=1000, window=16, rtt=0.010)
     s.burst = 4
     s.datagrams_to_send(0.010)                        # 0..3
     s.datagrams_to_send(0.013)                        # 4..7, 3 ms later
