@@ -132,8 +132,11 @@ def makeService(config: Options, reactor=None) -> MultiService:
     if getattr(config, "web_endpoint", None):
         from tekcos.web.service import web_service
         web_service(config.web_endpoint, values, factory, udp, reactor).setServiceParent(top)
-    # The chat endpoints last: once the TCP port accepts, everything else is up.
-    for desc in config.endpoints:
+    # The chat endpoints last, and --port (the first of them) last of all:
+    # once it accepts, everything else is up.  (A TCP port accepts as soon as
+    # it listens, before the reactor runs, while the next endpoint, a TLS one
+    # loading its certificate, may still be starting.)
+    for desc in reversed(config.endpoints):
         listening = ListeningService(endpoints.serverFromString(reactor, desc), factory, desc)
         listening.setServiceParent(top)
     return top

@@ -92,7 +92,10 @@ def test_make_service_builds_the_tree(tmp_path):
     assert len(ports) == 2
     assert sorted(os.listdir(downloads)) == [".draft.part"]
     top.startService()
-    assert sorted(p[0] for p in reactor.tcpServers) == [9500, 9501]
+    # --port listens last: once it accepts (what scripts and tests wait
+    # for), every other endpoint listens too.
+    assert [p[0] for p in reactor.tcpServers] == [9501, 9500]
+    assert children[-1] is ports[-1]
     assert [p[0] for p in reactor.udpPorts] == [9500]   # UDP shares the number
     top.stopService()
 
