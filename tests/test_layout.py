@@ -10,7 +10,7 @@ PACKAGE = pathlib.Path(tekcos.__file__).parent
 FEATURES = ("chat", "push", "scan")
 SANS_IO = ["chat/hub.py", "chat/session.py", "chat/commands.py", "chat/names.py",
            "chat/lineedit.py", "chat/confusables.py", "text.py", "hello.py", "push/wire.py", "push/rtt.py", "push/sender.py",
-           "push/receiver.py", "push/storage.py", "push/resume.py", "push/congestion.py", "push/flight.py",
+           "push/receiver.py", "push/storage.py", "push/resume.py", "push/congestion.py",
            "push/worker.py", "scan/arp.py", "scan/iface.py",
            "scan/report.py", "ratelimit.py", "address.py", "exits.py"]
 

@@ -8,29 +8,54 @@ Drive it like aioquic's connection::
     deadline = sender.get_timer()           # call handle_timer(now) then
     sender.handle_timer(now)
 
-What is in flight, and how losses are found and timed, is the
-:class:`tekcos.push.flight.Flight`'s; the sender runs the handshake, the
-confirmation and the states, and decides what leaves when: never a packet
-at or beyond ``cumulative ack + the receiver's advertised window``, nor more
-in flight than the congestion window, nor faster than pacing allows.
+Each in-flight packet has its own logical timer (a heap entry); its timeout
+is the RFC 6298 RTO backed off by that packet's own retransmission count.
+A packet is lost, and resent at once, when three packets sent after it are
+acknowledged (fast retransmit), or when one sent a reordering window after it
+is (RACK's time threshold, RFC 8985; a resent packet counts by its first send
+time there, as an ACK for it may be for that copy).  When packets sent once
+time out, one probe goes (RFC 9002's probe timeout): a new packet if the
+receiver's window has room, else the oldest resent; what may have been lost
+is the acknowledgement, and the probe's answer tells which of the others are
+missing.  Once everything has been sent, two round trips without news send a
+probe too (RFC 8985's tail loss probe).  A resent packet that times out again
+is lost.  The sender never has a packet in flight at or beyond ``cumulative
+ack + the receiver's advertised window``.
 """
 from __future__ import annotations
 
+import heapq
+from collections import deque
+from itertools import compress, repeat
 from typing import Callable
 
 from tekcos.push import wire
 from tekcos.push.congestion import BackgroundController, Controller
-from tekcos.push.flight import Flight
 from tekcos.push.rtt import RttEstimator
 
 OFFERING, SENDING, CONFIRMING, FINISHED = "offering", "sending", "confirming", "finished"
 WAITING = "waiting"          # the receiver is busy: offer again at retry_at
 MAX_RETRY_AFTER = 60.0
 DELIVERED, REJECTED, FAILED = "delivered", "rejected", "failed"
+DUP_THRESHOLD = 3
 # Until a round trip is measured.  An answer on a LAN takes milliseconds; at
 # 0.5 s a lost OFFER or ACCEPT (5% each way on a lossy link) cost half a
 # second, a second loss a second more, on pushes that take under one.
 INITIAL_RTO = 0.2
+TAIL_PROBE_MIN = 0.002   # a tail probe waits at least this long (a busy host answers late)
+
+
+_DIGITS = bytes.maketrans(b"01", b"\x00\x01")
+
+
+def _ones(mask: int, offset: int):
+    """``offset + i`` for every bit i set in ``mask`` (a non-negative
+    int), in increasing order; done in C, as a bitmap can hold thousands."""
+    if not mask:
+        return ()
+    low = (mask & -mask).bit_length() - 1     # skip the zeros below (often thousands)
+    digits = bin(mask >> low)[:1:-1].encode().translate(_DIGITS)   # least significant first
+    return compress(range(offset + low, offset + low + len(digits)), digits)
 
 
 class Sender:
@@ -65,8 +90,23 @@ class Sender:
         self.token = 0
         self.total = 0
         self.peer_window = window
-        self.flight = Flight(self.rtt, self.cc)
+        self.base = 0            # lowest packet not yet acknowledged
+        self.sacked = 0          # bit i: packet base + i acknowledged selectively
+        self.next_seq = 0        # next packet never sent
+        self.sent_at: dict[int, float] = {}   # unacknowledged packets: last send time
+        self.retries: dict[int, int] = {}     # times resent (read only while in sent_at)
+        # A resent packet keeps its first send time in sent_at: an ACK for it
+        # may be for the first copy, so only that time is sure to be before
+        # what the ACK saw (RACK's time threshold uses it).  Its last send
+        # time is here.
+        self.resent_at: dict[int, float] = {}
+        self.resent: deque[tuple[float, int]] = deque()   # (when, seq), in resend order
+        self.probe_new = False        # a probe timeout lets one new packet out
+        self.timers: list[tuple[float, int, int]] = []  # (deadline, seq, retries)
+        self.resend: list[int] = []
+        self.fast_mark = 0
         self.retransmits = 0
+        self.probes = 0               # timeouts answered with a probe
         self.retransmitted_bytes = 0
         self.sent_bytes = 0           # DATA payload sent, retransmissions included
         self.resumed_bytes = 0        # what the receiver already had
@@ -77,6 +117,7 @@ class Sender:
         self.retry_at = 0.0
         self.wait_deadline: float | None = None   # set by the first busy answer
         self.pace_at: float | None = None         # when pacing lets the next packet go
+        self.tail_probe_at: float | None = None   # see _arm_tail_probe
 
     # -- progress for the UI ------------------------------------------------------
     @property
@@ -85,15 +126,7 @@ class Sender:
 
     @property
     def bytes_acked(self) -> int:
-        return min(self.size, self.flight.base * self.payload_size) if self.total else 0
-
-    @property
-    def probes(self) -> int:
-        return self.flight.probes
-
-    def _room(self) -> int:
-        """The packet after the last the receiver's window allows now."""
-        return min(self.total, self.flight.base + min(self.window, self.peer_window))
+        return min(self.size, self.base * self.payload_size) if self.total else 0
 
     # -- driving ------------------------------------------------------------------
     def start(self, now: float) -> None:
@@ -121,7 +154,10 @@ class Sender:
         self.state = FINISHED
         self.status = status
         self.error = error
-        self.flight.reset(self.total, self.flight.base)
+        self.timers.clear()
+        self.sent_at.clear()
+        self.resent_at.clear()
+        self.resend.clear()
 
     def receive_datagram(self, data: bytes, now: float) -> None:
         try:
@@ -135,7 +171,7 @@ class Sender:
                 return
             # A busy answer may also come after ACCEPT, when the receiver had
             # no slot left once our token came back.
-            if self.state != OFFERING and (kind == wire.ACCEPT or self.flight.base):
+            if self.state != OFFERING and (kind == wire.ACCEPT or self.base):
                 return
             try:
                 body = wire.decode_json(payload)
@@ -162,7 +198,7 @@ class Sender:
                 body = wire.decode_json(payload)
             except wire.Malformed:
                 body = {}
-            self.flight.reset(self.total, self.total)
+            self.base = self.total
             self.stored_name = body.get("name")
             self._finish(DELIVERED)
         elif kind == wire.FAIL:
@@ -202,10 +238,18 @@ class Sender:
         self.last_progress = now
         self.resumed_bytes = 0
         self.offer_id = self.offer_id % ((1 << 64) - 1) + 1
-        self.token = self.total = 0
-        self.flight.reset(0, 0)
+        self.token = self.total = self.base = self.sacked = self.next_seq = 0
+        self.fast_mark = 0
+        self.sent_at.clear()
+        self.retries.clear()
+        self.resent.clear()
+        self.resent_at.clear()
+        self.probe_new = False
+        self.timers.clear()
+        self.resend.clear()
         self.control.clear()
         self.control_tries = 0
+        self.tail_probe_at = None
 
     def _accepted(self, body: dict, now: float) -> None:
         try:
@@ -225,7 +269,7 @@ class Sender:
                 and have % payload == 0 and self.offer["resume"]:
             # The receiver checked what it kept of an earlier attempt.
             self.resumed_bytes = have
-        self.flight.reset(self.total, self.resumed_bytes // payload)
+            self.base = self.next_seq = self.fast_mark = have // payload
         self.last_progress = now
         self.control_tries = 0
         self.state = SENDING if self.total else CONFIRMING
@@ -234,56 +278,191 @@ class Sender:
 
     def _on_ack(self, cumulative: int, window: int, trigger: int, bits: int,
                 now: float) -> None:
-        """One ACK: the RTT sample, then what it acknowledges and shows lost."""
+        """One ACK: take the RTT sample, retire what it covers, then look for
+        losses (fast retransmit, lost retransmissions)."""
         if cumulative > self.total:
             return
         self.peer_window = max(1, window)
-        sample = self.flight.rtt_sample(trigger, now)
-        if sample is not None:
+        # Karn's rule: a packet sent once gives an RTT sample.
+        if trigger in self.sent_at and trigger not in self.retries:
+            sample = now - self.sent_at[trigger]
             self.rtt.sample(sample)
             self.cc.on_rtt(sample, self.rtt.srtt)
-        if self.flight.on_ack(cumulative, bits, now):
+        in_flight = len(self.sent_at)
+        latest = self._retire(cumulative, bits)
+        if latest:
             self.last_progress = now
-        if self.flight.base >= self.total and self.state == SENDING:
+            self.cc.on_ack(in_flight - len(self.sent_at))
+        self._mark_holes_lost(now)
+        self._mark_late_lost(latest, now)
+        self._mark_retransmissions_lost(latest, now)
+        if self.base >= self.total and self.state == SENDING:
             self.state = CONFIRMING
             self.control_tries = 0
             self._send_control(now)
+        elif latest:
+            self._arm_tail_probe(now)
+
+    def _arm_tail_probe(self, now: float) -> None:
+        """Once everything has been sent, no later packet can reveal a loss
+        (three above a hole, or one sent after it): a lost last packet, or a
+        lost retransmission, would wait for its timeout (20 ms at least).
+        Instead, two round trips without news send a probe (RFC 8985's tail
+        loss probe)."""
+        if self.next_seq >= self.total and self.sent_at:
+            self.tail_probe_at = now + max(2 * (self.rtt.srtt or self.rtt.rto), TAIL_PROBE_MIN)
+        else:
+            self.tail_probe_at = None
+
+    def _retire(self, cumulative: int, bits: int) -> float:
+        """Forget every packet the ACK covers (cumulatively or selectively).
+        Returns the send time of the most recently sent one, 0.0 if none was
+        newly acknowledged."""
+        base = self.base
+        sacked = self.sacked
+        newly: list = []
+        if cumulative > base:
+            if sacked:
+                # Those acknowledged selectively were forgotten then.
+                newly.append(_ones(~sacked & ((1 << (cumulative - base)) - 1), base))
+            else:
+                newly.append(range(base, cumulative))
+            sacked >>= cumulative - base
+            self.base = base = cumulative
+        # Bitmap relative to our base (bit 0 = base itself).
+        shift = cumulative - base + 1
+        rel = bits << shift if shift >= 0 else bits >> -shift
+        new = rel & ~sacked
+        if new:
+            sacked |= new
+            newly.append(_ones(new, base))
+        self.sacked = sacked
+        if not newly:
+            return 0.0
+        sent_at = self.sent_at
+        latest = max(max(map(sent_at.pop, seqs, repeat(0.0)), default=0.0) for seqs in newly)
+        # The retransmission counts of acknowledged packets are never read
+        # again (every reader looks at sent_at first): forgotten in bulk.
+        retries = self.retries
+        if len(retries) > 2 * len(sent_at) + 1024:
+            self.retries = {seq: n for seq, n in retries.items() if seq in sent_at}
+            self.resent_at = {seq: t for seq, t in self.resent_at.items() if seq in sent_at}
+        # A packet whose send time is unknown still counts as progress.
+        return latest or 1e-9
+
+    def _lost(self, seq: int, now: float) -> None:
+        self.resend.append(seq)
+        self.cc.on_loss(self.resent_at.get(seq) or self.sent_at[seq], now, self.rtt.srtt)
+
+    def _mark_holes_lost(self, now: float) -> None:
+        """Fast retransmit (RFC 6675's IsLost): a hole with at least
+        DUP_THRESHOLD selectively acknowledged packets above it is lost.
+        Holes below the DUP_THRESHOLD-th highest acknowledged packet qualify;
+        each packet is considered once (fast_mark), later losses of the
+        resent copy are left to its own timer."""
+        base = self.base
+        marks = self.sacked
+        for _ in range(DUP_THRESHOLD - 1):
+            if not marks:
+                break
+            marks &= ~(1 << (marks.bit_length() - 1))
+        limit = base + marks.bit_length() - 1 if marks else base
+        start = max(self.fast_mark, base)
+        if limit <= start:
+            return
+        holes = ~(self.sacked >> (start - base)) & ((1 << (limit - start)) - 1)
+        while holes:
+            low = holes & -holes
+            seq = start + low.bit_length() - 1
+            if seq in self.sent_at:
+                self._lost(seq, now)
+            holes ^= low
+        self.fast_mark = limit
+
+    def _mark_late_lost(self, latest: float, now: float) -> None:
+        """RACK's time threshold for packets sent once: one still
+        unacknowledged when a packet sent a reordering window after it has
+        been acknowledged is lost (on a path that keeps order it cannot
+        still be on its way).  Packets sent once went out in sequence order,
+        so the look starts where the last one stopped (fast_mark)."""
+        if latest <= 0.001:
+            return
+        horizon = latest - max(0.001, (self.rtt.srtt or 0.0) / 4)
+        sent_at, retries = self.sent_at, self.retries
+        seq = max(self.fast_mark, self.base)
+        end = self.next_seq
+        while seq < end:
+            t = sent_at.get(seq)
+            if t is not None and seq not in retries:
+                if t >= horizon:
+                    break
+                self._lost(seq, now)
+            seq += 1
+        self.fast_mark = seq
+
+    def _mark_retransmissions_lost(self, latest: float, now: float) -> None:
+        """A resent packet can be lost again.  RACK-style: it is, once a
+        packet sent a reordering window after it has been acknowledged.
+        Resent packets wait in the order they were resent, so only the
+        oldest are looked at."""
+        resent = self.resent
+        if not resent or not latest:
+            return
+        reo = max(0.001, (self.rtt.srtt or 0.0) / 4)
+        sent_at, resent_at = self.sent_at, self.resent_at
+        while resent and resent[0][0] + reo < latest:
+            when, seq = resent.popleft()
+            if seq in sent_at and resent_at.get(seq) == when:   # nor acknowledged nor resent since
+                self._lost(seq, now)
 
     def datagrams_to_send(self, now: float) -> list[bytes]:
         out = self.control
         self.control = []
         if self.state != SENDING:
             return out
-        psize, token, read, flight = self.payload_size, self.token, self.read, self.flight
-        encode, DATA = wire.encode, wire.DATA
-        if flight.resend:
-            for seq in flight.take_resends(now):
-                data = read(seq * psize, psize)
-                out.append(encode(DATA, token, seq, data))
-                self.retransmits += 1
-                self.retransmitted_bytes += len(data)
-                self.sent_bytes += len(data)
-        first = flight.next_seq
+        psize, token, read = self.payload_size, self.token, self.read
+        timers, sent_at, retries = self.timers, self.sent_at, self.retries
+        if self.resend:
+            for seq in dict.fromkeys(self.resend):  # a timer and a fast resend may coincide
+                if seq in sent_at:
+                    count = retries.get(seq, 0) + 1
+                    retries[seq] = count
+                    self.resent_at[seq] = now
+                    self.resent.append((now, seq))
+                    data = read(seq * psize, psize)
+                    out.append(wire.encode(wire.DATA, token, seq, data))
+                    heapq.heappush(timers, (now + self.rtt.backoff(count), seq, count))
+                    self.retransmits += 1
+                    self.retransmitted_bytes += len(data)
+                    self.sent_bytes += len(data)
+            self.resend = []
+        seq = self.next_seq
         # New packets: within the receiver's window, the congestion window
         # (packets in flight) and what pacing allows now.
-        allowed = min(self.burst, self.cc.window - flight.in_flight,
+        allowed = min(self.burst, self.cc.window - len(sent_at),
                       self.cc.send_budget(now, self.rtt.srtt))
-        if flight.probe_new:
+        if self.probe_new:
             allowed = max(allowed, 1)
-            flight.probe_new = False
-        room = self._room()
-        limit = min(room, first + allowed)
-        if first < limit:
-            self.cc.sent(limit - first)
-            out += [encode(DATA, token, seq, read(seq * psize, psize))
-                    for seq in range(first, limit)]
-            flight.sent(first, limit, now)
-            self.sent_bytes += min(self.size, limit * psize) - first * psize
-        if out:
-            flight.after_send(now)
+            self.probe_new = False
+        limit = min(self.total, self.base + min(self.window, self.peer_window), seq + allowed)
+        if seq < limit:
+            self.cc.sent(limit - seq)
+            deadline = now + self.rtt.rto
+            encode, DATA, push = wire.encode, wire.DATA, heapq.heappush
+            first = seq
+            while seq < limit:
+                out.append(encode(DATA, token, seq, read(seq * psize, psize)))
+                sent_at[seq] = now
+                push(timers, (deadline, seq, 0))
+                seq += 1
+            self.sent_bytes += min(self.size, seq * psize) - first * psize
+            self.next_seq = seq
+        if out and self.next_seq >= self.total:
+            self._arm_tail_probe(now)
         # Held back by pacing alone: the timer brings us back in time.
         self.pace_at = None
-        if flight.next_seq < room and flight.in_flight < self.cc.window:
+        if seq < min(self.total, self.base + min(self.window, self.peer_window)) \
+                and len(sent_at) < self.cc.window:
             self.pace_at = self.cc.next_send_time(now, self.rtt.srtt)
         return out
 
@@ -293,10 +472,10 @@ class Sender:
         back); when only pacing holds them, :meth:`get_timer` says when."""
         if self.state != SENDING:
             return False
-        flight = self.flight
-        if flight.resend or flight.probe_new:
+        if self.resend or self.probe_new:
             return True
-        return (flight.next_seq < self._room() and flight.in_flight < self.cc.window
+        return (self.next_seq < min(self.total, self.base + min(self.window, self.peer_window))
+                and len(self.sent_at) < self.cc.window
                 and self.cc.next_send_time(0.0, self.rtt.srtt) is None)
 
     def get_timer(self) -> float | None:
@@ -309,8 +488,15 @@ class Sender:
             return min(deadline, self.control_sent + self.rtt.backoff(self.control_tries - 1))
         if self.pace_at is not None:
             deadline = min(deadline, self.pace_at)
-        due = self.flight.deadline()
-        return deadline if due is None else min(deadline, due)
+        if self.tail_probe_at is not None:
+            deadline = min(deadline, self.tail_probe_at)
+        timers, sent_at, retries = self.timers, self.sent_at, self.retries
+        while timers:
+            when, seq, count = timers[0]
+            if seq in sent_at and retries.get(seq, 0) == count:
+                return min(deadline, when)
+            heapq.heappop(timers)   # stale: acknowledged or resent since
+        return deadline
 
     def handle_timer(self, now: float) -> None:
         if self.state == FINISHED:
@@ -330,5 +516,45 @@ class Sender:
             if now >= self.control_sent + self.rtt.backoff(self.control_tries - 1):
                 self._send_control(now)
             return
-        self.flight.on_timer(now, room=self.flight.next_seq < self._room(),
-                             silent_for=now - self.last_progress)
+        timers, sent_at, retries = self.timers, self.sent_at, self.retries
+        # What the round trip is now, not when the timer was set: a queue
+        # building up at a bottleneck delays packets without losing them.
+        rtt = self.rtt
+        patience = max(rtt.srtt or 0.0, rtt.latest or 0.0) * 9 / 8 + 0.001
+        probed = False
+        if self.tail_probe_at is not None and now >= self.tail_probe_at:
+            self.tail_probe_at = None
+            if sent_at and not self.resend:
+                self.resend.append(min(sent_at))   # the oldest: the likeliest lost
+                self.probes += 1
+                probed = True
+        while timers and timers[0][0] <= now:
+            when, seq, count = heapq.heappop(timers)
+            if seq not in sent_at or retries.get(seq, 0) != count:
+                continue      # stale: acknowledged or resent since
+            last = self.resent_at[seq] if count else sent_at[seq]
+            if now < last + patience:
+                heapq.heappush(timers, (last + patience, seq, count))
+            elif count:
+                if now - self.last_progress > 3 * rtt.rto:
+                    # Its retransmission timed out too and nothing has been
+                    # acknowledged for three timeouts: persistent congestion
+                    # (RFC 9002), not one more random loss.
+                    self.cc.on_persistent_congestion(now)
+                self._lost(seq, now)
+            elif not probed:
+                # A probe, not a loss: a lost ACK for a whole flight (one
+                # ACK answers a burst) must not look like a lost flight.
+                # New data if the receiver's window has room (RFC 9002
+                # 6.2.4): its ACK is not ambiguous, and everything sent
+                # before it that it does not cover is lost.
+                self.probes += 1
+                probed = True
+                if self.next_seq < min(self.total, self.base + min(self.window,
+                                                                  self.peer_window)):
+                    self.probe_new = True
+                    heapq.heappush(timers, (now + rtt.rto, seq, 0))
+                else:
+                    self.resend.append(seq)
+            else:
+                heapq.heappush(timers, (now + rtt.rto, seq, 0))

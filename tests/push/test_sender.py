@@ -4,12 +4,12 @@ import hashlib
 import pytest
 
 from tekcos.push import wire
-from tekcos.push.flight import TAIL_PROBE_MIN
 from tekcos.push.sender import (
     CONFIRMING,
+    INITIAL_RTO,
+    TAIL_PROBE_MIN,
     DELIVERED,
     FAILED,
-    INITIAL_RTO,
     REJECTED,
     SENDING,
     WAITING,
@@ -124,7 +124,7 @@ def test_with_no_room_for_new_data_the_oldest_is_the_probe():
     assert [q for _, _, q, _ in decoded(s.datagrams_to_send(0.010 + rto))] == [0]
     assert (s.retransmits, s.probes, s.cc.lost) == (1, 1, 0)
     # The probe backs off on its own: twice the RTO; 1 and 2 wait one more.
-    assert (0.010 + rto + 2 * s.rtt.rto, 0, 1) in s.flight.timers
+    assert (0.010 + rto + 2 * s.rtt.rto, 0, 1) in s.timers
     assert s.get_timer() == 0.010 + rto + s.rtt.rto
 
 
@@ -283,7 +283,7 @@ def test_busy_after_accept_before_any_data_was_taken_waits_too():
     accept(s, 0.1)
     s.datagrams_to_send(0.1)
     s.receive_datagram(busy(s, s.offer_id), 0.2)      # no slot once the token came back
-    assert s.state == WAITING and s.flight.sent_at == {} and s.token == 0
+    assert s.state == WAITING and s.sent_at == {} and s.token == 0
 
 
 def test_waiting_gives_up_with_a_clear_reason_after_the_timeout():
