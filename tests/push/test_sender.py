@@ -299,3 +299,14 @@ def test_waiting_gives_up_with_a_clear_reason_after_the_timeout():
     assert s.error == ("busy: 32 transfers in progress; retry in 2 s "
                        "(gave up after waiting 5 s for a slot)")
     assert now <= 5.0
+
+
+def test_selective_acknowledgement_bits_are_listed_for_masks_of_any_width():
+    import random
+
+    from tekcos.push.sender import _ones
+    rng = random.Random(7)
+    assert list(_ones(0, 5)) == []
+    for _ in range(500):
+        mask = rng.getrandbits(rng.randint(1, 3000)) << rng.randint(0, 400)
+        assert list(_ones(mask, 5)) == [5 + i for i in range(mask.bit_length()) if mask >> i & 1]
