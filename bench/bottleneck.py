@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 
-from common import BEFORE_ROUND, ROOT, drop_worktree, worktree
+from common import BEFORE_ROUND, ROOT, checkout
 
 sys.path.insert(0, ROOT)
 from tests import netlab  # noqa: E402
@@ -170,11 +170,8 @@ def main() -> None:
     args = parser.parse_args()
     runs = {}
     if args.baseline != "none":
-        tree = worktree(args.baseline)
-        try:
+        with checkout(args.baseline) as tree:
             runs[f"baseline {args.baseline}"] = measure(tree, args.mib)
-        finally:
-            drop_worktree(tree)
     runs["tekcos (this tree)"] = measure(ROOT, args.mib)
     ideal = RATE_MBIT / 8
     print(f"bottleneck {RATE_MBIT} Mbit/s ({ideal:g} MB/s), tbf queue 50 ms")

@@ -66,14 +66,14 @@ def allow_open_files(need: int, what: str) -> None:
             raise SystemExit(f"{what} needs {need} open files; the limit is {hard}")
 
 
-def worktree(rev: str) -> str:
-    """A temporary checkout of ``rev`` (remove it with :func:`drop_worktree`)."""
+@contextmanager
+def checkout(rev: str):
+    """A temporary checkout of ``rev`` (a git worktree), removed afterwards."""
     path = tempfile.mkdtemp(prefix="tekcos-baseline-")
     subprocess.run(["git", "-C", ROOT, "worktree", "add", "--detach", path, rev],
                    check=True, capture_output=True)
-    return path
-
-
-def drop_worktree(path: str) -> None:
-    subprocess.run(["git", "-C", ROOT, "worktree", "remove", "--force", path],
-                   capture_output=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["git", "-C", ROOT, "worktree", "remove", "--force", path],
+                       capture_output=True)

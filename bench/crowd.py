@@ -39,10 +39,9 @@ from common import (
     HOST,
     ROOT,
     allow_open_files,
-    drop_worktree,
+    checkout,
     free_port,
     rss_kib,
-    worktree,
 )
 
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
@@ -263,12 +262,9 @@ def main() -> None:
     allow_open_files(args.clients + 1000, f"--clients {args.clients}")
     runs = {}
     if args.baseline != "none":
-        tree = worktree(args.baseline)
-        try:
+        with checkout(args.baseline) as tree:
             runs[f"baseline {args.baseline}"] = measure(tree, args,
                                                         args.baseline_clients or args.clients)
-        finally:
-            drop_worktree(tree)
     runs["tekcos (this tree)"] = measure(ROOT, args, args.clients)
     names = list(runs)
     print(f"clients from {args.addresses} loopback addresses; "

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 
-from common import HOST, ROOT, drop_worktree, file_bench_args, free_port, random_file, worktree
+from common import HOST, ROOT, checkout, file_bench_args, free_port, random_file
 
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 
@@ -99,11 +99,8 @@ def main() -> None:
     with random_file(args.mib) as (source, _):
         runs = {}
         if args.baseline != "none":
-            tree = worktree(args.baseline)
-            try:
+            with checkout(args.baseline) as tree:
                 runs[f"baseline {args.baseline}"] = measure(tree, source)
-            finally:
-                drop_worktree(tree)
         runs["tekcos (this tree)"] = measure(ROOT, source)
     print(f"chat round trip (ms) while a {args.mib} MiB push arrives over loopback")
     print(f"{'':24}{'idle p50/p99/max':>24}{'during push p50/p99/max':>28}{'push MB/s':>11}")

@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 
-from common import HOST, ROOT, drop_worktree, file_bench_args, free_port, random_file, worktree
+from common import HOST, ROOT, checkout, file_bench_args, free_port, random_file
 
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 
@@ -107,12 +107,9 @@ def main() -> None:
     with random_file(args.mib) as (source, sha):
         runs = {}
         if args.baseline != "none":
-            tree = worktree(args.baseline)
-            try:
+            with checkout(args.baseline) as tree:
                 runs[f"baseline {args.baseline}, SIGKILL"] = measure(tree, source, sha,
                                                                      signal.SIGKILL)
-            finally:
-                drop_worktree(tree)
         for how in (signal.SIGKILL, signal.SIGINT):
             runs[f"this tree, {how.name}"] = measure(ROOT, source, sha, how)
     print(f"a {args.mib} MiB push killed at about half, then run again (loopback)")

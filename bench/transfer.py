@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -115,10 +116,12 @@ def main() -> None:
     parser.add_argument("--baseline", help="git revision to run alongside (alternating)")
     args = parser.parse_args()
     sys.path.insert(0, os.path.join(ROOT, "bench"))
-    from common import drop_worktree, worktree
+    from common import checkout
     trees = [("this tree", ROOT, 9000)]
+    checkouts = ExitStack()
     if args.baseline:
-        trees.insert(0, (f"baseline {args.baseline}", worktree(args.baseline), 9001))
+        trees.insert(0, (f"baseline {args.baseline}",
+                         checkouts.enter_context(checkout(args.baseline)), 9001))
     work = tempfile.mkdtemp(prefix="tekcos-bench-")
     src = os.path.join(work, "payload.bin")
     with open(src, "wb") as f:
@@ -168,9 +171,7 @@ def main() -> None:
                 for loss, got in results.items()]
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        for name, tree, _ in trees:
-            if tree != ROOT:
-                drop_worktree(tree)
+        checkouts.close()
     base = rows[0][1] if rows and rows[0][0] == 0 else None
     print(f"{args.mib} MiB, median of {args.runs} run(s) per loss rate, loss rates alternating "
           f"(offloads {'off' if all(r[4] for r in rows) else 'ON: ethtool missing'})")

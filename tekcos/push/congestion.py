@@ -73,8 +73,11 @@ class Controller:
         self._recent.append(sample)
         if sample < self.min_rtt:
             self.min_rtt = sample
-        if self.in_slow_start and self._queueing() and self.cwnd > INITIAL_WINDOW:
+        if self.in_slow_start and self._slow_start_done():
             self.ssthresh = self.cwnd     # the queue is filling: stop doubling
+
+    def _slow_start_done(self) -> bool:
+        return self._queueing() and self.cwnd > INITIAL_WINDOW
 
     def on_ack(self, packets: int) -> None:
         """``packets`` newly acknowledged (cumulatively or selectively)."""
@@ -181,12 +184,8 @@ class BackgroundController(Controller):
             return 0.0
         return max(0.0, min(self._recent) - self.min_rtt)
 
-    def on_rtt(self, sample: float, srtt: float | None = None) -> None:
-        self._recent.append(sample)
-        if sample < self.min_rtt:
-            self.min_rtt = sample
-        if self.in_slow_start and self.queueing_delay() > BACKGROUND_TARGET / 2:
-            self.ssthresh = self.cwnd
+    def _slow_start_done(self) -> bool:
+        return self.queueing_delay() > BACKGROUND_TARGET / 2
 
     def on_ack(self, packets: int) -> None:
         if packets <= 0:
