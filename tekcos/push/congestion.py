@@ -33,7 +33,10 @@ from collections import deque
 INITIAL_WINDOW = 16        # packets: a first round trip on a LAN may carry this much
 MINIMUM_WINDOW = 4
 BETA = 0.7
-BURST = 16                 # packets that may leave back to back
+# Packets that may leave back to back.  Each burst costs the sender a timer
+# and a pass through the reactor: through veth at 0% loss, 24 gave 14% more
+# throughput than 16 (six alternating runs each), at 5% loss the same.
+BURST = 24
 RANDOM_LOSS = 0.1          # above this share of packets lost, loss is congestion anyway
 LOSS_SAMPLE = 1000         # packets the loss share is measured over, at least
 SHARE_EVIDENCE = 200       # packets seen before the share alone may mean congestion

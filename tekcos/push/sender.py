@@ -38,6 +38,7 @@ WAITING = "waiting"          # the receiver is busy: offer again at retry_at
 MAX_RETRY_AFTER = 60.0
 DELIVERED, REJECTED, FAILED = "delivered", "rejected", "failed"
 DUP_THRESHOLD = 3
+_TOP_RUN = (1 << DUP_THRESHOLD) - 1
 # Until a round trip is measured.  An answer on a LAN takes milliseconds; at
 # 0.5 s a lost OFFER or ACCEPT (5% each way on a lossy link) cost half a
 # second, a second loss a second more, on pushes that take under one.
@@ -54,6 +55,10 @@ def _ones(mask: int, offset: int):
     if not mask:
         return ()
     low = (mask & -mask).bit_length() - 1     # skip the zeros below (often thousands)
+    run = mask >> low
+    if not run & (run + 1):
+        # One run of ones, the usual case: a burst that arrived above a hole.
+        return range(offset + low, offset + low + run.bit_length())
     digits = bin(mask >> low)[:1:-1].encode().translate(_DIGITS)   # least significant first
     return compress(range(offset + low, offset + low + len(digits)), digits)
 
@@ -362,11 +367,15 @@ class Sender:
         resent copy are left to its own timer."""
         base = self.base
         marks = self.sacked
-        for _ in range(DUP_THRESHOLD - 1):
-            if not marks:
-                break
-            marks &= ~(1 << (marks.bit_length() - 1))
-        limit = base + marks.bit_length() - 1 if marks else base
+        top = marks.bit_length()
+        if top >= DUP_THRESHOLD and marks >> (top - DUP_THRESHOLD) == _TOP_RUN:
+            limit = base + top - DUP_THRESHOLD     # the usual case: the highest ones in a row
+        else:
+            for _ in range(DUP_THRESHOLD - 1):
+                if not marks:
+                    break
+                marks &= ~(1 << (marks.bit_length() - 1))
+            limit = base + marks.bit_length() - 1 if marks else base
         start = max(self.fast_mark, base)
         if limit <= start:
             return
@@ -422,19 +431,26 @@ class Sender:
             return out
         psize, token, read = self.payload_size, self.token, self.read
         timers, sent_at, retries = self.timers, self.sent_at, self.retries
+        encode, DATA, push = wire.encode, wire.DATA, heapq.heappush
         if self.resend:
+            resent_at, resent, backoff = self.resent_at, self.resent, self.rtt.backoff
+            first_timeout = backoff(1)
+            packets = resent_bytes = 0
             for seq in dict.fromkeys(self.resend):  # a timer and a fast resend may coincide
                 if seq in sent_at:
                     count = retries.get(seq, 0) + 1
                     retries[seq] = count
-                    self.resent_at[seq] = now
-                    self.resent.append((now, seq))
+                    resent_at[seq] = now
+                    resent.append((now, seq))
                     data = read(seq * psize, psize)
-                    out.append(wire.encode(wire.DATA, token, seq, data))
-                    heapq.heappush(timers, (now + self.rtt.backoff(count), seq, count))
-                    self.retransmits += 1
-                    self.retransmitted_bytes += len(data)
-                    self.sent_bytes += len(data)
+                    out.append(encode(DATA, token, seq, data))
+                    push(timers, (now + (first_timeout if count == 1 else backoff(count)),
+                                  seq, count))
+                    packets += 1
+                    resent_bytes += len(data)
+            self.retransmits += packets
+            self.retransmitted_bytes += resent_bytes
+            self.sent_bytes += resent_bytes
             self.resend = []
         seq = self.next_seq
         # New packets: within the receiver's window, the congestion window
@@ -448,7 +464,6 @@ class Sender:
         if seq < limit:
             self.cc.sent(limit - seq)
             deadline = now + self.rtt.rto
-            encode, DATA, push = wire.encode, wire.DATA, heapq.heappush
             first = seq
             while seq < limit:
                 out.append(encode(DATA, token, seq, read(seq * psize, psize)))

@@ -28,7 +28,7 @@ RETRY_SEND = 0.001   # when the socket buffer is full
 LATE_TIMER = 0.002   # a timer this late means the process was not running
 SWEEP_EVERY = 3600   # seconds between looks for expired partial files
 # UDP generic segmentation offload (Linux 4.18+): one sendmsg carries several
-# datagrams of one size, cut apart by the kernel.  Pacing lets 16 new packets
+# datagrams of one size, cut apart by the kernel.  Pacing lets 24 new packets
 # leave at once (tekcos.push.congestion.BURST); a train also carries the
 # retransmissions that go first, so that they do not cost a system call of
 # their own.  Not the kernel's 64: longer trains overflow receive queues on
@@ -36,7 +36,7 @@ SWEEP_EVERY = 3600   # seconds between looks for expired partial files
 # gave half the rate of 16).
 SOL_UDP = getattr(socket, "SOL_UDP", 17)
 UDP_SEGMENT = getattr(socket, "UDP_SEGMENT", 103)
-GSO_SEGMENTS = 24
+GSO_SEGMENTS = 32
 GSO_BYTES = 65000
 # Python does not export these; they are Linux's values (asm-generic/socket.h).
 SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32 if sys.platform.startswith("linux") else None)
