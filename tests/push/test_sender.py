@@ -6,6 +6,7 @@ import pytest
 from tekcos.push import wire
 from tekcos.push.sender import (
     CONFIRMING,
+    HANDSHAKE_RTO,
     INITIAL_RTO,
     TAIL_PROBE_MIN,
     DELIVERED,
@@ -57,12 +58,35 @@ def test_offer_is_padded_and_retransmitted_with_backoff():
     assert (kind, session) == (wire.OFFER, 42) and len(payload) >= 200
     offer = wire.decode_json(payload)
     assert offer["name"] == "f.bin" and offer["size"] == 1000 and offer["kind"] == "file"
-    assert s.get_timer() == INITIAL_RTO               # initial RTO
-    s.handle_timer(INITIAL_RTO)
-    assert [d[0] for d in decoded(s.datagrams_to_send(INITIAL_RTO))] == [wire.OFFER]
-    assert s.get_timer() == 3 * INITIAL_RTO          # backed off
-    s.handle_timer(2.5 * INITIAL_RTO)
-    assert s.datagrams_to_send(2.5 * INITIAL_RTO) == []   # not yet
+    assert s.get_timer() == HANDSHAKE_RTO             # no round trip known yet
+    s.handle_timer(HANDSHAKE_RTO)
+    assert [d[0] for d in decoded(s.datagrams_to_send(HANDSHAKE_RTO))] == [wire.OFFER]
+    assert s.get_timer() == 3 * HANDSHAKE_RTO         # backed off
+    s.handle_timer(2.5 * HANDSHAKE_RTO)
+    assert s.datagrams_to_send(2.5 * HANDSHAKE_RTO) == []   # not yet
+
+
+def test_a_repeated_offer_gives_no_round_trip_and_the_data_starts_from_the_initial_rto():
+    s = make(window=4)
+    s.start(0.0)
+    s.datagrams_to_send(0.0)
+    s.handle_timer(HANDSHAKE_RTO)
+    s.datagrams_to_send(HANDSHAKE_RTO)
+    accept(s, 0.08)          # the answer to the first or the second copy?
+    assert s.rtt.srtt is None
+    assert len(s.datagrams_to_send(0.08)) == 4
+    assert s.get_timer() == pytest.approx(0.08 + INITIAL_RTO)
+
+
+def test_once_a_round_trip_is_known_a_busy_receiver_is_offered_again_on_its_timeout():
+    s = make()
+    s.start(0.0)
+    s.datagrams_to_send(0.0)
+    s.receive_datagram(wire.encode_json(wire.REJECT, 42, {"error": "busy", "retry_after": 1.0}),
+                       0.004)
+    s.handle_timer(1.004)
+    assert [d[0] for d in decoded(s.datagrams_to_send(1.004))] == [wire.OFFER]
+    assert s.get_timer() == pytest.approx(1.004 + s.rtt.rto) and s.rtt.rto >= 0.02
 
 
 def test_reject_finishes_with_the_reason():
