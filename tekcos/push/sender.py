@@ -38,7 +38,6 @@ WAITING = "waiting"          # the receiver is busy: offer again at retry_at
 MAX_RETRY_AFTER = 60.0
 DELIVERED, REJECTED, FAILED = "delivered", "rejected", "failed"
 DUP_THRESHOLD = 3
-_TOP_RUN = (1 << DUP_THRESHOLD) - 1
 # Until a round trip is measured.  An answer on a LAN takes milliseconds; at
 # 0.5 s a lost OFFER or ACCEPT (5% each way on a lossy link) cost half a
 # second, a second loss a second more, on pushes that take under one.
@@ -373,15 +372,11 @@ class Sender:
         resent copy are left to its own timer."""
         base = self.base
         marks = self.sacked
-        top = marks.bit_length()
-        if top >= DUP_THRESHOLD and marks >> (top - DUP_THRESHOLD) == _TOP_RUN:
-            limit = base + top - DUP_THRESHOLD     # the usual case: the highest ones in a row
-        else:
-            for _ in range(DUP_THRESHOLD - 1):
-                if not marks:
-                    break
-                marks &= ~(1 << (marks.bit_length() - 1))
-            limit = base + marks.bit_length() - 1 if marks else base
+        for _ in range(DUP_THRESHOLD - 1):
+            if not marks:
+                break
+            marks &= ~(1 << (marks.bit_length() - 1))
+        limit = base + marks.bit_length() - 1 if marks else base
         start = max(self.fast_mark, base)
         if limit <= start:
             return
@@ -440,7 +435,6 @@ class Sender:
         encode, DATA, push = wire.encode, wire.DATA, heapq.heappush
         if self.resend:
             resent_at, resent, backoff = self.resent_at, self.resent, self.rtt.backoff
-            first_timeout = backoff(1)
             packets = resent_bytes = 0
             for seq in dict.fromkeys(self.resend):  # a timer and a fast resend may coincide
                 if seq in sent_at:
@@ -450,8 +444,7 @@ class Sender:
                     resent.append((now, seq))
                     data = read(seq * psize, psize)
                     out.append(encode(DATA, token, seq, data))
-                    push(timers, (now + (first_timeout if count == 1 else backoff(count)),
-                                  seq, count))
+                    push(timers, (now + backoff(count), seq, count))
                     packets += 1
                     resent_bytes += len(data)
             self.retransmits += packets
@@ -466,7 +459,8 @@ class Sender:
         if self.probe_new:
             allowed = max(allowed, 1)
             self.probe_new = False
-        limit = min(self.total, self.base + min(self.window, self.peer_window), seq + allowed)
+        window_end = self._window_end()
+        limit = min(window_end, seq + allowed)
         if seq < limit:
             self.cc.sent(limit - seq)
             deadline = now + self.rtt.rto
@@ -482,10 +476,14 @@ class Sender:
             self._arm_tail_probe(now)
         # Held back by pacing alone: the timer brings us back in time.
         self.pace_at = None
-        if seq < min(self.total, self.base + min(self.window, self.peer_window)) \
-                and len(sent_at) < self.cc.window:
+        if seq < window_end and len(sent_at) < self.cc.window:
             self.pace_at = self.cc.next_send_time(now, self.rtt.srtt)
         return out
+
+    def _window_end(self) -> int:
+        """The first packet that neither window lets out yet (ours and the
+        receiver's advertised one, from the cumulative ack)."""
+        return min(self.total, self.base + min(self.window, self.peer_window))
 
     @property
     def can_send(self) -> bool:
@@ -495,7 +493,7 @@ class Sender:
             return False
         if self.resend or self.probe_new:
             return True
-        return (self.next_seq < min(self.total, self.base + min(self.window, self.peer_window))
+        return (self.next_seq < self._window_end()
                 and len(self.sent_at) < self.cc.window
                 and self.cc.next_send_time(0.0, self.rtt.srtt) is None)
 
@@ -577,8 +575,7 @@ class Sender:
                 # before it that it does not cover is lost.
                 self.probes += 1
                 probed = True
-                if self.next_seq < min(self.total, self.base + min(self.window,
-                                                                  self.peer_window)):
+                if self.next_seq < self._window_end():
                     self.probe_new = True
                     heapq.heappush(timers, (now + rtt.rto, seq, 0))
                 else:
