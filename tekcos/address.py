@@ -46,3 +46,19 @@ def resolve_udp(host: str, port: int) -> tuple[int, str]:
             if info[0] == family:
                 return family, info[4][0]
     raise OSError(f"no address for {host}")
+
+
+def host_key(host: str | None) -> str | None:
+    """The key that per-address caps count under: the IP address itself
+    for IPv4, the /64 for IPv6 (one host picks any address in its prefix,
+    RFC 8981), and the IPv4 address inside an IPv4-mapped IPv6 one.
+    Anything that is not an IP address (a UNIX socket's name) is its own key."""
+    if host is None or ":" not in host:
+        return host
+    try:
+        address = ipaddress.IPv6Address(host.split("%", 1)[0])
+    except ValueError:
+        return host
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.IPv6Network((int(address) >> 64 << 64, 64)))

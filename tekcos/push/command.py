@@ -22,6 +22,7 @@ from twisted.internet import defer
 
 from tekcos import exits
 from tekcos.address import parse_address, resolve_udp
+from tekcos.identity import client_id
 from tekcos.push import wire
 from tekcos.push.sender import DELIVERED, REJECTED, WAITING, Sender
 from tekcos.push.udp import PushProtocol
@@ -78,10 +79,11 @@ class Progress:
 def push_one(reactor, family: int, ip: str, port: int, *, label: str, kind: str, name: str,
              size: int, sha: str, read, sender_name: str, timeout: float, window: int,
              payload: int, progress_stream=None, resume: bool = True, running=None,
-             background: bool = False):
+             background: bool = False, client: str = ""):
     sender = Sender(offer_id=secrets.randbits(64) or 1, name=name, size=size, sha256=sha,
                     kind=kind, read=read, sender_name=sender_name, payload_size=payload,
-                    window=window, timeout=timeout, resume=resume, background=background)
+                    window=window, timeout=timeout, resume=resume, background=background,
+                    client=client)
     bar = Progress(progress_stream, label, size) if progress_stream is not None else None
 
     def on_progress(core: Sender) -> None:
@@ -184,6 +186,7 @@ def run(reactor, args, out=None, err=None):
         err.write(f"tekcos push: cannot resolve {host}: {e.strerror or e}\n")
         return exits.UNREACHABLE
     sender_name = args.as_name or getpass.getuser()
+    client = client_id() if getattr(args, "resume", True) else ""
     show_progress = err.isatty() and not args.quiet
     status = exits.OK
     running: dict = {}
@@ -211,7 +214,7 @@ def run(reactor, args, out=None, err=None):
                     size=job.size, sha=job.sha256, read=read, sender_name=sender_name,
                     timeout=args.timeout, window=args.window, payload=args.payload,
                     resume=getattr(args, "resume", True), running=running,
-                    background=getattr(args, "background", False),
+                    background=getattr(args, "background", False), client=client,
                     progress_stream=err if show_progress else None)
             running.pop("protocol", None)
             record = result_record(job.label, sender, seconds, job.sha256)

@@ -11,12 +11,14 @@ more than three times the bytes received from it.  Drive it with
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Callable
 
 from tekcos import hello
+from tekcos.address import host_key
 from tekcos.push import resume, wire
 from tekcos.push.storage import BadName, DamagedPartial, Downloads, safe_name
 from tekcos.ratelimit import TokenBucket
@@ -28,6 +30,18 @@ DISK_BACKLOG = 16 << 20      # bytes of a file received but not yet written, at 
 MAX_REASON = 300             # a refusal reason sent back or logged, in characters
 MAX_NAME = 1024              # an offered name longer than this is refused unread
 TAKEOVER_SILENCE = 1.0       # a transfer silent this long may be continued by a new run
+# Offers are checked in full (JSON, name, disk space, a checkpoint read) at
+# this rate from senders whose address is not proven; past it, an offer
+# without a valid cookie gets a RETRY carrying one (QUIC's Retry): a flood
+# from spoofed sources then costs a hash each and leaves no state.
+OFFERS_PER_SECOND = 200.0
+COOKIE_PERIOD = 10.0         # a cookie is good for one to two periods
+OFFERS_PER_HOST = 20.0       # full checks a second for one host, cookie or not
+RESUMING_PER_HOST = 2        # resumed files being reopened (re-hashed) at once per host
+ABORT_WINDOW = 60.0          # aborted resumed pushes are counted over this many seconds
+ABORTS_ALLOWED = 4           # before a host's next resumed push is told to wait
+MAX_TRACKED = 4096           # hosts remembered by each per-host table
+_CLIENT = re.compile(r"^[0-9a-f]{32}$")
 
 
 @dataclass
@@ -63,6 +77,7 @@ class Session:
     token: int
     addr: tuple
     offer_id: int
+    host: str                     # what per-address caps count under (address.host_key)
     kind: str
     sender: str
     name: str
@@ -122,6 +137,13 @@ class Endpoint:
         # 20): a flood of bad offers must not become a flood of log lines.
         self._refusal_log = TokenBucket(rate=1.0, burst=20, now=0.0)
         self._refusals_unlogged = 0
+        # The offer prefilter (see _admit_offer).
+        self._cookie_secret = secrets.token_bytes(32)
+        self._offer_budget = TokenBucket(rate=OFFERS_PER_SECOND, burst=int(OFFERS_PER_SECOND),
+                                         now=0.0)
+        self._host_offers: dict[str, TokenBucket] = {}
+        self.aborts: dict[str, list[float]] = {}   # host -> when its resumed pushes were cut
+        self.stats["retries"] = 0
 
     # -- input ------------------------------------------------------------------
     def receive_datagram(self, data: bytes, addr: tuple, now: float) -> None:
@@ -160,6 +182,8 @@ class Endpoint:
                     self.acks[token] = session
             elif kind == wire.ABORT:
                 self.log(f"push of {session.name!r} from {addr[0]} aborted by the sender")
+                if session.have and not session.finished:
+                    self._count_abort(session.host, now)
                 self._drop(session)
             return
         self._count_in(addr, len(data))
@@ -184,7 +208,7 @@ class Endpoint:
         reason = None
         if len(running) >= limits.max_sessions:
             reason = f"{limits.max_sessions} transfers in progress"
-        elif sum(1 for s in running if s.addr == session.addr) >= limits.max_per_address:
+        elif sum(1 for s in running if s.host == session.host) >= limits.max_per_address:
             reason = f"{limits.max_per_address} transfers from your address in progress"
         if reason is None:
             session.validated = True
@@ -228,6 +252,16 @@ class Endpoint:
             return
         try:
             offer = wire.decode_json(payload)
+        except wire.Malformed as e:
+            offer = e
+        if isinstance(offer, dict):
+            if not self._admit_offer(offer_id, offer, addr, now):
+                return
+        elif not self._offer_budget.allow(now):
+            return   # malformed, in a flood: not even a refusal
+        try:
+            if not isinstance(offer, dict):
+                raise offer
             session = self._check_offer(offer_id, offer, addr, now)
         except (wire.Malformed, Refusal) as e:
             reason = str(e)[:MAX_REASON]
@@ -245,6 +279,67 @@ class Endpoint:
         self.sessions[session.token] = session
         self.offers[(addr, offer_id)] = session
         self._send_unvalidated(self._accept(session), addr)
+
+    # -- the offer prefilter ------------------------------------------------------------
+    def _cookie(self, addr: tuple, offer_id: int, period: int) -> str:
+        text = f"{addr[0]}|{addr[1]}|{offer_id}|{period}".encode()
+        return hmac.new(self._cookie_secret, text, hashlib.sha256).hexdigest()[:32]
+
+    def _cookie_valid(self, cookie, addr: tuple, offer_id: int, now: float) -> bool:
+        if not isinstance(cookie, str) or len(cookie) != 32:
+            return False
+        period = int(now // COOKIE_PERIOD)
+        return any(hmac.compare_digest(cookie, self._cookie(addr, offer_id, p))
+                   for p in (period, period - 1))
+
+    def _admit_offer(self, offer_id: int, offer: dict, addr: tuple, now: float) -> bool:
+        """Whether a new offer is worth a full check.
+
+        Within the global rate every offer is; past it, only one that
+        carries a cookie we made for its address (so the sender receives
+        what we send there), and the others get a RETRY with that cookie.
+        Either way one host gets at most its own rate of full checks, and
+        past that a busy answer."""
+        cookie = offer.get("cookie")
+        if cookie is not None and self._cookie_valid(cookie, addr, offer_id, now):
+            pass
+        elif not self._offer_budget.allow(now):
+            self.stats["retries"] += 1
+            self._send_unvalidated(wire.encode_json(wire.RETRY, offer_id, {
+                "cookie": self._cookie(addr, offer_id, int(now // COOKIE_PERIOD))}), addr)
+            return False
+        host = host_key(addr[0])
+        bucket = self._host_offers.get(host)
+        if bucket is None:
+            if len(self._host_offers) >= MAX_TRACKED:
+                self._host_offers.pop(next(iter(self._host_offers)))
+            bucket = self._host_offers[host] = TokenBucket(OFFERS_PER_HOST,
+                                                           int(2 * OFFERS_PER_HOST), now)
+        if bucket.allow(now):
+            return True
+        self.stats["rejected"] += 1
+        self._send_unvalidated(self._busy(offer_id, "too many offers from your address", 1.0),
+                               addr)
+        return False
+
+    def _count_abort(self, host: str, now: float) -> None:
+        times = self.aborts.get(host)
+        if times is None:
+            if len(self.aborts) >= MAX_TRACKED:
+                self.aborts.pop(next(iter(self.aborts)))
+            times = self.aborts[host] = []
+        times.append(now)
+        del times[:-2 * ABORTS_ALLOWED]
+
+    def _abort_backoff(self, host: str, now: float) -> float:
+        """Seconds a host whose resumed pushes keep being cut must wait
+        before the next one (0: none).  Doubles with every abort past the
+        allowance, up to a minute."""
+        times = [t for t in self.aborts.get(host, ()) if now - t < ABORT_WINDOW]
+        if len(times) < ABORTS_ALLOWED:
+            return 0.0
+        wait = min(ABORT_WINDOW, 2.0 ** (len(times) - ABORTS_ALLOWED + 1))
+        return max(0.0, times[-1] + wait - now)
 
     def log_refusal(self, text: str, now: float) -> None:
         if self._refusal_log.allow(now):
@@ -272,7 +367,8 @@ class Endpoint:
         while token in self.sessions:
             token = self.new_token()
         size = fields["size"]
-        common = dict(token=token, addr=addr, offer_id=offer_id, kind=fields["kind"],
+        common = dict(token=token, addr=addr, host=host_key(addr[0]), offer_id=offer_id,
+                      kind=fields["kind"],
                       sender=fields["sender"], size=size, sha256=fields["sha"],
                       payload=payload, total=-(-size // payload),
                       deadline=now + min(limits.handshake_timeout, limits.idle_timeout),
@@ -283,22 +379,27 @@ class Endpoint:
             return Session(name="", **common)
         name = self._check_file(offer.get("name"), size)
         key, have = self._resume_point(fields, payload, addr, offer.get("resume") is not False,
-                                       now)
+                                       now, offer.get("client"))
         self._check_space(size - have)
         # The .part file is created once the sender echoes the token: a flood
         # of offers leaves nothing on disk.
         return Session(name=name, key=key, have=have, cum=have // payload, **common)
 
     def _resume_point(self, fields: dict, payload: int, addr: tuple, wanted: bool,
-                      now: float) -> tuple[str, int]:
+                      now: float, client=None) -> tuple[str, int]:
         """(key, bytes to continue from) for a file offer.  The key names the
         part file when the file is kept across interruptions ("" when it is
-        not); an unfinished transfer of the same file from the same host
+        not); an unfinished transfer of the same file from the same sender
         that has gone silent (the sender killed and run again) is put away
-        first."""
+        first.  The sender is its client id where the offer has one (a
+        secret only its user's ``tekcos push`` knows, so it survives an
+        address change and nobody else at the address can touch the file),
+        else its IP address."""
         if not self.limits.resume_seconds:
             return "", 0
-        key = resume.key_for(fields["sha"], fields["size"], addr[0])
+        owner = f"client:{client}" if isinstance(client, str) and _CLIENT.match(client) \
+            else addr[0]
+        key = resume.key_for(fields["sha"], fields["size"], owner)
         live = next((s for s in self.sessions.values() if s.key == key), None)
         if live is not None:
             if live.finished or live.token in self.publishing or not live.cum:
@@ -329,7 +430,19 @@ class Endpoint:
                     (fields["sha"], fields["size"]):
                 have = checkpoint.have if checkpoint.payload == payload else 0
         if not wanted or not have or have % payload or have >= fields["size"]:
-            have = 0
+            return key, 0
+        host = host_key(addr[0])
+        wait = self._abort_backoff(host, now)
+        if wait:
+            self._remember_suspended(key, have)
+            raise Busy("your resumed pushes keep being cut off", retry_after=max(1.0, wait))
+        reopening = sum(1 for s in self.sessions.values()
+                        if s.have and s.host == host and not s.finished
+                        and (s.part is None or not s.part.opened))
+        if reopening >= RESUMING_PER_HOST:
+            # Reopening one re-reads what it kept on the disk thread.
+            self._remember_suspended(key, have)
+            raise Busy("other resumed pushes from your address are starting", retry_after=1.0)
         return key, have
 
     def _make_room(self, addr: tuple, now: float) -> None:
@@ -343,21 +456,22 @@ class Endpoint:
         limits = self.limits
         active = [s for s in self.sessions.values() if not s.finished]
         waiting = [s for s in active if not s.validated]
-        if sum(1 for s in waiting if s.addr == addr) >= UNANSWERED_PER_ADDRESS:
+        host = host_key(addr[0])
+        if sum(1 for s in waiting if s.host == host) >= UNANSWERED_PER_ADDRESS:
             # Busy, not refused: a script that starts many pushes at once
             # is told to offer again once its first ones are under way.
             raise Busy("too many unanswered offers from your address", 1.0)
         running = len(active) - len(waiting)
         if running >= limits.max_sessions:
             raise Busy(f"{limits.max_sessions} transfers in progress")
-        if sum(1 for s in active if s.validated and s.addr == addr) >= limits.max_per_address:
+        if sum(1 for s in active if s.validated and s.host == host) >= limits.max_per_address:
             raise Busy(f"{limits.max_per_address} transfers from your address in progress")
         if len(waiting) < limits.max_pending:
             return
-        per_addr: dict[tuple, int] = {}
+        per_host: dict[str, int] = {}
         for w in waiting:
-            per_addr[w.addr] = per_addr.get(w.addr, 0) + 1
-        victim = min(waiting, key=lambda w: (-per_addr[w.addr], w.deadline))
+            per_host[w.host] = per_host.get(w.host, 0) + 1
+        victim = min(waiting, key=lambda w: (-per_host[w.host], w.deadline))
         self.log_refusal(f"dropped an unanswered offer from {victim.addr[0]} to make room", now)
         if len(self.evicted) >= 4096:
             self.evicted.pop(next(iter(self.evicted)))
@@ -612,6 +726,8 @@ class Endpoint:
                 if not session.finished:
                     self.log(f"push of {session.name or 'a message'!r} from {session.addr[0]} "
                              f"timed out after {session.cum} of {session.total} packets")
+                    if session.have and session.validated:
+                        self._count_abort(session.host, now)
                 self._drop(session)
         if not self.sessions:
             self.offers.clear()

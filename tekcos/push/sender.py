@@ -73,13 +73,16 @@ class Sender:
                  read: Callable[[int, int], bytes], sender_name: str = "",
                  payload_size: int = wire.DEFAULT_PAYLOAD, window: int = 1024,
                  timeout: float = 10.0, rtt: RttEstimator | None = None, burst: int = 64,
-                 resume: bool = True, background: bool = False):
+                 resume: bool = True, background: bool = False, client: str = ""):
         self.offer_id = offer_id
         # "resume": the receiver may continue from what an earlier,
         # interrupted push of the same file left there.
         self.offer = {"name": name, "size": size, "sha256": sha256, "kind": kind,
                       "from": sender_name, "payload": payload_size, "window": window,
                       "resume": resume}
+        if client:   # names this user's resumable files on the receiver
+            self.offer["client"] = client
+        self.retries_answered = 0     # RETRY answers (the receiver under an offer flood)
         self.size = size
         self.read = read
         self.payload_size = payload_size
@@ -176,6 +179,9 @@ class Sender:
             return
         if self.state == FINISHED:
             return
+        if kind == wire.RETRY:
+            self._retry(session, payload, now)
+            return
         if kind in (wire.ACCEPT, wire.REJECT):
             if session != self.offer_id or self.state == WAITING:
                 return
@@ -225,6 +231,27 @@ class Sender:
             self.failed_by_peer = True
             self._finish(FAILED, error)
 
+    def _retry(self, offer_id: int, payload: bytes, now: float) -> None:
+        """The receiver is checking few offers (a flood): it sent a cookie
+        to prove that we receive at this address.  The offer goes again at
+        once with it; a few times at most, then only on the usual timer."""
+        if self.state != OFFERING or offer_id != self.offer_id or self.retries_answered >= 4:
+            return
+        try:
+            cookie = wire.decode_json(payload).get("cookie")
+        except wire.Malformed:
+            return
+        if not isinstance(cookie, str) or len(cookie) > 64:
+            return
+        self.retries_answered += 1
+        self.offer["cookie"] = cookie
+        if self.control_tries == 1:   # the round trip is measured as for an ACCEPT
+            sample = now - self.control_sent
+            self.rtt.sample(sample)
+            self.cc.on_rtt(sample)
+        self.control_tries = 0
+        self._send_control(now)
+
     def _rejected(self, body: dict, now: float) -> None:
         error = str(body.get("error", "refused"))
         retry = body.get("retry_after")
@@ -247,6 +274,7 @@ class Sender:
         self.retry_at = when
         self.last_progress = now
         self.resumed_bytes = 0
+        self.offer.pop("cookie", None)   # made for the old offer id
         self.offer_id = self.offer_id % ((1 << 64) - 1) + 1
         self.token = self.total = self.base = self.sacked = self.next_seq = 0
         self.fast_mark = 0

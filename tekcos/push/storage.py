@@ -84,7 +84,8 @@ class PartFile:
     """
 
     def __init__(self, directory: str, name: str, tag: str, worker: DiskWorker,
-                 resumable: resume.Checkpoint | None = None, have: int = 0):
+                 resumable: resume.Checkpoint | None = None, have: int = 0,
+                 verified: "VerifiedPrefixes | None" = None):
         self.directory = directory
         self.name = name
         self.tag = tag
@@ -107,7 +108,9 @@ class PartFile:
         self._failed: OSError | None = None   # set by the worker, read by the reactor
         # Opened by the worker too: everything done to one name happens in
         # submission order (an earlier push's part file is put away first).
-        self.jobs.append((worker.submit(self._open, have), 0))
+        self.verified = verified
+        self._opening = worker.submit(self._open, have)
+        self.jobs.append((self._opening, 0))
 
     # -- the reactor's side ----------------------------------------------------------
     def append(self, data: bytes) -> None:
@@ -132,6 +135,12 @@ class PartFile:
             data = b"".join(self.pending)
             self.pending, self.pending_len = [], 0
             self.jobs.append((self.worker.submit(self._write, data), len(data)))
+
+    @property
+    def opened(self) -> bool:
+        """The worker has opened the file (re-read what an earlier attempt
+        kept, where it continues one), or failed to."""
+        return self._opening.done()
 
     @property
     def backlog(self) -> int:
@@ -207,6 +216,15 @@ class PartFile:
                 or (checkpoint.sha256, checkpoint.size, checkpoint.payload) != \
                 (template.sha256, template.size, template.payload):
             raise DamagedPartial("the partial file on the server is gone or out of date")
+        known = self.verified.take(self.tag, have, os.fstat(self.fd)) \
+            if self.verified is not None else None
+        if known is not None and known.hexdigest() == checkpoint.prefix_sha256:
+            # This process put the file away itself and nothing has touched
+            # it since: what it hashed then still holds (no re-read).
+            self.hasher = known
+            os.lseek(self.fd, have, os.SEEK_SET)
+            self.written = self.checkpointed = have
+            return
         os.ftruncate(self.fd, have)   # a killed server may have written past its checkpoint
         with open(self.path, "rb") as f:
             left = have
@@ -249,11 +267,18 @@ class PartFile:
             return
         keep = self._failed is None and self.resumable is not None \
             and 0 < self.written < self.resumable.size
-        if keep:
+        if keep and self.written != self.checkpointed:
+            # (Nothing new since the last checkpoint: it stands as written.)
             try:
                 self._checkpoint()
             except OSError:
                 keep = False
+        if keep and self.verified is not None:
+            try:
+                self.verified.put(self.tag, self.written, self.hasher.copy(),
+                                  os.fstat(self.fd))
+            except OSError:
+                pass
         os.close(self.fd)
         self.closed = True
         if not keep:
@@ -300,6 +325,42 @@ class PartFile:
                 pass
 
 
+class VerifiedPrefixes:
+    """What this process knows of the part files it put away: their length,
+    the hash of their bytes (a live ``hashlib`` object, ready to go on) and
+    the file's identity then (inode, size, modification time).  Continuing
+    one that no one has touched since takes its hash from here instead of
+    re-reading the file: a sender that resumes and aborts in a loop costs
+    no disk reads.  Used on the disk worker's thread only."""
+
+    MAX = 1024
+
+    def __init__(self):
+        self._known: dict[str, tuple[int, object, tuple]] = {}
+
+    @staticmethod
+    def _identity(st) -> tuple:
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def put(self, tag: str, have: int, hasher, st) -> None:
+        self._known.pop(tag, None)
+        if len(self._known) >= self.MAX:
+            self._known.pop(next(iter(self._known)))
+        self._known[tag] = (have, hasher, self._identity(st))
+
+    def take(self, tag: str, have: int, st):
+        """The hash object for ``tag``'s first ``have`` bytes if the file is
+        as it was put away, else None; forgotten either way (the caller
+        now owns the file)."""
+        entry = self._known.pop(tag, None)
+        if entry is None or entry[0] != have or entry[2] != self._identity(st):
+            return None
+        return entry[1]
+
+    def __len__(self) -> int:
+        return len(self._known)
+
+
 class DamagedPartial(OSError):
     """What the server kept of an earlier attempt cannot be continued."""
 
@@ -325,6 +386,7 @@ class Downloads:
         self._reserve = reserve
         # Inline by default (tests, simulation); the server passes a threaded one.
         self.worker = worker or DiskWorker(threaded=False)
+        self.verified = VerifiedPrefixes()
 
     @property
     def reserve(self) -> int:
@@ -342,7 +404,7 @@ class Downloads:
                   have: int = 0) -> PartFile:
         """A part file named after ``tag`` (16 hex digits): fresh, or
         continuing after the ``have`` bytes an earlier attempt left."""
-        return PartFile(self.directory, name, tag, self.worker, resumable, have)
+        return PartFile(self.directory, name, tag, self.worker, resumable, have, self.verified)
 
     def checkpoint(self, tag: str) -> resume.Checkpoint | None:
         return resume.read(self.directory, tag)

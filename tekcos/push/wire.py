@@ -5,7 +5,7 @@ Every datagram starts with a 24-byte header, big-endian::
     version  u8    1
     type     u8    see the constants below
     length   u16   payload length
-    session  u64   the sender's offer id in OFFER/ACCEPT/REJECT, the
+    session  u64   the sender's offer id in OFFER/ACCEPT/REJECT/RETRY, the
                    receiver's token in every later datagram, 0 in HELLO
     seq      u64   packet number (DATA) or next expected packet (ACK)
     crc      u32   CRC-32 of the header (crc field zero) and the payload
@@ -24,7 +24,8 @@ HEADER = struct.Struct("!BBHQQI")
 HEADER_SIZE = HEADER.size  # 24
 _HEAD_NO_CRC = struct.Struct("!BBHQQ")
 
-OFFER, ACCEPT, REJECT, DATA, ACK, DONE, FAIL, PROBE, ABORT, HELLO, HELLO_REPLY = range(1, 12)
+OFFER, ACCEPT, REJECT, DATA, ACK, DONE, FAIL, PROBE, ABORT, HELLO, HELLO_REPLY, RETRY = \
+    range(1, 13)
 DEFAULT_PAYLOAD = 1400
 MAX_DATAGRAM = 65507
 # ACK payload: advertised window (u32), the seq that triggered it (u64), then

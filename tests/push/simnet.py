@@ -44,12 +44,12 @@ class Channel:
 
 
 def make_sender(data: bytes, *, window=64, payload=100, timeout=5.0, kind="file",
-                name="f.bin", offer_id=7, resume=True, background=False):
+                name="f.bin", offer_id=7, resume=True, background=False, client=""):
     return Sender(offer_id=offer_id, name=name, size=len(data),
                   sha256=hashlib.sha256(data).hexdigest(), kind=kind,
                   read=lambda off, n: data[off:off + n], sender_name="tester",
                   payload_size=payload, window=window, timeout=timeout, resume=resume,
-                  background=background)
+                  background=background, client=client)
 
 
 def run(sender: Sender, endpoint: Endpoint, channel: Channel, now=0.0, limit=600.0,

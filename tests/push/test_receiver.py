@@ -390,3 +390,102 @@ def test_the_last_ack_goes_out_while_the_file_is_still_being_published(tmp_path)
     ep.poll(0.01)
     [((kind, _, _, body), _)] = out(ep, 0.01)
     assert kind == wire.DONE and wire.decode_json(body)["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_caps_count_a_host_not_its_sockets(tmp_path):
+    # One host with many sockets (ports) holds four unanswered offers in
+    # all, as one socket would; another host is answered at once.
+    ep = Endpoint(Disk(tmp_path), Limits(max_sessions=32))
+    for port in range(10):
+        ep.receive_datagram(offer(offer_id=port, data=b"x" * 500), ("127.0.0.9", 1000 + port),
+                            0.0)
+    kinds = [wire.decode(d)[0] for d, _ in ep.datagrams_to_send(0.0)]
+    assert kinds == [wire.ACCEPT] * 4 + [wire.REJECT] * 6
+    ep.receive_datagram(offer(offer_id=77, data=b"x" * 500), ("127.0.0.8", 1), 0.0)
+    assert [wire.decode(d)[0] for d, _ in ep.datagrams_to_send(0.0)] == [wire.ACCEPT]
+
+
+def test_an_ipv6_host_is_counted_on_its_slash_64(tmp_path):
+    ep = Endpoint(Disk(tmp_path), Limits(max_sessions=32))
+    for i in range(6):   # temporary addresses (RFC 8981): one host, many addresses
+        ep.receive_datagram(offer(offer_id=i, data=b"x" * 500),
+                            (f"2001:db8:0:1::{i + 1:x}", 5000, 0, 0), 0.0)
+    kinds = [wire.decode(d)[0] for d, _ in ep.datagrams_to_send(0.0)]
+    assert kinds == [wire.ACCEPT] * 4 + [wire.REJECT] * 2
+
+
+def test_transfers_per_address_count_a_host_not_its_sockets(tmp_path):
+    ep = Endpoint(Disk(tmp_path), Limits(max_sessions=8, max_per_address=2, payload=100),
+                  token=iter(range(100, 200)).__next__)
+    tokens = {}
+    for i in range(3):   # three sockets of one host offer, then all start at once
+        addr = ("127.0.0.9", 2000 + i)
+        ep.receive_datagram(offer(offer_id=i, data=bytes([i]) * 500), addr, 0.0)
+        [(accept, _)] = ep.datagrams_to_send(0.0)
+        tokens[addr] = wire.decode_json(wire.decode(accept)[3])["token"]
+    kinds = []
+    for i, (addr, token) in enumerate(tokens.items()):
+        ep.receive_datagram(wire.encode(wire.DATA, token, 0, bytes([i]) * 100), addr, 0.0)
+        [(reply, _)] = ep.datagrams_to_send(0.0)
+        kinds.append(wire.decode(reply)[0])
+        if kinds[-1] == wire.REJECT:
+            assert wire.decode_json(wire.decode(reply)[3])["error"].startswith(
+                "busy: 2 transfers from your address in progress")
+    assert kinds == [wire.ACK, wire.ACK, wire.REJECT]
+    ep.receive_datagram(offer(offer_id=9, data=b"z" * 500), ("127.0.0.9", 3000), 0.0)
+    [(reply, _)] = ep.datagrams_to_send(0.0)
+    assert wire.decode(reply)[0] == wire.REJECT
+
+
+def flood(ep, count, now, first_id=10_000):
+    """``count`` offers from as many spoofed addresses; the answers are
+    thrown away (a spoofer never sees them)."""
+    for i in range(count):
+        ep.receive_datagram(offer(offer_id=first_id + i, name="junk", data=b"x" * 500),
+                            (f"127.1.{i // 250}.{i % 250 + 1}", 4000), now)
+    return ep.datagrams_to_send(now)
+
+
+def test_an_offer_flood_gets_cookies_not_state_and_a_real_sender_gets_through(tmp_path):
+    ep = Endpoint(Disk(tmp_path), Limits(max_sessions=32, max_pending=256, payload=100))
+    answers = flood(ep, 1000, 0.0)
+    kinds = [wire.decode(d)[0] for d, _ in answers]
+    # The first ones are checked in full; past the rate, a RETRY and no state.
+    assert kinds.count(wire.RETRY) >= 700
+    assert len(ep.sessions) <= 256 and ep.stats["retries"] == kinds.count(wire.RETRY)
+    # The real sender is in the same flood: its first offer gets a cookie,
+    # the offer again with it is checked and accepted.
+    data = os.urandom(300)
+    ep.receive_datagram(offer(offer_id=5, data=data), PEER, 0.0)
+    kind, _, body = answer(ep, 0.0)
+    assert kind == wire.RETRY
+    ep.receive_datagram(offer(offer_id=5, data=data, cookie=body["cookie"]), PEER, 0.0)
+    kind, _, body = answer(ep, 0.0)
+    assert kind == wire.ACCEPT
+    send_data(ep, body["token"], data, [0, 1, 2], now=0.03)
+    assert answer(ep, 0.03)[0] == wire.DONE
+
+
+def test_a_cookie_is_good_only_for_its_address_and_offer_and_for_a_while(tmp_path):
+    ep = Endpoint(Disk(tmp_path), Limits(max_sessions=32, payload=100))
+    flood(ep, 400, 0.0)
+    ep.receive_datagram(offer(offer_id=5, data=b"x" * 500), PEER, 0.0)
+    [(retry, _)] = ep.datagrams_to_send(0.0)
+    cookie = wire.decode_json(wire.decode(retry)[3])["cookie"]
+    flood(ep, 400, 1.0, first_id=20_000)
+    for offer_id, addr, now in [(6, PEER, 1.0), (5, ("127.0.0.9", 5556), 1.0), (5, PEER, 25.0)]:
+        if now > 20:
+            flood(ep, 400, now, first_id=30_000)
+        ep.receive_datagram(offer(offer_id=offer_id, data=b"x" * 500, cookie=cookie), addr, now)
+        [(reply, _)] = ep.datagrams_to_send(now)
+        assert wire.decode(reply)[0] == wire.RETRY, (offer_id, addr, now)
+
+
+def test_a_host_with_a_cookie_still_gets_only_its_share_of_checks(tmp_path):
+    ep = Endpoint(Disk(tmp_path), Limits(max_sessions=32, payload=100))
+    answers = []
+    for i in range(200):   # one real host offering as fast as it can
+        ep.receive_datagram(offer(offer_id=i, data=b"x" * 500, resume=False), PEER, 0.0)
+        answers += ep.datagrams_to_send(0.0)
+    errors = [wire.decode_json(wire.decode(d)[3]).get("error", "") for d, _ in answers]
+    assert sum("too many offers from your address" in e for e in errors) >= 150

@@ -334,3 +334,39 @@ def test_selective_acknowledgement_bits_are_listed_for_masks_of_any_width():
     for _ in range(500):
         mask = rng.getrandbits(rng.randint(1, 3000)) << rng.randint(0, 400)
         assert list(_ones(mask, 5)) == [5 + i for i in range(mask.bit_length()) if mask >> i & 1]
+
+
+def test_a_retry_sends_the_offer_again_at_once_with_its_cookie():
+    s = make()
+    s.start(0.0)
+    s.datagrams_to_send(0.0)
+    s.receive_datagram(wire.encode_json(wire.RETRY, 41, {"cookie": "c" * 32}), 0.001)
+    assert s.datagrams_to_send(0.001) == []          # another offer's RETRY: ignored
+    s.receive_datagram(wire.encode_json(wire.RETRY, 42, {"cookie": "c" * 32}), 0.002)
+    [(kind, session, _, payload)] = decoded(s.datagrams_to_send(0.002))
+    assert (kind, session) == (wire.OFFER, 42)
+    assert wire.decode_json(payload)["cookie"] == "c" * 32
+    accept(s, 0.004)
+    assert s.state == SENDING
+    # Offered again under a new id (after a busy answer): the old cookie goes.
+    s2 = make()
+    s2.start(0.0)
+    s2.datagrams_to_send(0.0)
+    s2.receive_datagram(wire.encode_json(wire.RETRY, 42, {"cookie": "d" * 32}), 0.001)
+    s2.datagrams_to_send(0.001)
+    s2.receive_datagram(wire.encode_json(wire.REJECT, 42, {"error": "busy", "retry_after": 1}),
+                        0.002)
+    s2.handle_timer(1.01)
+    [(kind, session, _, payload)] = decoded(s2.datagrams_to_send(1.01))
+    assert kind == wire.OFFER and session == 43 and "cookie" not in wire.decode_json(payload)
+
+
+def test_endless_retries_do_not_make_the_sender_offer_without_pause():
+    s = make()
+    s.start(0.0)
+    s.datagrams_to_send(0.0)
+    sent = 0
+    for i in range(20):
+        s.receive_datagram(wire.encode_json(wire.RETRY, 42, {"cookie": f"{i:032d}"}), 0.001 * i)
+        sent += len(s.datagrams_to_send(0.001 * i))
+    assert sent == 4
