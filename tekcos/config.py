@@ -108,6 +108,18 @@ def _endpoints(value: Any) -> list[str]:
     return [i.strip() for i in items]
 
 
+def _names(value: Any) -> list[str]:
+    items = [v for v in value.split(",")] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise ValueError("must be a list of host names or origins such as "
+                         "'https://chat.example.org'")
+    names = [i.strip() for i in items if i.strip()]
+    for name in names:
+        if len(name) > 255 or any(c.isspace() or ord(c) < 32 for c in name):
+            raise ValueError(f"not a host name or origin: {name!r}")
+    return names
+
+
 SETTINGS: dict[str, Setting] = {
     s.name: s
     for s in [
@@ -163,6 +175,10 @@ SETTINGS: dict[str, Setting] = {
         Setting("web", "", "serve the web page (chat, file drop, neighbours, /metrics) on this "
                 "port or endpoint ('8080', 'ssl:8443:privateKey=key.pem:certKey=cert.pem'); "
                 "empty: no web page", _endpoint),
+        Setting("web-origins", [], "other names browsers may reach the web page by (DNS names "
+                "or origins such as 'https://chat.example.org' for a reverse proxy), comma-"
+                "separated; its own addresses, host name and .local name are always allowed",
+                _names),
         Setting("web-downloads", False, "let browsers download received files from /files/ "
                 "(off: nothing received is ever served back)", _boolean),
         Setting("watch-interval", 30.0, "seconds between checks of the server's own address "

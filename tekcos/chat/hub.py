@@ -110,6 +110,7 @@ class Hub:
         self.dropped_push_lines = 0
         # Counters for the operators' metrics (tekcos.web.metrics).
         self.lines_in = 0            # chat lines said (say, /me, /msg)
+        self._room_list: list | None = None   # cache of room_list()
         self.lines_out = 0           # lines written to members by room fan-out
         self.dropped_flood = 0       # input lines dropped by flood control
         self.dropped_slow = 0        # clients cut off for not reading
@@ -131,6 +132,7 @@ class Hub:
         room = self.rooms.get(key)
         if room is None:
             room = self.rooms[key] = Room(name, self.history_size)
+            self._room_list = None
         return room
 
     def broadcast(self, room: Room, text: str, record: bool = False, speaker=None) -> None:
@@ -231,6 +233,7 @@ class Hub:
         if self.pending:  # the notice is for those already there
             self.flush()
         room.members[member] = None
+        self._room_list = None
         if replay and room.history:
             member.write_lines(self.history_lines(room))
         count = len(room.members)
@@ -246,6 +249,7 @@ class Hub:
         if self.pending:
             self.flush()
         room.members.pop(member, None)
+        self._room_list = None
         member.room = None
         if not room.members:
             # The last one out: the room goes (the lobby stays).  During
@@ -360,6 +364,7 @@ class Hub:
     def set_topic(self, member, topic: str) -> None:
         room = member.room
         room.topic = topic
+        self._room_list = None
         what = f"changed the topic to: {topic}" if topic else "cleared the topic"
         self.broadcast(room, f"{self.stamp()} -- {member.nick} {what}", record=True)
 
@@ -409,5 +414,11 @@ class Hub:
             yield f"{m.nick} (idle {format_idle(now - m.last_active)})"
 
     def room_list(self) -> list[tuple[str, int, str]]:
-        return sorted(((r.name, len(r.members), r.topic) for r in self.rooms.values()),
-                      key=lambda item: (-item[1], name_key(item[0])))
+        """Every room as (name, members, topic), the fullest first.  Sorted
+        once per change of rooms, members or topics, not once per asker:
+        every browser's state asks for it."""
+        if self._room_list is None:
+            self._room_list = sorted(((r.name, len(r.members), r.topic)
+                                      for r in self.rooms.values()),
+                                     key=lambda item: (-item[1], name_key(item[0])))
+        return self._room_list

@@ -7,6 +7,7 @@ from twisted.internet import defer
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.logger import Logger
 
+from tekcos.admission import CHAT, Admission
 from tekcos.chat.hub import Hub
 from tekcos.chat.protocol import ChatProtocol
 from tekcos.chat.session import SessionConfig
@@ -32,17 +33,32 @@ class ChatFactory(ServerFactory):
         self.hub = hub
         self.session_config = session_config
         self.max_line = max_line
-        self.max_per_ip = max_per_ip
         self.max_buffer = max_buffer
-        self.max_clients = max_clients
         self.nick_timeout = nick_timeout
         if clock is None:
             from twisted.internet import reactor as clock
         self.clock = clock
-        self.refused_full = 0
-        self.per_host: dict[str, int] = {}
+        # Every front door (telnet, TLS, WebSocket, plain HTTP) counts here.
+        self.admission = Admission(max_clients, max_per_ip)
         self.connections: set[ChatProtocol] = set()
         self.drained: list[defer.Deferred] = []
+
+    @property
+    def max_clients(self) -> int:
+        return self.admission.max_clients
+
+    @property
+    def max_per_ip(self) -> int:
+        return self.admission.max_per_ip
+
+    @property
+    def per_host(self) -> dict[str, int]:
+        """Chat connections by host (an IPv4 address, an IPv6 /64)."""
+        return self.admission.by_host[CHAT]
+
+    @property
+    def refused_full(self) -> int:
+        return self.admission.refused[CHAT]
 
     def buildProtocol(self, addr):
         refusal = self.admit(getattr(addr, "host", None))
@@ -53,40 +69,27 @@ class ChatFactory(ServerFactory):
         return protocol
 
     def admit(self, host: str | None) -> str | None:
-        """Count a new connection from ``host``, or say why it is refused
-        (the server is full, or that address has too many).  Every transport
-        (TCP, TLS, WebSocket) goes through here; an admitted connection is
-        added to :attr:`connections` by its adapter and given back with
+        """Count a new chat connection from ``host``, or say why it is
+        refused (the server is full, or that host has too many, web
+        requests included).  Every chat transport (TCP, TLS, WebSocket)
+        goes through here; an admitted connection is added to
+        :attr:`connections` by its adapter and given back with
         :meth:`forget`."""
-        if len(self.connections) >= self.max_clients:
+        refusal = self.admission.admit(host, CHAT)
+        if refusal is not None:
             # Said in one line, then closed: the descriptor is freed at once,
             # so the UDP side and files being stored keep working.
-            if not self.refused_full % 1000:
-                self.log.warn("refused a connection: {n} clients, the most allowed "
-                              "({more} refused so far)", n=len(self.connections),
-                              more=self.refused_full)
-            self.refused_full += 1
-            return f"the server is full ({self.max_clients} users); try again later."
-        if host is not None and self.max_per_ip:
-            count = self.per_host.get(host, 0)
-            if count >= self.max_per_ip:
-                self.log.warn("refused {host}: over {cap} connections", host=host,
-                              cap=self.max_per_ip)
-                return f"too many connections from {host} (at most {self.max_per_ip})."
-            self.per_host[host] = count + 1
-        return None
+            refused = self.admission.refused[CHAT]
+            if refused % 1000 == 1:
+                self.log.warn("refused a chat connection from {host}: {why} "
+                              "({n} refused so far)", host=host, why=refusal, n=refused)
+        return refusal
 
     def forget(self, protocol: ChatProtocol) -> None:
         if protocol not in self.connections:
             return
         self.connections.discard(protocol)
-        host = protocol.host
-        if host is not None and host in self.per_host:
-            left = self.per_host[host] - 1
-            if left > 0:
-                self.per_host[host] = left
-            else:
-                del self.per_host[host]
+        self.admission.release(protocol.host, CHAT)
         if not self.connections:
             waiting, self.drained = self.drained, []
             for d in waiting:

@@ -1,6 +1,8 @@
 """``--web``: the web listener as a service of the server."""
 from __future__ import annotations
 
+import socket
+
 from twisted.application.service import MultiService, Service
 from twisted.internet import endpoints
 
@@ -8,6 +10,7 @@ from tekcos.push.receiver import Received
 from tekcos.push.storage import Downloads
 from tekcos.push.worker import DiskWorker
 from tekcos.web.metrics import Sources
+from tekcos.web.origins import AllowedHosts
 from tekcos.web.site import Web, build_site, count_connections
 from tekcos.web.upload import Uploads
 
@@ -45,7 +48,9 @@ def web_service(description: str, values: dict, chat_factory, udp, reactor) -> M
     sources = Sources(hub, lambda: count_connections(chat_factory.connections),
                       endpoint=endpoint, uploads=uploads,
                       neighbourhood=lambda: hub.neighbourhood)
-    site = build_site(web, sources, values["downloads"] if values["web-downloads"] else None)
+    hosts = AllowedHosts(values["web-origins"], socket.gethostname(), now=reactor.seconds)
+    site = build_site(web, sources, values["downloads"] if values["web-downloads"] else None,
+                      hosts)
     top = MultiService()
     _StopWorker(worker).setServiceParent(top)
     ListeningService(endpoints.serverFromString(reactor, description), site,

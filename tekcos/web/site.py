@@ -24,7 +24,9 @@ from autobahn.twisted.resource import WebSocketResource
 from twisted.web import pages, server, static
 from twisted.web.resource import Resource
 
+from tekcos.web.http import CountedSite
 from tekcos.web.metrics import MetricsResource, Sources
+from tekcos.web.origins import AllowedHosts
 from tekcos.web.upload import UploadRequest, UploadResource, Uploads
 from tekcos.web.websocket import ChatWebSocket, websocket_factory
 
@@ -64,6 +66,7 @@ class Web:
         self.chat = chat
         self.uploads = uploads
         self.clock = clock
+        self.allowed_hosts: AllowedHosts | None = None
 
     def state(self, session) -> dict:
         hub = self.chat.hub
@@ -100,6 +103,9 @@ class _Upgrade(WebSocketResource):
         channel = request.channel
         transport = channel.transport
         result = super().render(request)
+        if channel.transport is None and hasattr(channel, "release"):
+            # A WebSocket now: admitted as a chat connection when it opens.
+            channel.release()
         channel.setTimeout(None)
         if transport is not None and getattr(transport, "producer", None) is channel:
             transport.unregisterProducer()
@@ -150,9 +156,22 @@ class _Files(static.File):
         return pages.notFound("Not found", "No listing.")
 
     def getChild(self, path, request):
-        if path.startswith(b".") or not path:
+        if path.startswith(b".") or not path or b"\x00" in path or b"/" in path:
             return pages.notFound("Not found", "No such file.")
-        return super().getChild(path, request)
+        try:
+            child = super().getChild(path, request)
+        except (ValueError, OSError):   # a name the file system cannot hold
+            return pages.notFound("Not found", "No such file.")
+        target = getattr(child, "path", None)
+        if target is not None and (os.path.islink(target) or
+                                   os.path.dirname(os.path.realpath(target)) != self.realpath):
+            # Never out of the downloads folder, whatever a link there says.
+            return pages.notFound("Not found", "No such file.")
+        return child
+
+    @property
+    def realpath(self) -> str:
+        return os.path.realpath(self.path)
 
     def render_GET(self, request):
         secure(request)
@@ -171,8 +190,10 @@ class _Root(Resource):
         return pages.notFound("Not found", "No such page.")
 
 
-def build_site(web: Web, sources: Sources, downloads_dir: str | None = None) -> server.Site:
-    """The Site for one ``--web`` listener."""
+def build_site(web: Web, sources: Sources, downloads_dir: str | None = None,
+               allowed_hosts: AllowedHosts | None = None) -> server.Site:
+    """The Site for one ``--web`` listener: its connections count with the
+    chat's (``web.chat.admission``), its requests must name this server."""
     root = _Root()
     root.putChild(b"", _Static(_package_file("index.html"), "text/html; charset=utf-8"))
     assets = _Root()
@@ -186,7 +207,9 @@ def build_site(web: Web, sources: Sources, downloads_dir: str | None = None) -> 
     if downloads_dir is not None:
         root.putChild(b"files", _Files(os.path.abspath(downloads_dir)))
     # Idle HTTP connections close after a minute (uploads send all along).
-    site = server.Site(root, timeout=HTTP_IDLE)
+    site = CountedSite(root, web.chat.admission, allowed_hosts, timeout=HTTP_IDLE,
+                       reactor=web.clock)
+    web.allowed_hosts = allowed_hosts
     site.requestFactory = UploadRequest
     site.uploads = web.uploads
     site.displayTracebacks = False

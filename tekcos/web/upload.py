@@ -23,19 +23,23 @@ from twisted.logger import Logger
 from twisted.web import server
 from twisted.web.resource import Resource
 
+from tekcos.address import host_key
 from tekcos.push.storage import BadName, safe_name
+from tekcos.web.http import CheckedRequest
 
 TICKET_LIFETIME = 60.0
-MAX_TICKETS = 256
-PER_ADDRESS = 4              # uploads at once from one address
+MAX_TICKETS = 256            # unredeemed tickets, all hosts
+PER_ADDRESS = 4              # tickets and uploads at once from one host
+MAX_ACTIVE = 16              # uploads under way, all hosts (each may hold DISK_BACKLOG)
 DISK_BACKLOG = 16 << 20      # bytes received but not yet written, before reading pauses
 PREFIX = b"/upload/"
+BUSY = object()              # redeem(): a good ticket, but too many uploads under way
 
 
 @dataclass
 class Ticket:
     session: object
-    host: str
+    host: str                # the host key (tekcos.address.host_key)
     name: str
     size: int
     expires: float
@@ -123,6 +127,7 @@ class Uploads:
     # -- step 1: asked over the WebSocket ----------------------------------------------
     def ticket(self, session, host: str, name, size) -> dict:
         """``{"ok": True, "ticket", "url", "name"}`` or ``{"ok": False, "error"}``."""
+        host = host_key(host)
         error = self._refusal(session, host, name, size)
         if error is not None:
             self.refused += 1
@@ -151,7 +156,7 @@ class Uploads:
             sum(1 for u in self.active if u.ticket.host == host)
         if busy >= PER_ADDRESS:
             return f"{PER_ADDRESS} uploads from your address already; wait for one to finish"
-        if len(self.tickets) >= MAX_TICKETS:
+        if len(self.tickets) >= MAX_TICKETS and not self._evict_ticket(host):
             return "too many uploads at once; try again in a minute"
         try:
             free = self.downloads.free_bytes()
@@ -162,21 +167,47 @@ class Uploads:
             return f"not enough disk space: {size} bytes offered, {max(0, free - reserve)} available"
         return None
 
+    def _evict_ticket(self, host: str) -> bool:
+        """Make room for ``host``'s ticket: the oldest ticket of the host
+        holding the most goes, if that is not ``host`` itself (tickets
+        cost nothing until redeemed; a few hosts must not hold them all)."""
+        held: dict[str, int] = {}
+        for t in self.tickets.values():
+            held[t.host] = held.get(t.host, 0) + 1
+        top = max(held, key=held.get)
+        if top == host or held[top] <= held.get(host, 0) + 1:
+            return False
+        key = min((k for k, t in self.tickets.items() if t.host == top),
+                  key=lambda k: self.tickets[k].expires)
+        del self.tickets[key]
+        return True
+
+    def forget_session(self, session) -> None:
+        """A page closed: its unredeemed tickets go with it."""
+        for key in [k for k, t in self.tickets.items() if t.session is session]:
+            del self.tickets[key]
+
     def _expire(self) -> None:
         now = self.clock.seconds()
         for key in [k for k, t in self.tickets.items() if t.expires < now]:
             del self.tickets[key]
 
     # -- step 2: the POST ---------------------------------------------------------------
-    def redeem(self, request, path: bytes, host: str | None, length) -> Upload | None:
+    def redeem(self, request, path: bytes, host: str | None, length):
         """The upload for a POST to ``path``, if it carries a live ticket
-        for this address and exactly the announced length; else None."""
+        for this address and exactly the announced length; else None (or
+        :data:`BUSY`: the ticket is good, but :data:`MAX_ACTIVE` uploads are
+        under way)."""
         self._expire()
         key = path[len(PREFIX):].split(b"?", 1)[0].decode("ascii", "replace")
         ticket = self.tickets.get(key)
-        if ticket is None or ticket.host != host or length != ticket.size:
+        if ticket is None or ticket.host != host_key(host) or length != ticket.size:
             self.refused += 1
             return None
+        if len(self.active) >= MAX_ACTIVE:
+            # The ticket stays: the page may try again.
+            self.refused += 1
+            return BUSY
         del self.tickets[key]
         try:
             upload = Upload(self, request, ticket)
@@ -255,7 +286,7 @@ def _answer(request, code: int, body: dict) -> None:
     request.finish()
 
 
-class UploadRequest(server.Request):
+class UploadRequest(CheckedRequest):
     """A request whose body, for ``POST /upload/<ticket>``, goes straight to
     the part file of a checked upload, and is refused before any of it is
     stored otherwise.  Other requests are handled as usual."""
@@ -270,10 +301,13 @@ class UploadRequest(server.Request):
                 and path.startswith(PREFIX):
             peer = channel.transport.getPeer() if channel.transport else None
             self.upload = uploads.redeem(self, path, getattr(peer, "host", None), length)
-            if self.upload is None:
-                # No ticket, wrong address, or not the announced size: the
-                # body is never read.
-                channel.transport.write(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n"
+            if self.upload is None or self.upload is BUSY:
+                # No ticket, wrong address, not the announced size, or too
+                # many uploads under way: the body is never read.
+                status = b"503 Service Unavailable\r\nretry-after: 5" if self.upload is BUSY \
+                    else b"403 Forbidden"
+                self.upload = None
+                channel.transport.write(b"HTTP/1.1 " + status + b"\r\ncontent-length: 0\r\n"
                                         b"connection: close\r\n\r\n")
                 channel.transport.loseConnection()
                 self.content = _Discard()

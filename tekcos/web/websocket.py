@@ -34,6 +34,12 @@ from tekcos.chat.session import UTF8, ChatSession
 
 CONTROL = "\x00"
 STATE_DELAY = 0.25       # seconds: state updates are coalesced
+MAX_FRAGMENTS = 64       # frames one message may come in
+# What the page's own requests cost from the flood-control budget that chat
+# lines draw on (a line costs 1): a state answer lists up to 100 rooms and
+# 500 members; a ticket may check the disk.
+COSTS = {"state": 2.0, "upload": 2.0, "neighbors": 1.0}
+EXCESS_FLOOD = 200       # requests refused in a row before the connection is closed
 
 
 _HANDSHAKE = ("http_headers", "http_request_data", "http_response_data", "http_status_line",
@@ -78,10 +84,16 @@ class ChatWebSocket(WebSocketServerProtocol):
         self._state_call = None
         self._last_state = None
         self._out = None
+        self._frames = 0
+        self._refused_in_a_row = 0
 
     # -- opening -------------------------------------------------------------------
     def onConnect(self, request):
-        if not same_origin(request.headers.get("origin"), request.headers.get("host")):
+        origin, host = request.headers.get("origin"), request.headers.get("host")
+        hosts = self.factory.web.allowed_hosts
+        allowed = hosts.origin_allowed(origin, host) if hosts is not None \
+            else same_origin(origin, host)
+        if not allowed:
             raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "cross-origin WebSocket refused")
         return None
 
@@ -116,12 +128,29 @@ class ChatWebSocket(WebSocketServerProtocol):
         self.session.start()
 
     # -- input ----------------------------------------------------------------------
+    def onMessageBegin(self, isBinary):
+        self._frames = 0
+        super().onMessageBegin(isBinary)
+
+    def onMessageFrameBegin(self, length: int):
+        # Empty continuation frames cost no bytes: the size limits never
+        # see them, so their number is capped.
+        self._frames += 1
+        if self._frames > MAX_FRAGMENTS:
+            self._gone = True
+            self.events.info("closing {peer}: a message of over {n} frames", peer=self.host,
+                             n=MAX_FRAGMENTS)
+            self.dropConnection(abort=True)
+            return
+        super().onMessageFrameBegin(length)
+
     def onMessage(self, payload: bytes, isBinary: bool):
         session = self.session
         if session is None or session.closed:
             return
         if isBinary:
-            session.error("binary frames are not understood here.")
+            if self._spend(1.0):
+                session.error("binary frames are not understood here.")
             return
         if payload[:1] == b"\x00":
             self._control(payload[1:])
@@ -140,17 +169,37 @@ class ChatWebSocket(WebSocketServerProtocol):
                     return
         self._state_soon()
 
+    def _spend(self, cost: float) -> bool:
+        """Whether the session's flood-control budget allows a request of
+        ``cost``.  A page that keeps asking past it is not a page: after
+        :data:`EXCESS_FLOOD` refusals in a row it is disconnected."""
+        session = self.session
+        if session.bucket.allow(session.hub.now(), cost):
+            self._refused_in_a_row = 0
+            return True
+        session.hub.dropped_flood += 1
+        self._refused_in_a_row += 1
+        if self._refused_in_a_row >= EXCESS_FLOOD:
+            self.events.info("disconnect {peer}: excess flood of page requests", peer=self.host)
+            session.quit("excess flood")
+        return False
+
     def _control(self, raw: bytes) -> None:
         try:
             request = json.loads(raw)
         except (ValueError, RecursionError):
             request = None
+        kind = request.get("t") if isinstance(request, dict) else None
+        # The page's requests draw on the budget that chat lines draw on.
+        if not self._spend(COSTS.get(kind, 1.0) if isinstance(kind, str) else 1.0):
+            return
         if not isinstance(request, dict):
             self.session.error("malformed request from the page.")
             return
-        kind = request.get("t")
         web = self.factory.web
-        if kind == "upload":
+        if kind == "upload" and web.uploads is None:
+            self.send_control({"t": "upload", "ok": False, "error": "uploads are off here"})
+        elif kind == "upload":
             self.send_control({"t": "upload", **web.uploads.ticket(self.session, self.host,
                                                                      request.get("name"),
                                                                      request.get("size"))})
@@ -248,6 +297,9 @@ class ChatWebSocket(WebSocketServerProtocol):
 
     def onClose(self, wasClean: bool, code, reason):
         self._cancel_timers()
+        uploads = self.factory.web.uploads
+        if uploads is not None and self.session is not None:
+            uploads.forget_session(self.session)
         session = self.session
         if session is not None and not session.closed:
             text = "connection closed" if wasClean else "connection lost"

@@ -106,6 +106,7 @@ def web_server(tmp_path):
     port.dir = tmp_path
     port.announced = announced
     port.hub = hub
+    port.hub_factory = chat
     yield port
     port.stopListening()
     worker.close()
@@ -275,3 +276,47 @@ def test_a_browser_that_stops_reading_is_cut_off_and_the_room_goes_on(tmp_path):
         reader.dropConnection(abort=True)
     finally:
         yield port.stopListening()
+
+
+@pytest_twisted.inlineCallbacks
+def test_web_downloads_never_follow_a_link_out_and_a_nul_is_not_found(tmp_path):
+    from twisted.internet import reactor
+    hub = Hub(reactor.seconds)
+    chat = ChatFactory(hub, SessionConfig(server_name="test"), clock=reactor)
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"not for browsers")
+    (downloads / "link.txt").symlink_to(secret)
+    (downloads / "x.jpg").write_bytes(b"jpeg")
+    site = build_site(Web(chat, None, reactor), Sources(hub, lambda: {}),
+                      downloads_dir=str(downloads))
+    port = reactor.listenTCP(0, site, interface="127.0.0.1")
+    number = port.getHost().port
+    try:
+        def get(path):
+            return http(number, f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                f"Connection: close\r\n\r\n".encode())
+        for path in ("/files/link.txt", "/files/x%00.jpg", "/files/x.jpg%00"):
+            answer = yield threads.deferToThread(get, path)
+            assert answer.split(b"\r\n")[0].split()[1] == b"404", (path, answer[:200])
+            assert b"not for browsers" not in answer and b"Traceback" not in answer
+        answer = yield threads.deferToThread(get, "/files/x.jpg")
+        assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"jpeg")
+    finally:
+        yield port.stopListening()
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_websocket_gives_its_http_slot_back_and_counts_as_a_chat_connection(web_server):
+    page = yield open_page(web_server)
+    admission = web_server.hub_factory.admission
+    assert admission.open == {"chat": 1, "http": 0}
+    page.transport.loseConnection()
+    yield deferLater(0.1)
+    assert admission.open == {"chat": 0, "http": 0}
+
+
+def deferLater(seconds):
+    from twisted.internet import reactor, task
+    return task.deferLater(reactor, seconds, lambda: None)

@@ -184,3 +184,109 @@ def test_malformed_page_requests_get_an_error_not_a_crash(site):
     assert "binary frames" in web.take()
     type_line(web, "still here")
     assert "<webby> still here" in web.take()
+
+
+def test_page_requests_draw_on_the_flood_budget_and_a_flood_is_disconnected(site):
+    web = open_browser(site)
+    type_line(web, "webby")
+    web.take()
+    for i in range(40):   # state answers cost 2 of the burst of 20
+        web.sendMessage(b'\x00{"t":"state"}', isBinary=False)
+    web.pump.flush()
+    answered = [c for c in web.controls if c["t"] == "state"]
+    assert 5 <= len(answered) <= 11
+    assert web.closed_with is None
+    # A budget that refills at 5 lines a second: later on, answers again.
+    site.clock.advance(1.0)
+    web.controls.clear()
+    assert ask(web, {"t": "state"})["t"] == "state"
+    # Hundreds of refusals in a row: not a page, and closed.
+    for i in range(250):
+        web.sendMessage(b'\x00{"t":"upload","name":"x","size":1}', isBinary=False)
+    web.pump.flush()
+    assert web.closed_with is not None
+    assert len(site.factory.connections) == 0
+
+
+def test_a_telnet_user_keeps_a_fast_round_trip_while_a_page_floods_state_requests(site):
+    for i in range(300):     # many rooms: every state answer lists the first 100
+        site.user(f"u{i}", host=f"127.0.{i // 250 + 1}.{i % 250 + 1}").type(f"/join room{i}\r\n")
+    web = open_browser(site)
+    type_line(web, "flooder")
+    telnet = site.user("tel")
+    telnet.read()
+    import time
+    started = time.process_time()
+    for i in range(20):
+        if web.closed_with is not None:
+            break
+        for j in range(100):
+            web.sendMessage(b'\x00{"t":"state"}', isBinary=False)
+        web.pump.flush()
+    spent = time.process_time() - started
+    telnet.type("/who\r\n")
+    assert "*** lobby" in telnet.read()
+    # At most the burst was answered (the rest refused cheaply, then closed).
+    assert len([c for c in web.controls if c["t"] == "state"]) <= 11
+    assert web.closed_with is not None
+    assert spent < 5.0
+
+
+def test_a_message_of_too_many_frames_closes_the_connection(site):
+    web = open_browser(site)
+    type_line(web, "webby")
+    web.take()
+    # A text message begun and continued by empty frames, never finished
+    # (RFC 6455 5.4): they carry no bytes, so no size limit sees them.
+    frames = b"\x01\x80" + b"\x00" * 4 + (b"\x00\x80" + b"\x00" * 4) * 500
+    web.transport.write(frames)
+    web.pump.flush()
+    assert web.server_side.state == web.server_side.STATE_CLOSED
+    assert len(site.factory.connections) == 0
+
+
+def test_a_rebound_name_cannot_open_a_chat(site):
+    from tekcos.web.origins import AllowedHosts
+    site.web_factory.web.allowed_hosts = AllowedHosts([], "labhost", addresses=lambda: set())
+    evil = open_browser(site, origin="http://evil.example")
+    assert not evil.opened
+    # DNS rebinding: Host and Origin agree, but name someone else.
+    rebound = site.web_factory.web.allowed_hosts.origin_allowed(
+        "http://evil.example", "evil.example")
+    assert not rebound
+    assert site.web_factory.web.allowed_hosts.origin_allowed(
+        "http://labhost.local:8080", "labhost.local:8080")
+
+
+def test_a_closed_page_gives_its_tickets_back(site):
+    web = open_browser(site)
+    type_line(web, "webby")
+    for _ in range(4):
+        assert ask(web, {"t": "upload", "name": "b", "size": 1})["ok"]
+    uploads = site.web_factory.web.uploads
+    assert len(uploads.tickets) == 4
+    web.transport.loseConnection()
+    web.pump.flush()
+    assert uploads.tickets == {}
+    again = open_browser(site)
+    type_line(again, "webby2")
+    assert ask(again, {"t": "upload", "name": "b", "size": 1})["ok"]
+
+
+def test_tickets_are_not_squatted_by_many_hosts():
+    from tekcos.web import upload
+    server = Server()
+    uploads = Uploads(Disk("/tmp"), lambda *a: None, max_file_size=1000, clock=server.clock)
+
+    class Page:
+        nick = "p"
+    squatters = [(f"127.0.{i // 200 + 1}.{i % 200 + 1}", Page()) for i in range(70)]
+    for host, page in squatters:
+        for _ in range(4):
+            uploads.ticket(page, host, "x", 1)
+    assert len(uploads.tickets) == upload.MAX_TICKETS
+    # A newcomer gets a ticket at once: the oldest of a host holding more goes.
+    newcomer = Page()
+    assert uploads.ticket(newcomer, "127.0.9.9", "mine", 1)["ok"]
+    assert uploads.ticket(newcomer, "127.0.9.9", "mine2", 1)["ok"]
+    assert len(uploads.tickets) == upload.MAX_TICKETS
