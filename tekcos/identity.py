@@ -22,32 +22,43 @@ def id_path(environ=os.environ) -> str:
     return os.path.join(base, "tekcos", "client-id")
 
 
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="ascii") as f:
+            known = f.read(64).strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return known if _ID.match(known) else None
+
+
 def client_id(environ=os.environ) -> str:
     """The id kept for this user, made on first use; "" where none can be
     kept (no writable home): pushes then resume by IP address, as before."""
     path = id_path(environ)
-    try:
-        with open(path, encoding="ascii") as f:
-            known = f.read(64).strip()
-        if _ID.match(known):
-            return known
-    except (OSError, UnicodeDecodeError):
-        pass
+    known = _read(path)
+    if known:
+        return known
     made = secrets.token_hex(16)
+    temporary = f"{path}.{os.getpid()}.tmp"
     try:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        temporary = f"{path}.{os.getpid()}.tmp"
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="ascii") as f:
             f.write(made + "\n")
         try:
             # Two first pushes at once: the one that links first wins, and
-            # the other reads it back.
+            # the other takes its id.
             os.link(temporary, path)
         except FileExistsError:
-            os.unlink(temporary)
-            return client_id(environ) if os.path.exists(path) else ""
-        os.unlink(temporary)
+            known = _read(path)
+            if known:
+                return known
+            os.replace(temporary, path)   # what is there is not an id
         return made
     except OSError:
         return ""
+    finally:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass

@@ -5,18 +5,17 @@ import os
 import socket
 import sys
 
-from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet import endpoints
-from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.python import usage
 
-from tekcos import __version__, exits
+from tekcos import __version__
 from tekcos import config as settings
 from tekcos.chat.hub import Hub
 from tekcos.chat.server import ChatFactory, ChatService
 from tekcos.chat.session import SessionConfig
+from tekcos.listening import ListeningService
 from tekcos.push.udp import push_service
 
 # Twisted's default listen backlog (50) drops SYNs when many clients connect
@@ -166,22 +165,6 @@ def client_limit(wanted: int, limits=None) -> int:
     if soft == resource.RLIM_INFINITY:
         return wanted
     return max(1, min(wanted, soft - FD_RESERVE))
-
-
-class ListeningService(StreamServerEndpointService):
-    """A chat endpoint whose failure to listen (port in use, no permission)
-    stops the server with one line naming the endpoint, not a traceback."""
-
-    def __init__(self, endpoint, factory, description: str):
-        super().__init__(endpoint, factory)
-        self.description = description
-        self._raiseSynchronously = True
-
-    def privilegedStartService(self):
-        try:
-            super().privilegedStartService()
-        except CannotListenError as e:
-            exits.cannot_listen(self.description, e)
 
 
 def _add_neighbourhood(top: MultiService, hub: Hub, values: dict, reactor) -> None:

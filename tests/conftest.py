@@ -19,6 +19,21 @@ settings.register_profile("deep", max_examples=2000, print_blob=True, deadline=N
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+def pytest_collection_modifyitems(config, items):
+    """The test layers, by what a test needs (see docs/architecture.md):
+    a namespace lab (``netns``: root, ip, nft), a real ``twistd`` or other
+    subprocess (``slow``), a browser (``browser``).  ``netns`` and
+    ``browser`` tests are ``slow`` too, so ``-m "not slow"`` is the
+    in-memory and quick loopback layer."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if "lab" in names:
+            item.add_marker(pytest.mark.netns)
+        if "start" in names or item.get_closest_marker("netns") \
+                or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def server():
     return Server()

@@ -1,18 +1,38 @@
-"""The package layout holds: a feature package (chat, push, scan) imports
-from another feature only through the shared top-level modules, and the
-sans-IO cores import nothing from Twisted."""
+"""The package layout holds what docs/architecture.md says of it: the
+dependency rules (and no import cycles), the sans-IO cores import no I/O,
+every module that arms a timer is in the timers table, and every private
+third-party API in use is in the table of debts."""
 import ast
 import pathlib
+import re
 
 import tekcos
 
 PACKAGE = pathlib.Path(tekcos.__file__).parent
+DOC = (PACKAGE.parent / "docs" / "architecture.md").read_text()
 FEATURES = ("chat", "push", "scan")
-SANS_IO = ["chat/hub.py", "chat/session.py", "chat/commands.py", "chat/names.py",
-           "chat/lineedit.py", "chat/confusables.py", "text.py", "hello.py", "push/wire.py", "push/rtt.py", "push/sender.py",
-           "push/receiver.py", "push/storage.py", "push/resume.py", "push/congestion.py",
-           "push/worker.py", "scan/arp.py", "scan/iface.py",
-           "scan/report.py", "ratelimit.py", "address.py", "exits.py"]
+SHARED = {"address", "admission", "exits", "identity", "ratelimit", "text", "config",
+          "listening", "hello"}
+# No sockets, file system, clock, threads or Twisted (time is passed in).
+SANS_IO = ["push/sender.py", "push/receiver.py", "push/congestion.py", "push/rtt.py",
+           "push/wire.py", "scan/arp.py", "scan/service.py", "chat/session.py",
+           "chat/names.py", "chat/lineedit.py", "text.py", "ratelimit.py", "admission.py",
+           "config.py"]
+IO_MODULES = {"twisted", "socket", "os", "time", "threading", "select", "selectors",
+              "subprocess", "concurrent", "psutil", "netifaces", "scapy", "fcntl", "termios",
+              "tty", "resource", "shutil", "tempfile", "multiprocessing", "asyncio"}
+# Plain modules that must stay free of Twisted, though they do I/O.
+NO_TWISTED = ["chat/hub.py", "chat/commands.py", "chat/confusables.py", "hello.py",
+              "identity.py", "address.py", "push/storage.py", "push/resume.py",
+              "push/worker.py", "scan/iface.py", "scan/report.py", "web/origins.py"]
+
+
+def module_name(path: pathlib.Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
 
 
 def imported(path: pathlib.Path) -> set[str]:
@@ -26,22 +46,102 @@ def imported(path: pathlib.Path) -> set[str]:
     return names
 
 
-def test_features_do_not_import_each_other():
-    crossings = []
-    for feature in FEATURES:
-        for path in (PACKAGE / feature).glob("*.py"):
-            for name in imported(path):
-                parts = name.split(".")
-                if parts[0] == "tekcos" and len(parts) > 1 and parts[1] in FEATURES \
-                        and parts[1] != feature:
-                    crossings.append(f"{feature}/{path.name} imports {name}")
-    assert crossings == []
+def graph() -> dict[str, set[str]]:
+    """Module -> the tekcos modules it imports (anywhere in the file)."""
+    return {name: {n for n in imported(path) if n in MODULES and n != name}
+            for name, path in MODULES.items()}
 
 
-def test_sans_io_cores_import_nothing_from_twisted():
+def area(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "tekcos"
+
+
+def test_dependency_rules():
+    broken = []
+    for module, targets in graph().items():
+        here = area(module)
+        for target in targets:
+            there = area(target)
+            if there == "tekcos" or there == here:
+                continue
+            if here in SHARED:
+                ok = there in SHARED or (here == "hello" and
+                                         target in ("tekcos.push", "tekcos.push.wire"))
+            elif here in FEATURES:
+                ok = there in SHARED
+            elif here == "web":
+                ok = there in SHARED or there in ("chat", "push")
+            else:   # tap, cli: the composition roots
+                ok = there not in ("tap", "cli")
+            if not ok:
+                broken.append(f"{module} imports {target}")
+    assert broken == []
+
+
+def test_no_import_cycles():
+    edges = graph()
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(node, stack):
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(edges[node]):
+            if state.get(nxt) == 1:
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif not state.get(nxt):
+                visit(nxt, stack)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(edges):
+        if not state.get(node):
+            visit(node, [])
+    assert cycles == []
+
+
+def test_sans_io_cores_import_no_io_and_are_documented():
     for module in SANS_IO:
+        used = {n.split(".")[0] for n in imported(PACKAGE / module)} & IO_MODULES
+        assert used == set(), module
+        stem = module.rsplit("/", 1)[-1]
+        assert stem in DOC.split("## Sans-IO cores")[1].split("\n## ")[0], module
+
+
+def test_plain_modules_import_nothing_from_twisted():
+    for module in NO_TWISTED:
         twisted = [n for n in imported(PACKAGE / module) if n.split(".")[0] == "twisted"]
         assert twisted == [], module
+
+
+def test_every_module_that_arms_a_timer_is_in_the_timers_table():
+    table = DOC.split("## Threads and timers")[1].split("\n## ")[0]
+    arming = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+                    if re.search(r"\bcallLater\(|LoopingCall\(|TimerService\(", p.read_text()))
+    assert arming and [m for m in arming if f"| {m} |" not in table] == []
+
+
+# Private names of Twisted and autobahn that the code relies on: (the name
+# in the table, a pattern that finds its use).
+PRIVATE = [("_tempDataLen", r"_tempDataLen"), ("_raiseSynchronously", r"_raiseSynchronously"),
+           ("_disconnected", r"\._disconnected\b"), ("CONFIG_ATTRS", r"CONFIG_ATTRS"),
+           ("_path", r"\"_path\""), ("_command", r"\"_command\""),
+           ("Telnet._write", r"\(conch\.Telnet\):[\s\S]*def _write\(")]
+
+
+def test_every_private_third_party_api_in_use_is_listed_with_its_file():
+    table = DOC.split("## Private third-party APIs")[1].split("\n## ")[0]
+    rows = table.splitlines()
+    missing = []
+    for name, pattern in PRIVATE:
+        listed = " ".join(row for row in rows if name in row)
+        for path in PACKAGE.rglob("*.py"):
+            if re.search(pattern, path.read_text()):
+                where = str(path.relative_to(PACKAGE))
+                if where not in listed:
+                    missing.append(f"{name} in {where}")
+    assert missing == []
 
 
 def test_the_namespace_lab_is_not_installed():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -46,6 +47,8 @@ class TwistdServer:
     def __init__(self, *args: str, downloads: str | None = None, prefix: tuple = ()):
         """``prefix``: a command that runs twistd (for example in a mount
         namespace of the test's own)."""
+        # A downloads directory of its own is removed by stop().
+        self._own_downloads = downloads is None
         self.downloads = downloads or tempfile.mkdtemp(prefix="tekcos-dl-")
         # A free port can be taken by someone else before twistd binds it
         # (the machine may be busy with thousands of connections): then try
@@ -84,7 +87,10 @@ class TwistdServer:
             self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=20)
         with open(self.log.name, errors="replace") as f:
-            return self.proc.returncode, f.read()
+            text = f.read()
+        if self._own_downloads:
+            shutil.rmtree(self.downloads, ignore_errors=True)
+        return self.proc.returncode, text
 
 
 CLEAN_EXIT = (0, -signal.SIGTERM)

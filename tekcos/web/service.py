@@ -6,6 +6,7 @@ import socket
 from twisted.application.service import MultiService, Service
 from twisted.internet import endpoints
 
+from tekcos.listening import ListeningService
 from tekcos.push.receiver import Received
 from tekcos.push.storage import Downloads
 from tekcos.push.worker import DiskWorker
@@ -26,13 +27,12 @@ class _StopWorker(Service):
         self.worker.close()
 
 
-def web_service(description: str, values: dict, chat_factory, udp, reactor) -> MultiService:
-    """The page, its WebSocket, uploads and /metrics on ``description``.
+def build_web(values: dict, chat_factory, udp, reactor):
+    """The Site of the web listener and the uploads' disk worker (to close
+    on shutdown), from the resolved settings.
 
     ``chat_factory`` is the chat's factory (hub, limits, admission), ``udp``
     the push service or None."""
-    from tekcos.tap import ListeningService
-
     hub = chat_factory.hub
 
     def announce(nick: str, host: str, name: str, size: int) -> None:
@@ -51,6 +51,12 @@ def web_service(description: str, values: dict, chat_factory, udp, reactor) -> M
     hosts = AllowedHosts(values["web-origins"], socket.gethostname(), now=reactor.seconds)
     site = build_site(web, sources, values["downloads"] if values["web-downloads"] else None,
                       hosts)
+    return site, worker
+
+
+def web_service(description: str, values: dict, chat_factory, udp, reactor) -> MultiService:
+    """The page, its WebSocket, uploads and /metrics on ``description``."""
+    site, worker = build_web(values, chat_factory, udp, reactor)
     top = MultiService()
     _StopWorker(worker).setServiceParent(top)
     ListeningService(endpoints.serverFromString(reactor, description), site,

@@ -156,13 +156,21 @@ def test_a_datagram_that_breaks_the_core_costs_a_throttled_line_not_a_traceback(
     def broken(data, addr, now):
         raise KeyError("a bug")
     endpoint.receive_datagram = broken
-    server = ServerProtocol(endpoint, Clock())
+    clock = Clock()
+    server = ServerProtocol(endpoint, clock)
     server.makeConnection(FakeDatagramTransport())
     for _ in range(1000):
         server.datagramReceived(b"x", ("10.0.0.1", 1))
-    # The refusal log allows a burst of 20, then about one line a second.
-    assert 1 <= len(logged) <= 20
+    # The refusal log allows a burst of 20, then one line a second, which
+    # counts what it left out.
+    assert len(logged) == 20
     assert logged[0] == "dropped a datagram from 10.0.0.1: KeyError: 'a bug'"
+    clock.advance(1.0)
+    server.datagramReceived(b"x", ("10.0.0.1", 1))
+    assert len(logged) == 21
+    assert logged[-1].endswith("(980 more refusals not logged)")
+    clock.advance(1.0)     # the flush call
+    assert clock.getDelayedCalls() == []
 
 
 class SegmentingSocket:

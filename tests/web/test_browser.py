@@ -18,6 +18,8 @@ import pytest
 
 from tests.twistd import REPO, User, free_port, wait_until
 
+pytestmark = pytest.mark.browser
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 ARTIFACTS = os.environ.get("TEKCOS_ARTIFACTS", os.path.join(REPO, "build", "artifacts"))

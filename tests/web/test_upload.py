@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import socket
+import time
 
 import pytest
 import pytest_twisted
@@ -86,22 +87,24 @@ def post(path: str, body: bytes, length: int | None = None) -> bytes:
 
 @pytest.fixture
 def web_server(tmp_path):
+    """The web listener as ``twistd tekcos --web`` wires it (build_web), on
+    a loopback port; its disk worker is closed afterwards."""
     from twisted.internet import reactor
+
+    from tekcos import config
+    from tekcos.web.service import build_web
     hub = Hub(reactor.seconds)
     chat = ChatFactory(hub, SessionConfig(server_name="test"), clock=reactor)
     announced = []
+    received = hub.push_received
 
-    def announce(nick, host, name, size):
-        announced.append((nick, host, name, size))
-        hub.push_received(Received("file", nick, (host, 0), name, size))
-
-    worker = DiskWorker(threaded=True)
-    uploads = Uploads(Downloads(str(tmp_path), reserve=0, worker=worker), announce,
-                      max_file_size=10 << 20, clock=reactor)
-    worker.wake = lambda: reactor.callFromThread(uploads.poll)
-    web = Web(chat, uploads, reactor)
-    sources = Sources(hub, lambda: count_connections(chat.connections), uploads=uploads)
-    port = reactor.listenTCP(0, build_site(web, sources), interface="127.0.0.1")
+    def push_received(item):
+        announced.append((item.sender, item.address[0], item.name, item.size))
+        received(item)
+    hub.push_received = push_received
+    values = config.resolve({"downloads": str(tmp_path), "max-file-size": str(10 << 20)})
+    site, worker = build_web(values, chat, None, reactor)
+    port = reactor.listenTCP(0, site, interface="127.0.0.1")
     port.number = port.getHost().port
     port.dir = tmp_path
     port.announced = announced
@@ -174,8 +177,19 @@ def test_a_browser_that_goes_away_mid_upload_leaves_nothing(web_server):
     page = yield open_page(web_server)
     data = os.urandom(3_000_000)
     ticket = yield page.ask_upload("big.bin", len(data))
-    yield threads.deferToThread(http, web_server.number, post(ticket["url"], data),
-                                body_cut=1_500_000)
+
+    def half_then_gone():
+        """Send half the body, wait for the part file to appear, hang up."""
+        with socket.socket() as s:
+            s.connect(("127.0.0.1", web_server.number))
+            s.sendall(post(ticket["url"], data)[:1_500_000])
+            for _ in range(500):
+                if any(n.endswith(".part") for n in os.listdir(web_server.dir)):
+                    return True
+                time.sleep(0.01)
+            return False
+    appeared = yield threads.deferToThread(half_then_gone)
+    assert appeared, "the upload never reached its part file"
     for _ in range(200):
         if not os.listdir(web_server.dir) and not web_server.announced:
             break
