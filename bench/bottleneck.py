@@ -26,10 +26,8 @@ import sys
 import tempfile
 import time
 
-from common import BEFORE_ROUND, ROOT, checkout
+from common import BEFORE_ROUND, ROOT, checkout, netlab
 
-sys.path.insert(0, ROOT)
-from tests import netlab  # noqa: E402
 
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 SERVER, CLIENT = "10.88.0.2", "10.88.0.1"

@@ -3,13 +3,19 @@ from __future__ import annotations
 
 import os
 import resource
-import socket
 import subprocess
+import sys
 import tempfile
 from contextlib import contextmanager
 
-HOST = "127.0.0.1"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The helpers the tests and the benchmarks share live once, in tests/ (a free
+# loopback port, the namespace lab, the in-memory chat server); this module
+# is the benchmarks' one way to them.
+sys.path.insert(0, ROOT)
+from tests import netlab  # noqa: E402,F401
+from tests.memory import Server  # noqa: E402,F401
+from tests.twistd import HOST, free_port  # noqa: E402,F401
 # The last revision before this round's work on the chat and pushes: the
 # default baseline of the benchmarks that compare revisions.
 BEFORE_ROUND = "97836ff"
@@ -38,12 +44,6 @@ def random_file(mib: int):
             digest.update(block)
         f.flush()
         yield f.name, digest.hexdigest()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def rss_kib(pid: int) -> int:

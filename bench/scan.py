@@ -22,10 +22,8 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from common import ROOT, netlab
 
-from tests import netlab  # noqa: E402
 
 SNIFF = r"""
 import socket, sys, time

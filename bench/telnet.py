@@ -11,14 +11,10 @@ Usage: python bench/telnet.py [--reads 300]
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from tests.memory import Server  # noqa: E402
+from common import Server
 
 CHUNK = 64 * 1024
 

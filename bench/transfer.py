@@ -27,10 +27,8 @@ import tempfile
 import time
 from contextlib import ExitStack
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from common import ROOT, netlab
 
-from tests import netlab  # noqa: E402
 
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 SERVER, CLIENT = "10.78.0.2", "10.78.0.1"
@@ -115,7 +113,6 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--baseline", help="git revision to run alongside (alternating)")
     args = parser.parse_args()
-    sys.path.insert(0, os.path.join(ROOT, "bench"))
     from common import checkout
     trees = [("this tree", ROOT, 9000)]
     checkouts = ExitStack()

@@ -124,6 +124,7 @@ def run(*argv, timeout=60):
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 
 
+@pytest.mark.slow   # a twistd process
 def test_twistd_help_lists_tekcos():
     result = run(*TWISTD, "--help")
     assert result.returncode == 0
@@ -131,6 +132,7 @@ def test_twistd_help_lists_tekcos():
     assert "LAN chat hub" in result.stdout
 
 
+@pytest.mark.slow   # a twistd process
 def test_twistd_bad_option_is_one_line_and_non_zero():
     result = run(*TWISTD, "-n", "tekcos", "--max-line", "abc")
     assert result.returncode == 2
@@ -149,6 +151,7 @@ def test_hello_tells_the_first_tcp_endpoint_when_only_listen_is_given(tmp_path):
     assert udp.port_number == 9611     # UDP takes the same number
 
 
+@pytest.mark.slow   # a twistd process
 def test_version_says_tekcos():
     from tekcos import __version__
     result = run(*TWISTD, "tekcos", "--version")
@@ -157,6 +160,7 @@ def test_version_says_tekcos():
     assert result.returncode == 0 and result.stdout == f"tekcos {__version__}\n"
 
 
+@pytest.mark.slow   # a twistd process
 def test_a_port_in_use_is_one_line_naming_the_endpoint(tmp_path):
     import socket
     with socket.socket() as busy:

@@ -95,6 +95,7 @@ def test_unreachable_and_gone_servers_exit_three(start):
     assert b"closed the connection" in err
 
 
+@pytest.mark.slow   # tekcos chat processes
 def test_usage_errors_exit_two_with_the_reason():
     result = run_client("host:notaport")
     assert result.returncode == 2

@@ -11,9 +11,13 @@ import sys
 import threading
 import time
 
+import pytest
+
 from tekcos.hello import hello_replies
 from tekcos.push import wire
 from tests.twistd import CLEAN_EXIT, User, free_port
+
+pytestmark = pytest.mark.slow   # tekcos push processes against a real twistd
 
 TEKCOS = [sys.executable, "-m", "tekcos.cli"]
 
