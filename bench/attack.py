@@ -30,7 +30,6 @@ Traffic stays on 127.0.0.0/8.
 from __future__ import annotations
 
 import argparse
-import base64
 import hashlib
 import json
 import multiprocessing
@@ -47,7 +46,7 @@ import tempfile
 import time
 
 from common import ROOT, allow_open_files, checkout, free_port, random_file
-from web import ws_frame
+from web import ws_connect, ws_frame
 
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 BASELINE = "420ad14"
@@ -107,16 +106,7 @@ def bound(kind=socket.SOCK_STREAM, source=ATTACKER) -> socket.socket:
 
 
 def websocket(web: int, nick: str, source=ATTACKER) -> socket.socket:
-    s = bound(source=source)
-    s.settimeout(10)
-    s.connect(("127.0.0.1", web))
-    key = base64.b64encode(os.urandom(16)).decode()
-    s.sendall((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{web}\r\nUpgrade: websocket\r\n"
-               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-               f"Origin: http://127.0.0.1:{web}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += s.recv(4096)
+    s = ws_connect(0, web, source)
     s.sendall(ws_frame(nick))
     s.setblocking(False)
     return s

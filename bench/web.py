@@ -45,20 +45,24 @@ class Conn(socket.socket):
     pending = b""
 
 
-def connect(port: int) -> Conn:
+def connect(port: int, source: str | None = None) -> Conn:
+    """A TCP connection to the server (from the loopback address ``source``)."""
     sock = Conn(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)   # as telnet and browsers do
+    if source is not None:
+        sock.bind((source, 0))
     sock.settimeout(30)
     sock.connect((HOST, port))
     return sock
 
 
 # -- a minimal WebSocket client ---------------------------------------------------------
-def ws_connect(port: int, web: int) -> Conn:
-    sock = connect(web)
+def ws_connect(port: int, web: int, source: str | None = None) -> Conn:
+    sock = connect(web, source)
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall((f"GET /ws HTTP/1.1\r\nHost: {HOST}:{web}\r\nUpgrade: websocket\r\n"
                   f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                  f"Origin: http://{HOST}:{web}\r\n"
                   f"Sec-WebSocket-Version: 13\r\n\r\n").encode())
     head = b""
     while b"\r\n\r\n" not in head:

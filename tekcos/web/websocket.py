@@ -137,10 +137,7 @@ class ChatWebSocket(WebSocketServerProtocol):
         # see them, so their number is capped.
         self._frames += 1
         if self._frames > MAX_FRAGMENTS:
-            self._gone = True
-            self.events.info("closing {peer}: a message of over {n} frames", peer=self.host,
-                             n=MAX_FRAGMENTS)
-            self.dropConnection(abort=True)
+            self._cut(f"a message of over {MAX_FRAGMENTS} frames")
             return
         super().onMessageFrameBegin(length)
 
@@ -180,8 +177,7 @@ class ChatWebSocket(WebSocketServerProtocol):
         session.hub.dropped_flood += 1
         self._refused_in_a_row += 1
         if self._refused_in_a_row >= EXCESS_FLOOD:
-            self.events.info("disconnect {peer}: excess flood of page requests", peer=self.host)
-            session.quit("excess flood")
+            self._cut("excess flood of page requests")
         return False
 
     def _control(self, raw: bytes) -> None:
@@ -284,15 +280,19 @@ class ChatWebSocket(WebSocketServerProtocol):
                           nick=self.session.nick, why=why)
 
     def _drop_slow_reader(self) -> None:
+        self.factory.web.chat.hub.dropped_slow += 1
+        self._cut("not reading: output buffer full")
+
+    def _cut(self, reason: str) -> None:
+        """Drop the connection at once, without a closing handshake: the
+        peer is abusive, and nothing more it sends is read."""
         self._gone = True
         self._cancel_timers()
-        chat = self.factory.web.chat
-        chat.hub.dropped_slow += 1
-        reason = "not reading: output buffer full"
         self._log_disconnect(reason)
         session = self.session
-        session.set_sink(lambda data: None)
-        session.connection_lost(reason)
+        if session is not None and not session.closed:
+            session.set_sink(lambda data: None)
+            session.connection_lost(reason)
         self.dropConnection(abort=True)
 
     def onClose(self, wasClean: bool, code, reason):

@@ -215,32 +215,46 @@ def test_pages_carry_a_content_security_policy_without_inline_scripts(web_server
     assert b"404" in answer.split(b"\r\n")[0]
 
 
-@pytest_twisted.inlineCallbacks
-def test_web_downloads_serve_received_files_only(tmp_path):
+@pytest.fixture
+def files_site():
+    """``serve(directory)``: a site with --web-downloads of ``directory`` on
+    a loopback port; returns ``get(path)`` (run it in a thread)."""
     from twisted.internet import reactor
-    hub = Hub(reactor.seconds)
-    chat = ChatFactory(hub, SessionConfig(server_name="test"), clock=reactor)
-    (tmp_path / "song.ogg").write_bytes(b"la la")
-    (tmp_path / ".0123456789abcdef.part").write_bytes(b"half")
-    site = build_site(Web(chat, None, reactor), Sources(hub, lambda: {}),
-                      downloads_dir=str(tmp_path))
-    port = reactor.listenTCP(0, site, interface="127.0.0.1")
-    number = port.getHost().port
-    try:
+    ports = []
+
+    def serve(directory):
+        hub = Hub(reactor.seconds)
+        chat = ChatFactory(hub, SessionConfig(server_name="test"), clock=reactor)
+        site = build_site(Web(chat, None, reactor), Sources(hub, lambda: {}),
+                          downloads_dir=str(directory))
+        port = reactor.listenTCP(0, site, interface="127.0.0.1")
+        ports.append(port)
+        number = port.getHost().port
+
         def get(path):
             return http(number, f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                                 f"Connection: close\r\n\r\n".encode())
-        answer = yield threads.deferToThread(get, "/files/song.ogg")
-        assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"\r\n\r\nla la")
-        assert b"content-disposition: attachment" in answer.lower()
-        # No uploads on this site: a POST to /upload/ is just not found.
-        answer = yield threads.deferToThread(http, number, post("/upload/x", b"abc"))
-        assert answer.split(b"\r\n")[0].split()[1] == b"404"
-        for hidden in ("/files/.0123456789abcdef.part", "/files/", "/files/..%2Fetc"):
-            answer = yield threads.deferToThread(get, hidden)
-            assert answer.split(b"\r\n")[0].split()[1] in (b"404", b"400"), (hidden, answer[:80])
-    finally:
-        yield port.stopListening()
+        get.number = number
+        return get
+    yield serve
+    for port in ports:
+        port.stopListening()
+
+
+@pytest_twisted.inlineCallbacks
+def test_web_downloads_serve_received_files_only(tmp_path, files_site):
+    (tmp_path / "song.ogg").write_bytes(b"la la")
+    (tmp_path / ".0123456789abcdef.part").write_bytes(b"half")
+    get = files_site(tmp_path)
+    answer = yield threads.deferToThread(get, "/files/song.ogg")
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"\r\n\r\nla la")
+    assert b"content-disposition: attachment" in answer.lower()
+    # No uploads on this site: a POST to /upload/ is just not found.
+    answer = yield threads.deferToThread(http, get.number, post("/upload/x", b"abc"))
+    assert answer.split(b"\r\n")[0].split()[1] == b"404"
+    for hidden in ("/files/.0123456789abcdef.part", "/files/", "/files/..%2Fetc"):
+        answer = yield threads.deferToThread(get, hidden)
+        assert answer.split(b"\r\n")[0].split()[1] in (b"404", b"400"), (hidden, answer[:80])
 
 
 @pytest_twisted.inlineCallbacks
@@ -293,32 +307,20 @@ def test_a_browser_that_stops_reading_is_cut_off_and_the_room_goes_on(tmp_path):
 
 
 @pytest_twisted.inlineCallbacks
-def test_web_downloads_never_follow_a_link_out_and_a_nul_is_not_found(tmp_path):
-    from twisted.internet import reactor
-    hub = Hub(reactor.seconds)
-    chat = ChatFactory(hub, SessionConfig(server_name="test"), clock=reactor)
+def test_web_downloads_never_follow_a_link_out_and_a_nul_is_not_found(tmp_path, files_site):
     downloads = tmp_path / "downloads"
     downloads.mkdir()
     secret = tmp_path / "secret.txt"
     secret.write_bytes(b"not for browsers")
     (downloads / "link.txt").symlink_to(secret)
     (downloads / "x.jpg").write_bytes(b"jpeg")
-    site = build_site(Web(chat, None, reactor), Sources(hub, lambda: {}),
-                      downloads_dir=str(downloads))
-    port = reactor.listenTCP(0, site, interface="127.0.0.1")
-    number = port.getHost().port
-    try:
-        def get(path):
-            return http(number, f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                                f"Connection: close\r\n\r\n".encode())
-        for path in ("/files/link.txt", "/files/x%00.jpg", "/files/x.jpg%00"):
-            answer = yield threads.deferToThread(get, path)
-            assert answer.split(b"\r\n")[0].split()[1] == b"404", (path, answer[:200])
-            assert b"not for browsers" not in answer and b"Traceback" not in answer
-        answer = yield threads.deferToThread(get, "/files/x.jpg")
-        assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"jpeg")
-    finally:
-        yield port.stopListening()
+    get = files_site(downloads)
+    for path in ("/files/link.txt", "/files/x%00.jpg", "/files/x.jpg%00"):
+        answer = yield threads.deferToThread(get, path)
+        assert answer.split(b"\r\n")[0].split()[1] == b"404", (path, answer[:200])
+        assert b"not for browsers" not in answer and b"Traceback" not in answer
+    answer = yield threads.deferToThread(get, "/files/x.jpg")
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"jpeg")
 
 
 @pytest_twisted.inlineCallbacks
