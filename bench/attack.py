@@ -306,8 +306,8 @@ def start_server(code_dir: str, port: int, web: int, downloads: str, env: dict, 
     server = subprocess.Popen(TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos", "--port",
                                         str(port), "--web", f"tcp:{web}:interface=127.0.0.1",
                                         "--downloads", downloads],
-                              cwd=code_dir, env=env, stdout=log, stderr=subprocess.STDOUT,
-                              preexec_fn=cap)
+                              cwd=downloads, env=env, stdout=log, stderr=subprocess.STDOUT,
+                              preexec_fn=cap)   # (cwd: whatever state it keeps goes too)
     deadline = time.monotonic() + 30
     while True:
         try:

@@ -155,6 +155,8 @@ SETTINGS: dict[str, Setting] = {
                 "as --port, or 9000; 0 turns UDP off)", _integer(0, 65535)),
         Setting("downloads", "downloads", "directory where pushed files are stored",
                 _text(4096)),
+        Setting("state-dir", "state", "directory of the server's database (tekcos.db: the file "
+                "list, room topics and history, kept across restarts)", _text(4096)),
         Setting("max-file-size", 4 << 30, "largest file a push may offer, in bytes",
                 _integer(0, (1 << 63) - 1)),
         Setting("max-message", 4096, "largest pushed message, in bytes", _integer(1, 65536)),

@@ -47,3 +47,12 @@ def cannot_listen(description: str, error) -> None:
     stream.write(f"twistd tekcos: cannot listen on {description}: {reason}\n")
     stream.flush()
     raise SystemExit(REFUSED)
+
+
+def cannot_start(reason: str) -> None:
+    """Stop ``twistd tekcos`` with one line (a state file that cannot be
+    used, say): status 1, no traceback."""
+    stream = sys.__stderr__ or sys.stderr
+    stream.write(f"twistd tekcos: {reason}\n")
+    stream.flush()
+    raise SystemExit(REFUSED)

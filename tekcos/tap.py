@@ -5,12 +5,12 @@ import os
 import socket
 import sys
 
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
 from twisted.internet import endpoints
 from twisted.logger import Logger
 from twisted.python import usage
 
-from tekcos import __version__
+from tekcos import __version__, exits
 from tekcos import config as settings
 from tekcos.chat.hub import Hub
 from tekcos.chat.server import ChatFactory, ChatService
@@ -112,6 +112,9 @@ def makeService(config: Options, reactor=None) -> MultiService:
     values = config.settings
     hub = Hub(reactor.seconds, history=values["history"], history_bytes=values["history-bytes"],
               crowd=values["crowd"], push_rate=values["rate"], push_burst=values["burst"])
+    store = open_store(values["state-dir"], values["history"])
+    hub.restore(store.snapshot)
+    hub.store = store
     hub.pushes_enabled = bool(values["udp-port"])
     session_config = SessionConfig(rate=values["rate"], burst=values["burst"],
                                    motd=values["motd"], server_name=socket.gethostname())
@@ -120,6 +123,7 @@ def makeService(config: Options, reactor=None) -> MultiService:
                           max_clients=client_limit(values["max-clients"]),
                           nick_timeout=values["nick-timeout"], clock=reactor)
     top = MultiService()
+    _CloseStore(store).setServiceParent(top)   # stopped last: after the chat's goodbyes
     ChatService(factory, reactor).setServiceParent(top)
     _add_neighbourhood(top, hub, values, reactor)
     udp = None
@@ -139,6 +143,32 @@ def makeService(config: Options, reactor=None) -> MultiService:
         listening = ListeningService(endpoints.serverFromString(reactor, desc), factory, desc)
         listening.setServiceParent(top)
     return top
+
+
+def open_store(state_dir: str, history: int):
+    """The server's database, or exit with one line naming it (a damaged or
+    unreadable file never means a silent empty start)."""
+    from tekcos.store import Store, StoreError
+    try:
+        store, snapshot = Store.open(state_dir, history)
+    except StoreError as e:
+        exits.cannot_start(str(e))
+    store.snapshot = snapshot
+    log = Logger(namespace="tekcos.store")
+    store.on_error = lambda e: log.warn("cannot write to {path}: {e} (the chat goes on; what "
+                                        "it says now is not kept)", path=store.path, e=e)
+    return store
+
+
+class _CloseStore(Service):
+    """Writes what is queued to the database and closes it on shutdown."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def stopService(self):
+        super().stopService()
+        self.store.close()
 
 
 # Descriptors kept free for everything but chat clients: pushes being stored,

@@ -12,7 +12,7 @@ PACKAGE = pathlib.Path(tekcos.__file__).parent
 DOC = (PACKAGE.parent / "docs" / "architecture.md").read_text()
 FEATURES = ("chat", "push", "scan")
 SHARED = {"address", "admission", "exits", "identity", "ratelimit", "text", "config",
-          "listening", "hello"}
+          "listening", "hello", "store"}
 # No sockets, file system, clock, threads or Twisted (time is passed in).
 SANS_IO = ["push/sender.py", "push/receiver.py", "push/congestion.py", "push/rtt.py",
            "push/wire.py", "scan/arp.py", "scan/service.py", "chat/session.py",
@@ -24,7 +24,8 @@ IO_MODULES = {"twisted", "socket", "os", "time", "threading", "select", "selecto
 # Plain modules that must stay free of Twisted, though they do I/O.
 NO_TWISTED = ["chat/hub.py", "chat/commands.py", "chat/confusables.py", "hello.py",
               "identity.py", "address.py", "push/storage.py", "push/resume.py",
-              "push/worker.py", "scan/iface.py", "scan/report.py", "web/origins.py"]
+              "push/worker.py", "scan/iface.py", "scan/report.py", "web/origins.py",
+              "store.py"]
 
 
 def module_name(path: pathlib.Path) -> str:

@@ -47,9 +47,14 @@ class TwistdServer:
     def __init__(self, *args: str, downloads: str | None = None, prefix: tuple = ()):
         """``prefix``: a command that runs twistd (for example in a mount
         namespace of the test's own)."""
-        # A downloads directory of its own is removed by stop().
+        # A downloads directory of its own is removed by stop(), and so is
+        # the state directory (the database), unless the test names one.
         self._own_downloads = downloads is None
         self.downloads = downloads or tempfile.mkdtemp(prefix="tekcos-dl-")
+        self.state_dir = None
+        if "--state-dir" not in args:
+            self.state_dir = tempfile.mkdtemp(prefix="tekcos-state-")
+            args = (*args, "--state-dir", self.state_dir)
         # A free port can be taken by someone else before twistd binds it
         # (the machine may be busy with thousands of connections): then try
         # another one.
@@ -90,6 +95,8 @@ class TwistdServer:
             text = f.read()
         if self._own_downloads:
             shutil.rmtree(self.downloads, ignore_errors=True)
+        if self.state_dir is not None:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
         return self.proc.returncode, text
 
 
@@ -175,8 +182,11 @@ def serve_in(lab, ns: str, downloads, port: int = 9000, log=None, prefix: tuple 
              args: tuple = ()):
     """Start ``twistd tekcos`` inside namespace ``ns``; return once UDP and
     TCP ``port`` are listening there.  ``prefix``: a command that runs twistd."""
+    # The database goes beside the downloads directory (both in the test's tmp_path).
+    state = f"{downloads}-state"
     proc = lab.popen(ns, [*prefix, *TWISTD, "-n", "--pidfile=", "-l", "-", "tekcos",
-                          "--port", str(port), "--downloads", str(downloads), *args],
+                          "--port", str(port), "--downloads", str(downloads),
+                          "--state-dir", state, *args],
                      stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd=REPO)
     wait_until(lambda: lab.exec(ns, "ss", "-Hulnt").count(f":{port} ") >= 2 or
                (proc.poll() is not None and pytest.fail("server exited")),

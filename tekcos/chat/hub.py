@@ -25,13 +25,15 @@ from tekcos.ratelimit import TokenBucket
 from tekcos.text import clean_text
 
 LOBBY = "lobby"
+MAX_DORMANT = 1000       # empty rooms whose topic and history are kept
 
 
 class Room:
-    __slots__ = ("name", "members", "topic", "history", "history_bytes", "joined", "left")
+    __slots__ = ("name", "key", "members", "topic", "history", "history_bytes", "joined", "left")
 
     def __init__(self, name: str, history: int):
         self.name = name
+        self.key = name_key(name)
         # dict as an insertion-ordered set: join order is the /who order.
         self.members: dict = {}
         self.topic = ""
@@ -105,6 +107,12 @@ class Hub:
         self.nicks: dict[str, object] = {}
         self.looks: dict[str, object] = {}     # TR39 skeleton keys -> member
         self.rooms: dict[str, Room] = {}
+        # Rooms nobody is in: their topic and history, until someone joins
+        # again (at most MAX_DORMANT, the least recently used go first).
+        self.dormant: dict[str, tuple[str, list[str]]] = {}
+        # Where topics, history and the file list are kept across restarts
+        # (tekcos.store.Store, or None): add_line, set_topic, add_file.
+        self.store = None
         self.lobby = self._room(LOBBY)
         self.files: deque = deque(maxlen=100)   # (time, who, name, size)
         self.dropped_push_lines = 0
@@ -115,6 +123,29 @@ class Hub:
         self.dropped_flood = 0       # input lines dropped by flood control
         self.dropped_slow = 0        # clients cut off for not reading
         self.neighbourhood = None               # set when LAN scanning is configured
+
+    def restore(self, snapshot) -> None:
+        """Topics, history and the file list as a :class:`tekcos.store.Snapshot`
+        left them (at start-up, before anyone connects)."""
+        for when, who, name, size in snapshot.files:
+            self.files.append((when, who, name, size))
+        for key, (name, topic, lines) in snapshot.rooms.items():
+            room = self.rooms.get(key)
+            if room is None:
+                self._keep_dormant(key, topic, lines)
+                continue
+            room.topic = topic
+            for line in lines:
+                room.remember(line, self.history_bytes)
+        self._room_list = None
+
+    def _keep_dormant(self, key: str, topic: str, lines: list[str]) -> None:
+        if not topic and not lines:
+            return
+        self.dormant.pop(key, None)
+        if len(self.dormant) >= MAX_DORMANT:
+            self.dormant.pop(next(iter(self.dormant)))
+        self.dormant[key] = (topic, lines)
 
     # -- time stamps --------------------------------------------------------
     def stamp(self) -> str:
@@ -133,6 +164,11 @@ class Hub:
         if room is None:
             room = self.rooms[key] = Room(name, self.history_size)
             self._room_list = None
+            kept = self.dormant.pop(key, None)
+            if kept is not None:   # an empty room's topic and history come back
+                room.topic = kept[0]
+                for line in kept[1]:
+                    room.remember(line, self.history_bytes)
         return room
 
     def broadcast(self, room: Room, text: str, record: bool = False, speaker=None) -> None:
@@ -143,6 +179,8 @@ class Hub:
             self._summarise(room)
         if record:
             room.remember(text, self.history_bytes)
+            if self.store is not None:
+                self.store.add_line(room.key, room.name, text, self.now())
         self.lines_out += len(room.members)
         data = (text + "\r\n").encode("utf-8", "replace")
         if self._batch_depth:
@@ -255,7 +293,9 @@ class Hub:
             # The last one out: the room goes (the lobby stays).  During
             # shutdown members leave one by one; only the last one removes it.
             if room is not self.lobby:
-                self.rooms.pop(name_key(room.name), None)
+                key = name_key(room.name)
+                self.rooms.pop(key, None)
+                self._keep_dormant(key, room.topic, list(room.history or ()))
         elif self.closing:
             pass
         elif self._crowded(room):
@@ -365,6 +405,8 @@ class Hub:
         room = member.room
         room.topic = topic
         self._room_list = None
+        if self.store is not None:
+            self.store.set_topic(room.key, room.name, topic, self.now())
         what = f"changed the topic to: {topic}" if topic else "cleared the topic"
         self.broadcast(room, f"{self.stamp()} -- {member.nick} {what}", record=True)
 
@@ -380,7 +422,10 @@ class Hub:
         who = f"{sender}@{address}"
         stamp = self.stamp()
         if received.kind == "file":
-            self.files.append((self.now(), who, clean_text(received.name), received.size))
+            entry = (self.now(), who, clean_text(received.name), received.size)
+            self.files.append(entry)
+            if self.store is not None:
+                self.store.add_file(*entry)
             if self._push_allowed(address):
                 self.broadcast(self.lobby, f"{stamp} -- {who} pushed {clean_text(received.name)} "
                                            f"({human_size(received.size)})", record=True)

@@ -117,7 +117,7 @@ def test_pcap_has_the_requests_and_replies(lan, tmp_path):
 
 def test_probe_finds_the_tekcos_server(lan, tmp_path):
     server_ns = next(ns for ns, ip in lan.hosts.items() if ip == "10.79.0.17")
-    serve_in(lan.lab, server_ns, tmp_path)
+    serve_in(lan.lab, server_ns, tmp_path / "dl")
     report, found = neighbors(lan.scan("--json", "--tries", "2", "--probe", "9000",
                                          "--wait", "5"))
     assert found["10.79.0.17"]["tekcos"] is True
@@ -168,7 +168,7 @@ def test_without_root_one_clear_line(lan):
 
 def test_chat_without_a_host_finds_the_server_on_the_lan(lan, tmp_path):
     server_ns = next(ns for ns, ip in lan.hosts.items() if ip == "10.79.0.2")
-    serve_in(lan.lab, server_ns, tmp_path)
+    serve_in(lan.lab, server_ns, tmp_path / "dl")
     result = subprocess.run(["ip", "netns", "exec", lan.scanner, sys.executable, "-m",
                              "tekcos.cli", "chat", "--nick", "finder", "--wait", "5"],
                             input="/who\n",
