@@ -62,3 +62,15 @@ def host_key(host: str | None) -> str | None:
     if address.ipv4_mapped is not None:
         return str(address.ipv4_mapped)
     return str(ipaddress.IPv6Network((int(address) >> 64 << 64, 64)))
+
+
+def local_host(transport) -> str | None:
+    """The address of this server that a connection reached (an IPv4 address
+    inside an IPv6 one shown as IPv4), for telling people HOST:PORT."""
+    try:
+        host = getattr(transport.getHost(), "host", None)
+    except AttributeError:
+        return None
+    if host and host.startswith("::ffff:") and "." in host:
+        return host[len("::ffff:"):]
+    return host

@@ -1,4 +1,4 @@
-"""The ``tekcos`` command: ``tekcos chat``, ``tekcos push``, ``tekcos scan``.
+"""The ``tekcos`` command: ``tekcos chat``, ``tekcos push``, ``tekcos get``, ``tekcos scan``.
 
 Exit statuses are the same for every command (:mod:`tekcos.exits`)."""
 from __future__ import annotations
@@ -37,6 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--to", required=True, metavar="HOST[:PORT]",
                       help="the server (UDP port 9000 by default)")
     push.add_argument("--message", metavar="TEXT", help="push a short message instead of files")
+    push.add_argument("--for", dest="recipient", metavar="NICK",
+                      help="keep the files on the server for NICK (or '#ROOM': everyone in "
+                      "that room), who is asked first and then told how to fetch them")
+    push.add_argument("--wait-accept", type=float, default=300.0, metavar="SECONDS",
+                      help="with --for: how long to wait for the answer (300)")
     push.add_argument("--as", dest="as_name", metavar="NAME",
                       help="the name the server shows as the sender (default: your user name)")
     push.add_argument("--json", action="store_true",
@@ -53,6 +58,22 @@ def build_parser() -> argparse.ArgumentParser:
                       help="yield to other traffic: back off as soon as queues on the way grow "
                       "by more than 2.5 ms (LEDBAT, RFC 6817); for backups and other pushes "
                       "that can wait")
+    get = sub.add_parser("get", help="fetch a file kept for you (sent with push --for)",
+                         description="Fetch a file that was sent to you: the chat told you "
+                         "'tekcos get CODE --from HOST:PORT'. Over UDP with Selective Repeat; "
+                         "verified; an interrupted run is continued by the same command. Exit "
+                         "status: 0 received and verified, 1 refused (wrong or expired code) "
+                         "or failed, 2 usage error, 3 server unreachable or silent, 130 "
+                         "interrupted.")
+    get.add_argument("code", metavar="CODE")
+    get.add_argument("--from", dest="source", required=True, metavar="HOST[:PORT]",
+                     help="the server (UDP port 9000 by default)")
+    get.add_argument("-o", "--output", default=".", metavar="DIR",
+                     help="directory to save into (the current one); never overwrites")
+    get.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    get.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    get.add_argument("--timeout", type=float, default=10.0,
+                     help="give up when the server has not answered for this many seconds (10)")
     scan = sub.add_parser("scan", help="list the devices on the local subnet (ARP)",
                           description="ARP-scan the local subnet. Needs root or CAP_NET_RAW. "
                           "Exit status: 0 scanned, 1 cannot scan here, 2 usage error.")
@@ -67,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         return _chat(args)
     if args.command == "push":
         return _push(args)
+    if args.command == "get":
+        return _get(args)
     if args.command == "scan":
         from tekcos.scan.command import run
         try:
@@ -84,6 +107,16 @@ def _push(args) -> int:
         print(f"tekcos push: {e}", file=sys.stderr)
         return exits.USAGE
     return _react(lambda reactor: push.run(reactor, args))
+
+
+def _get(args) -> int:
+    from tekcos.push import get
+    try:
+        get.check_args(args)
+    except get.UsageError as e:
+        print(f"tekcos get: {e}", file=sys.stderr)
+        return exits.USAGE
+    return _react(lambda reactor: get.run(reactor, args))
 
 
 def _react(main) -> int:

@@ -163,6 +163,10 @@ SETTINGS: dict[str, Setting] = {
         Setting("max-transfers", 32, "pushes in progress at once", _integer(1, 10000)),
         Setting("transfer-timeout", 30.0, "seconds of silence after which a push is dropped "
                 "(a file's part is kept for --resume-hours)", _number(1, 86400)),
+        Setting("keep-days", 7.0, "days a file sent to someone (tekcos push --for) is kept "
+                "once it is on the server, fetched or not", _number(0.001, 3650)),
+        Setting("quota-per-sender", 2 << 30, "bytes kept for people from one sender address "
+                "at most; an offer past it is refused", _integer(0, 1 << 62)),
         Setting("resume-hours", 24.0, "hours an interrupted file push is kept so that the same "
                 "push run again continues it (0: never kept)", _number(0, 24 * 365)),
         Setting("scan-access", "operators", "who may /scan the LAN from the chat: operators, "

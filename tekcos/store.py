@@ -48,7 +48,24 @@ MIGRATIONS = [
     );
     CREATE INDEX history_by_room ON history (room, id);
     """,
+    """
+    CREATE TABLE deliveries (
+        code TEXT PRIMARY KEY,
+        path TEXT NOT NULL,
+        name TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        host TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        created REAL NOT NULL,
+        expires REAL NOT NULL,
+        fetched INTEGER NOT NULL DEFAULT 0
+    );
+    """,
 ]
+DELIVERY_FIELDS = ("code", "path", "name", "size", "sha256", "sender", "host", "recipient",
+                   "created", "expires", "fetched")
 VERSION = len(MIGRATIONS)
 
 
@@ -61,6 +78,7 @@ class Snapshot:
     """What the hub gets back at start-up."""
     files: list = field(default_factory=list)     # (time, who, name, size), oldest first
     rooms: dict = field(default_factory=dict)     # key -> (name, topic, [lines, oldest first])
+    deliveries: list = field(default_factory=list)   # dicts of DELIVERY_FIELDS
 
 
 class Store:
@@ -130,6 +148,8 @@ class Store:
                 "SELECT line FROM history WHERE room = ? ORDER BY id DESC LIMIT ?",
                 (key, history)).fetchall())] if history else []
             snapshot.rooms[key] = (name, topic, lines)
+        snapshot.deliveries = [dict(zip(DELIVERY_FIELDS, row)) for row in db.execute(
+            f"SELECT {', '.join(DELIVERY_FIELDS)} FROM deliveries ORDER BY created")]
         return snapshot
 
     # -- writes (queued, in order) ----------------------------------------------------------
@@ -146,6 +166,26 @@ class Store:
 
     def add_file(self, at: float, who: str, name: str, size: int) -> None:
         self._queue_write(self._add_file, at, who, name, size)
+
+    def add_delivery(self, ready) -> None:
+        """A file kept for someone (a :class:`tekcos.delivery.Ready`)."""
+        self._queue_write(self._add_delivery, tuple(getattr(ready, f) for f in DELIVERY_FIELDS))
+
+    def mark_fetched(self, code: str) -> None:
+        self._queue_write(self._mark_fetched, code)
+
+    def remove_delivery(self, code: str) -> None:
+        self._queue_write(self._remove_delivery, code)
+
+    def _add_delivery(self, row: tuple) -> None:
+        self._db.execute(f"INSERT OR REPLACE INTO deliveries ({', '.join(DELIVERY_FIELDS)}) "
+                         f"VALUES ({', '.join('?' * len(DELIVERY_FIELDS))})", row)
+
+    def _mark_fetched(self, code: str) -> None:
+        self._db.execute("UPDATE deliveries SET fetched = fetched + 1 WHERE code = ?", (code,))
+
+    def _remove_delivery(self, code: str) -> None:
+        self._db.execute("DELETE FROM deliveries WHERE code = ?", (code,))
 
     def _queue_write(self, job, *args) -> None:
         if self._db is None:

@@ -130,7 +130,16 @@ def makeService(config: Options, reactor=None) -> MultiService:
     if values["udp-port"]:
         info = {"server": socket.gethostname(), "version": __version__,
                 "chat_port": values["chat-port"]}   # what HELLO tells people
-        udp = push_service(values, hub.push_received, info, reactor)
+        deliveries = _deliveries(hub, store, values, reactor, top)
+
+        def completed(received) -> None:
+            if received.request:   # kept for someone: they are told, not the lobby
+                deliveries.delivered(received.request, received.name, received.size,
+                                     reactor.seconds())
+            else:
+                hub.push_received(received)
+
+        udp = push_service(values, completed, info, reactor, deliveries)
         udp.setServiceParent(top)
     if getattr(config, "web_endpoint", None):
         from tekcos.web.service import web_service
@@ -143,6 +152,26 @@ def makeService(config: Options, reactor=None) -> MultiService:
         listening = ListeningService(endpoints.serverFromString(reactor, desc), factory, desc)
         listening.setServiceParent(top)
     return top
+
+
+DELIVERY_SWEEP = 60.0    # seconds between looks for silent offers and expired files
+
+
+def _deliveries(hub, store, values: dict, reactor, top):
+    """Files addressed to people: restored from the store, swept now and
+    every DELIVERY_SWEEP seconds."""
+    from twisted.application.internet import TimerService
+
+    from tekcos.delivery import Deliveries, Ready
+    deliveries = Deliveries(hub, store, reactor.seconds, values["downloads"],
+                            keep_days=values["keep-days"], quota=values["quota-per-sender"],
+                            udp_port=values["udp-port"])
+    deliveries.restore(Ready(**row) for row in store.snapshot.deliveries)
+    hub.deliveries = deliveries
+    timer = TimerService(DELIVERY_SWEEP, lambda: deliveries.tick(reactor.seconds()))
+    timer.clock = reactor
+    timer.setServiceParent(top)
+    return deliveries
 
 
 def open_store(state_dir: str, history: int):

@@ -12,7 +12,7 @@ PACKAGE = pathlib.Path(tekcos.__file__).parent
 DOC = (PACKAGE.parent / "docs" / "architecture.md").read_text()
 FEATURES = ("chat", "push", "scan")
 SHARED = {"address", "admission", "exits", "identity", "ratelimit", "text", "config",
-          "listening", "hello", "store"}
+          "listening", "hello", "store", "delivery"}
 # No sockets, file system, clock, threads or Twisted (time is passed in).
 SANS_IO = ["push/sender.py", "push/receiver.py", "push/congestion.py", "push/rtt.py",
            "push/wire.py", "scan/arp.py", "scan/service.py", "chat/session.py",

@@ -19,7 +19,9 @@ HELP = [
     ("/me ACTION", "say what you do: /me waves"),
     ("/topic [TEXT]", "show or set the room topic"),
     ("/history [N]", "the room's last N lines"),
-    ("/files", "files pushed to this server (tekcos push)"),
+    ("/files", "files pushed to this server, and those kept for you"),
+    ("/accept N", "accept the file offered to you as N"),
+    ("/decline N", "decline the file offered to you as N"),
     ("/scan", "list the devices on the server's LAN (ARP scan)"),
     ("/neighbors", "the last scan's result"),
     ("/oper PASSWORD", "become an operator"),
@@ -148,8 +150,34 @@ def do_history(session, arg: str) -> None:
     session.write_lines(lines)
 
 
+@command("accept")
+def do_accept(session, arg: str) -> None:
+    _answer(session, arg, True)
+
+
+@command("decline")
+def do_decline(session, arg: str) -> None:
+    _answer(session, arg, False)
+
+
+def _answer(session, arg: str, accept: bool) -> None:
+    deliveries = session.hub.deliveries
+    if deliveries is None:
+        session.error("this server does not take files for people (UDP is off).")
+        return
+    _report(session, deliveries.answer(session, arg, accept))
+
+
 @command("files")
 def do_files(session, arg: str) -> None:
+    deliveries = session.hub.deliveries
+    mine = deliveries.files_for(session) if deliveries is not None else []
+    if mine:
+        lines = [f"*** Kept for you ({len(mine)}):"]
+        for ready in mine:
+            lines.append(f"***   {ready.name} ({human_size(ready.size)}) from {ready.sender}: "
+                         f"tekcos get {ready.code} --from {deliveries.where(session)}")
+        session.write_lines(lines)
     files = session.hub.files
     if not files:
         if session.hub.pushes_enabled:

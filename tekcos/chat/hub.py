@@ -113,6 +113,8 @@ class Hub:
         # Where topics, history and the file list are kept across restarts
         # (tekcos.store.Store, or None): add_line, set_topic, add_file.
         self.store = None
+        # Files addressed to people (tekcos.delivery.Deliveries, or None).
+        self.deliveries = None
         self.lobby = self._room(LOBBY)
         self.files: deque = deque(maxlen=100)   # (time, who, name, size)
         self.dropped_push_lines = 0
@@ -377,6 +379,17 @@ class Hub:
             return
         self._leave_room(member, f"{member.nick} has quit ({reason})")
         self._release(member, member.nick)
+        if self.deliveries is not None:
+            self.deliveries.session_gone(member)
+
+    def member(self, nick: str | None):
+        """The member registered under ``nick`` (any case), or None."""
+        return self.nicks.get(name_key(nick)) if nick else None
+
+    def room_members(self, name: str) -> list | None:
+        """The members of room ``name``, or None if there is no such room."""
+        room = self.rooms.get(name_key(name))
+        return None if room is None else list(room.members)
 
     # -- talking ----------------------------------------------------------------
     def say(self, member, text: str) -> None:

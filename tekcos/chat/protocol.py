@@ -18,6 +18,7 @@ from twisted.internet import tcp
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 
+from tekcos.address import local_host
 from tekcos.chat import telnet
 from tekcos.chat.lineedit import ERASE_LINE, LineEditor
 from tekcos.chat.session import ChatSession
@@ -311,6 +312,11 @@ class ChatProtocol(Protocol):
         self._log_disconnect(reason)
         self.transport.unregisterProducer()
         self.transport.loseConnection()
+
+    @property
+    def local_host(self) -> str | None:
+        """This server's address as the client reached it."""
+        return local_host(self.transport) if self.transport is not None else None
 
     def log_nick(self, old: str | None, new: str) -> None:
         if old is None:

@@ -79,16 +79,21 @@ class Progress:
 def push_one(reactor, family: int, ip: str, port: int, *, label: str, kind: str, name: str,
              size: int, sha: str, read, sender_name: str, timeout: float, window: int,
              payload: int, progress_stream=None, resume: bool = True, running=None,
-             background: bool = False, client: str = ""):
+             background: bool = False, client: str = "", recipient: str = "",
+             wait_accept: float = 300.0):
     sender = Sender(offer_id=secrets.randbits(64) or 1, name=name, size=size, sha256=sha,
                     kind=kind, read=read, sender_name=sender_name, payload_size=payload,
                     window=window, timeout=timeout, resume=resume, background=background,
-                    client=client)
+                    client=client, recipient=recipient, wait_accept=wait_accept)
     bar = Progress(progress_stream, label, size) if progress_stream is not None else None
 
     def on_progress(core: Sender) -> None:
         bar.offset = core.resumed_bytes
-        bar.update(core.bytes_acked, note="waiting for a slot" if core.state == WAITING else "")
+        note = ""
+        if core.state == WAITING:
+            note = f"waiting for {core.waiting_for} to accept" if core.waiting_for \
+                else "waiting for a slot"
+        bar.update(core.bytes_acked, note=note)
     protocol = PushProtocol(sender, reactor, on_progress=on_progress if bar else None)
     if running is not None:   # for an interruption to cancel it
         running["protocol"] = protocol
@@ -118,6 +123,7 @@ def result_record(file: str, sender: Sender, seconds: float, sha: str) -> dict:
         "resumed_bytes": sender.resumed_bytes, "sent_bytes": sender.sent_bytes,
         "status": sender.status,
         "error": sender.error,
+        "for": sender.offer.get("for"),
     }
 
 
@@ -215,6 +221,8 @@ def run(reactor, args, out=None, err=None):
                     timeout=args.timeout, window=args.window, payload=args.payload,
                     resume=getattr(args, "resume", True), running=running,
                     background=getattr(args, "background", False), client=client,
+                    recipient=getattr(args, "recipient", None) or "",
+                    wait_accept=getattr(args, "wait_accept", 300.0),
                     progress_stream=err if show_progress else None)
             running.pop("protocol", None)
             record = result_record(job.label, sender, seconds, job.sha256)
@@ -239,7 +247,9 @@ def _report(out, err, args, record: dict) -> None:
     if record["status"] == "delivered":
         resumed = f", {record['resumed_bytes']} were there already" \
             if record["resumed_bytes"] else ""
-        out.write(f"{record['file']}: delivered as {record['name'] or '(message)'}, "
+        where = f"kept for {record['for']}, who has been told how to fetch it" \
+            if record.get("for") else f"delivered as {record['name'] or '(message)'}"
+        out.write(f"{record['file']}: {where}, "
                   f"{record['bytes']} bytes{resumed} in {record['seconds']:.2f} s "
                   f"({record['mb_per_s']:.1f} MB/s, {record['retransmits']} retransmits)\n")
         out.flush()
@@ -262,6 +272,14 @@ def check_args(args) -> None:
             raise UsageError(f"{path}: not readable")
     if args.message is not None and not args.message:
         raise UsageError("--message: empty message")
+    recipient = getattr(args, "recipient", None)
+    if recipient is not None:
+        if args.message is not None:
+            raise UsageError("--for: only files can be sent to someone; say it in the chat")
+        if not recipient.strip() or len(recipient) > 64:
+            raise UsageError("--for: give a nick, or #ROOM for everyone in a room")
+    if getattr(args, "wait_accept", 300.0) <= 0:
+        raise UsageError("--wait-accept: must be positive")
     if not 16 <= args.payload <= wire.MAX_DATAGRAM - wire.HEADER_SIZE:
         raise UsageError(f"--payload: must be between 16 and {wire.MAX_DATAGRAM - wire.HEADER_SIZE}")
     if args.window < 1:

@@ -19,6 +19,7 @@ from typing import Callable
 
 from tekcos import hello
 from tekcos.address import host_key
+from tekcos.delivery import SUBDIR as ADDRESSED_DIR
 from tekcos.push import resume, wire
 from tekcos.push.storage import BadName, DamagedPartial, Downloads, safe_name
 from tekcos.ratelimit import TokenBucket
@@ -70,6 +71,7 @@ class Received:
     name: str          # as stored (files) or "" (messages)
     size: int
     text: str = ""
+    request: int = 0   # the offer number of a file addressed to someone (tekcos.delivery)
 
 
 @dataclass(eq=False)
@@ -99,6 +101,7 @@ class Session:
     last_heard: float = 0.0
     have: int = 0                 # bytes an earlier attempt left, continued from
     limit: int = 0                # the window last advertised, in packets
+    request: int = 0              # the accepted offer, for a file addressed to someone
 
     @property
     def finished(self) -> bool:
@@ -109,13 +112,16 @@ class Endpoint:
     def __init__(self, downloads: Downloads, limits: Limits | None = None,
                  on_complete: Callable[[Received], None] | None = None,
                  server_info: dict | None = None, token: Callable[[], int] | None = None,
-                 log: Callable[[str], None] | None = None):
+                 log: Callable[[str], None] | None = None, addressing=None):
         self.downloads = downloads
         self.limits = limits or Limits()
         self.on_complete = on_complete or (lambda received: None)
         self.server_info = server_info or {}
         self.new_token = token or (lambda: secrets.randbits(64) or 1)
         self.log = log or (lambda text: None)
+        # Decides offers addressed to people (tekcos.delivery.Deliveries):
+        # decide(offer, host, owner, now) -> ("wait"|"refused"|"accepted", detail).
+        self.addressing = addressing
         self.sessions: dict[int, Session] = {}
         self.offers: dict[tuple, Session | bytes] = {}   # (addr, offer id) -> session or REJECT
         self.budget: dict[tuple, list[int]] = {}          # addr -> [bytes in, bytes out]
@@ -195,10 +201,12 @@ class Endpoint:
             self._retry_evicted(addr, token)
 
     # -- slots ------------------------------------------------------------------
-    def _busy(self, offer_id: int, reason: str, wait: float | None = None) -> bytes:
+    def _busy(self, offer_id: int, reason: str, wait: float | None = None,
+              extra: dict | None = None) -> bytes:
         wait = wait or self.limits.retry_after
         return wire.encode_json(wire.REJECT, offer_id, {
-            "error": f"busy: {reason}; retry in {wait:g} s", "retry_after": wait})
+            "error": f"busy: {reason}; retry in {wait:g} s", "retry_after": wait,
+            **(extra or {})})
 
     def _validate(self, session: Session) -> bool:
         """The sender echoed its token: the offer becomes a transfer if a slot
@@ -269,7 +277,8 @@ class Endpoint:
             self.log_refusal(f"refused push from {addr[0]}: {reason}", now)
             if isinstance(e, Busy):
                 # Not remembered: the same offer may find a slot later.
-                self._send_unvalidated(self._busy(offer_id, reason, e.retry_after), addr)
+                self._send_unvalidated(self._busy(offer_id, reason, e.retry_after, e.extra),
+                                       addr)
                 return
             reply = wire.encode_json(wire.REJECT, offer_id, {"error": reason})
             if len(self.offers) < 4096:
@@ -374,19 +383,46 @@ class Endpoint:
                       deadline=now + min(limits.handshake_timeout, limits.idle_timeout),
                       last_heard=now, limit=limits.window)
         if fields["kind"] == "message":
+            if offer.get("for") is not None:
+                raise Refusal("only files can be sent to someone; say it in the chat (/msg)")
             if size > limits.max_message:
                 raise Refusal(f"message larger than {limits.max_message} bytes")
             return Session(name="", **common)
         name = self._check_file(offer.get("name"), size)
+        client = offer.get("client")
+        owner = f"client:{client}" if isinstance(client, str) and _CLIENT.match(client) \
+            else addr[0]
         key, have = self._resume_point(fields, payload, addr, offer.get("resume") is not False,
-                                       now, offer.get("client"))
+                                       now, owner)
         self._check_space(size - have)
+        request = self._addressed(offer.get("for"), fields, name, addr, owner, now)
         # The .part file is created once the sender echoes the token: a flood
         # of offers leaves nothing on disk.
-        return Session(name=name, key=key, have=have, cum=have // payload, **common)
+        return Session(name=name, key=key, have=have, cum=have // payload, request=request,
+                       **common)
+
+    def _addressed(self, recipient, fields: dict, name: str, addr: tuple, owner: str,
+                   now: float) -> int:
+        """0 for a file for the server; for one addressed to someone, the
+        number of the offer its recipient accepted, or Busy (still asking)
+        or Refusal (declined, unknown, over quota)."""
+        if recipient is None:
+            return 0
+        if not isinstance(recipient, str) or not 1 <= len(recipient) <= 64:
+            raise Refusal("bad recipient")
+        if self.addressing is None:
+            raise Refusal("this server does not keep files for people")
+        verdict, detail = self.addressing.decide(
+            {"for": recipient, "name": name, "size": fields["size"], "sha256": fields["sha"],
+             "from": fields["sender"]}, addr[0], owner, now)
+        if verdict == "wait":
+            raise Busy(detail, retry_after=1.0, extra={"waiting": recipient})
+        if verdict == "refused":
+            raise Refusal(detail)
+        return detail
 
     def _resume_point(self, fields: dict, payload: int, addr: tuple, wanted: bool,
-                      now: float, client=None) -> tuple[str, int]:
+                      now: float, owner: str) -> tuple[str, int]:
         """(key, bytes to continue from) for a file offer.  The key names the
         part file when the file is kept across interruptions ("" when it is
         not); an unfinished transfer of the same file from the same sender
@@ -397,8 +433,6 @@ class Endpoint:
         else its IP address."""
         if not self.limits.resume_seconds:
             return "", 0
-        owner = f"client:{client}" if isinstance(client, str) and _CLIENT.match(client) \
-            else addr[0]
         key = resume.key_for(fields["sha"], fields["size"], owner)
         live = next((s for s in self.sessions.values() if s.key == key), None)
         if live is not None:
@@ -507,7 +541,8 @@ class Endpoint:
                                          session.payload, 0, "")
         try:
             session.part = self.downloads.open_part(
-                session.name, session.key or f"{session.token:016x}", template, session.have)
+                session.name, session.key or f"{session.token:016x}", template, session.have,
+                ADDRESSED_DIR if session.request else "")
             return True
         except OSError as e:
             session.result = wire.encode_json(wire.FAIL, session.token, {
@@ -642,7 +677,7 @@ class Endpoint:
         session.result = wire.encode_json(wire.DONE, session.token, {
             "name": stored, "sha256": session.sha256})
         self.on_complete(Received(session.kind, session.sender, session.addr, stored,
-                                  session.size, text))
+                                  session.size, text, session.request))
         self._release_buffer(session)
         if session.validated:
             self.outbox.append((session.result, session.addr))
@@ -756,9 +791,11 @@ class Busy(Refusal):
     """No slot now: the REJECT says when to try again (``retry_after``
     seconds, or the configured default)."""
 
-    def __init__(self, reason: str, retry_after: float | None = None):
+    def __init__(self, reason: str, retry_after: float | None = None,
+                 extra: dict | None = None):
         super().__init__(reason)
         self.retry_after = retry_after
+        self.extra = extra   # more for the REJECT's body
 
 
 def _offer_fields(offer: dict) -> dict:

@@ -73,7 +73,8 @@ class Sender:
                  read: Callable[[int, int], bytes], sender_name: str = "",
                  payload_size: int = wire.DEFAULT_PAYLOAD, window: int = 1024,
                  timeout: float = 10.0, rtt: RttEstimator | None = None, burst: int = 64,
-                 resume: bool = True, background: bool = False, client: str = ""):
+                 resume: bool = True, background: bool = False, client: str = "",
+                 recipient: str = "", wait_accept: float = 300.0):
         self.offer_id = offer_id
         # "resume": the receiver may continue from what an earlier,
         # interrupted push of the same file left there.
@@ -82,6 +83,10 @@ class Sender:
                       "resume": resume}
         if client:   # names this user's resumable files on the receiver
             self.offer["client"] = client
+        if recipient:   # kept by the server for that person (or room), who is asked first
+            self.offer["for"] = recipient
+        self.wait_accept = wait_accept
+        self.waiting_for: str | None = None   # the recipient who has not answered yet
         self.retries_answered = 0     # RETRY answers (the receiver under an offer flood)
         self.size = size
         self.read = read
@@ -259,11 +264,18 @@ class Sender:
                 or not 0 < retry <= MAX_RETRY_AFTER:
             self._finish(REJECTED, error)
             return
-        if self.wait_deadline is None:
+        waiting = body.get("waiting")
+        if isinstance(waiting, str):
+            # Not a slot: a person, who may take minutes to answer.
+            if self.waiting_for is None:
+                self.wait_deadline = now + self.wait_accept
+            self.waiting_for = waiting[:64]
+        elif self.wait_deadline is None:
             self.wait_deadline = now + self.timeout
         if now + retry > self.wait_deadline:
-            self._finish(REJECTED, f"{error} (gave up after waiting {self.timeout:g} s "
-                                   "for a slot)")
+            what = f"for {self.waiting_for} to accept" if self.waiting_for else "for a slot"
+            limit = self.wait_accept if self.waiting_for else self.timeout
+            self._finish(REJECTED, f"{error} (gave up after waiting {limit:g} s {what})")
             return
         self._offer_again(now, now + retry)
 
@@ -301,6 +313,7 @@ class Sender:
         self.token = token
         self.peer_window = window
         self.payload_size = payload
+        self.waiting_for = None
         self.total = -(-self.size // payload)
         have = body.get("have", 0)
         if isinstance(have, int) and not isinstance(have, bool) and 0 < have < self.size \

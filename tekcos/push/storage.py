@@ -109,6 +109,9 @@ class PartFile:
         # Opened by the worker too: everything done to one name happens in
         # submission order (an earlier push's part file is put away first).
         self.verified = verified
+        # A subdirectory of the downloads directory to publish into (files
+        # kept for people: tekcos.delivery); publish_result() then names it.
+        self.subdir = ""
         self._opening = worker.submit(self._open, have)
         self.jobs.append((self._opening, 0))
 
@@ -295,16 +298,20 @@ class PartFile:
         os.fchmod(self.fd, 0o644)
         os.close(self.fd)
         self.closed = True
+        target = self.directory
+        if self.subdir:
+            target = os.path.join(self.directory, self.subdir)
+            os.makedirs(target, mode=0o700, exist_ok=True)
         n = 0
         while True:
             candidate = self.name if n == 0 else numbered(self.name, n)
             try:
-                os.link(self.path, os.path.join(self.directory, candidate))
+                os.link(self.path, os.path.join(target, candidate))
                 break
             except FileExistsError:
                 n += 1
         self._remove()
-        return candidate
+        return os.path.join(self.subdir, candidate) if self.subdir else candidate
 
     def _discard(self) -> None:
         if not self.closed:
@@ -401,10 +408,13 @@ class Downloads:
         return psutil.disk_usage(self.directory).free
 
     def open_part(self, name: str, tag: str, resumable: resume.Checkpoint | None = None,
-                  have: int = 0) -> PartFile:
+                  have: int = 0, subdir: str = "") -> PartFile:
         """A part file named after ``tag`` (16 hex digits): fresh, or
-        continuing after the ``have`` bytes an earlier attempt left."""
-        return PartFile(self.directory, name, tag, self.worker, resumable, have, self.verified)
+        continuing after the ``have`` bytes an earlier attempt left; once
+        verified it is published under ``subdir`` (a plain name) if given."""
+        part = PartFile(self.directory, name, tag, self.worker, resumable, have, self.verified)
+        part.subdir = subdir
+        return part
 
     def checkpoint(self, tag: str) -> resume.Checkpoint | None:
         return resume.read(self.directory, tag)

@@ -8,6 +8,8 @@ whole burst of DATA and one burst of DATA answers a batch of ACKs.
 from __future__ import annotations
 
 import errno
+import mmap
+import os
 import socket
 import struct
 import sys
@@ -21,6 +23,7 @@ from twisted.logger import Logger
 from tekcos import exits
 from tekcos.push.receiver import Endpoint, Limits
 from tekcos.push.sender import Sender
+from tekcos.push.serve import Outgoing, ServerCores
 from tekcos.push.storage import Downloads
 from tekcos.push.worker import DiskWorker
 
@@ -308,10 +311,22 @@ class PushProtocol(_Driven):
             self._check_done()
 
 
-def push_service(values: dict, on_complete, server_info: dict, reactor) -> UDPServer:
+def open_read(path: str):
+    """``(read(offset, n), close())`` over a file, memory-mapped (a file
+    served to ``tekcos get``)."""
+    with open(path, "rb") as handle:
+        if not os.fstat(handle.fileno()).st_size:
+            return (lambda off, n: b""), (lambda: None)
+        mapping = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    return (lambda off, n: mapping[off:off + n]), mapping.close
+
+
+def push_service(values: dict, on_complete, server_info: dict, reactor,
+                 deliveries=None) -> UDPServer:
     """The server's UDP side, from the resolved settings: pushes are stored
     under ``downloads`` and reported to ``on_complete``; HELLOs are answered
-    with ``server_info``."""
+    with ``server_info``; with ``deliveries`` (tekcos.delivery), files
+    addressed to people are asked for and served to ``tekcos get``."""
     log = Logger(namespace="tekcos.push")
     downloads = Downloads(values["downloads"], worker=DiskWorker(threaded=True))
     keep = values["resume-hours"] * 3600
@@ -319,11 +334,18 @@ def push_service(values: dict, on_complete, server_info: dict, reactor) -> UDPSe
                     max_sessions=values["max-transfers"], idle_timeout=values["transfer-timeout"],
                     resume_seconds=keep)
     endpoint = Endpoint(downloads, limits, on_complete=on_complete, server_info=server_info,
-                        log=lambda text: log.info("{text}", text=text))
+                        log=lambda text: log.info("{text}", text=text), addressing=deliveries)
+    core = endpoint
+    if deliveries is not None:
+        outgoing = Outgoing(deliveries.lookup,
+                            lambda relative: open_read(os.path.join(downloads.directory,
+                                                                    relative)),
+                            deliveries.fetched, log=lambda text: log.info("{text}", text=text))
+        core = ServerCores(endpoint, outgoing)
     removed = downloads.sweep(keep, at_start=True)
     if removed:
         log.info("removed the partial files of {n} push(es) that cannot be resumed", n=removed)
-    server = UDPServer(values["udp-port"], ServerProtocol(endpoint, reactor), reactor=reactor)
+    server = UDPServer(values["udp-port"], ServerProtocol(core, reactor), reactor=reactor)
 
     def sweep() -> None:
         try:

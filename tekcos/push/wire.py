@@ -24,8 +24,8 @@ HEADER = struct.Struct("!BBHQQI")
 HEADER_SIZE = HEADER.size  # 24
 _HEAD_NO_CRC = struct.Struct("!BBHQQ")
 
-OFFER, ACCEPT, REJECT, DATA, ACK, DONE, FAIL, PROBE, ABORT, HELLO, HELLO_REPLY, RETRY = \
-    range(1, 13)
+OFFER, ACCEPT, REJECT, DATA, ACK, DONE, FAIL, PROBE, ABORT, HELLO, HELLO_REPLY, RETRY, GET = \
+    range(1, 14)
 DEFAULT_PAYLOAD = 1400
 MAX_DATAGRAM = 65507
 # ACK payload: advertised window (u32), the seq that triggered it (u64), then

@@ -29,6 +29,7 @@ from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerPr
 from autobahn.websocket.types import ConnectionDeny
 from twisted.logger import Logger
 
+from tekcos.address import local_host
 from tekcos.chat.protocol import discard_queued, make_writer
 from tekcos.chat.session import UTF8, ChatSession
 
@@ -233,6 +234,11 @@ class ChatWebSocket(WebSocketServerProtocol):
         self._cancel_timers()
         self._log_disconnect(reason)
         self.sendClose(code=1000, reason=reason[:100])
+
+    @property
+    def local_host(self) -> str | None:
+        """This server's address as the client reached it."""
+        return local_host(self.transport) if self.transport is not None else None
 
     def log_nick(self, old: str | None, new: str) -> None:
         if old is None:

@@ -1,0 +1,291 @@
+"""Files addressed to people: asked first, kept for them, fetched with a CODE.
+
+``tekcos push FILE --for bob`` (or ``--for '#room'``) makes an offer that
+reaches bob in the chat before any data flows::
+
+    *** alice offers you report.pdf (3.0 MB). /accept 7 or /decline 7
+
+The push waits (its offer is answered "busy, waiting for bob to accept"
+and repeated every second) until bob accepts, declines or leaves.  Once the
+server has the whole file, everyone who was asked (and is still the same
+session) is told how to fetch it, with a one-time CODE of 128 random bits::
+
+    *** report.pdf from alice is ready: tekcos get CODE --from HOST:PORT
+
+A CODE works from any address, for ``keep_days``, for that file only; after
+that the file and its row go.  The CODE is shown to the sessions asked and
+to nobody else (a later user taking the nick bob gets nothing).
+
+:class:`Deliveries` is a plain object.  It reaches the chat through the
+hub (``member(nick)``, ``room_members(name)``, each session's ``send``) and
+the database through the store (``add_delivery``, ``mark_fetched``,
+``remove_delivery``); the push receiver asks it :meth:`decide` for every
+addressed offer.  Time comes in as ``now``.
+"""
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from dataclasses import dataclass, field
+
+ASKING, ACCEPTED, DECLINED, WITHDRAWN = "asking", "accepted", "declined", "withdrawn"
+OFFER_SILENCE = 30.0       # an offer not repeated this long: its sender gave up
+ANSWERED_KEPT = 60.0       # a declined or withdrawn offer answers re-offers this long
+ACCEPTED_KEPT = 86400.0    # an accepted offer whose push stopped may resume this long
+MAX_REQUESTS = 1000        # offers waiting for an answer, all senders
+MAX_ASKING_PER_HOST = 8    # of those, from one sender host
+SUBDIR = ".for"            # where addressed files are kept (hidden from /files/)
+_CODE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+
+
+def human_size(size: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1000
+    return str(size)
+
+
+@dataclass(eq=False)
+class Request:
+    number: int
+    key: tuple
+    sender: str
+    host: str
+    name: str
+    size: int
+    sha256: str
+    recipient: str
+    asked: list
+    state: str = ASKING
+    heard: float = 0.0          # when its sender last offered it
+    answered: float = 0.0
+    answered_why: str = ""
+
+
+@dataclass(eq=False)
+class Ready:
+    """A file kept for its recipients."""
+    code: str
+    path: str                   # relative to the downloads directory
+    name: str
+    size: int
+    sha256: str
+    sender: str
+    host: str
+    recipient: str
+    created: float
+    expires: float
+    fetched: int = 0
+    shown_to: list = field(default_factory=list)   # sessions that were told its CODE
+
+
+class Deliveries:
+    def __init__(self, hub, store, now, downloads: str, keep_days: float = 7.0,
+                 quota: int = 2 << 30, udp_port: int = 9000):
+        self.hub = hub
+        self.store = store
+        self.now = now
+        self.downloads = downloads
+        self.keep = keep_days * 86400
+        self.quota = quota
+        self.udp_port = udp_port
+        self.requests: dict[int, Request] = {}
+        self.by_key: dict[tuple, Request] = {}
+        self.ready: dict[str, Ready] = {}
+        self._next_number = 1
+
+    def restore(self, rows) -> None:
+        """Files kept before a restart (their sessions are gone: the CODEs
+        the recipients were told still work)."""
+        for row in rows:
+            self.ready[row.code] = row
+
+    # -- the push side -------------------------------------------------------------------
+    def decide(self, offer: dict, host: str, owner: str, now: float) -> tuple[str, object]:
+        """For an offer addressed to someone: ("wait", text), ("refused",
+        reason) or ("accepted", number)."""
+        recipient = offer["for"]
+        key = (owner, offer["sha256"], offer["size"], recipient.casefold())
+        request = self.by_key.get(key)
+        if request is not None:
+            request.heard = now
+            if request.state == ASKING:
+                return "wait", f"waiting for {recipient} to accept"
+            if request.state == ACCEPTED:
+                return "accepted", request.number
+            # Declined or withdrawn: said again to every repeat of the offer
+            # (a lost answer), until tick() forgets it.
+            return "refused", request.answered_why
+        refusal = self._refusal(recipient, host, offer["size"])
+        if refusal:
+            return "refused", refusal
+        asked = self._recipients(recipient)
+        if isinstance(asked, str):
+            return "refused", asked
+        sender = offer.get("from") or "someone"
+        number = self._number()
+        request = Request(number, key, sender, host, offer["name"], offer["size"],
+                          offer["sha256"], recipient, asked, heard=now)
+        self.requests[number] = request
+        self.by_key[key] = request
+        where = f"{recipient} " if recipient.startswith("#") else "you "
+        for session in asked:
+            session.send(f"*** {sender} offers {where}{offer['name']} "
+                         f"({human_size(offer['size'])}). /accept {number} or /decline {number}")
+        return "wait", f"waiting for {recipient} to accept"
+
+    def _refusal(self, recipient: str, host: str, size: int) -> str | None:
+        if sum(1 for r in self.requests.values() if r.host == host and r.state == ASKING) \
+                >= MAX_ASKING_PER_HOST:
+            return f"{MAX_ASKING_PER_HOST} offers from your address are waiting for an answer"
+        if len(self.requests) >= MAX_REQUESTS:
+            return "too many offers are waiting for an answer; try again later"
+        kept = sum(r.size for r in self.ready.values() if r.host == host)
+        if kept + size > self.quota:
+            return (f"over the quota: {human_size(kept)} kept for people from your address, "
+                    f"at most {human_size(self.quota)}")
+        return None
+
+    def _recipients(self, recipient: str):
+        """The sessions to ask, or why there are none."""
+        if recipient.startswith("#"):
+            members = self.hub.room_members(recipient[1:])
+            if members is None:
+                return f"no such room: {recipient}"
+            if not members:
+                return f"nobody is in {recipient}"
+            return list(members)
+        member = self.hub.member(recipient)
+        if member is None:
+            return f"no such nick: {recipient} (not connected)"
+        return [member]
+
+    def _number(self) -> int:
+        while self._next_number in self.requests:
+            self._next_number += 1
+        number = self._next_number
+        self._next_number = self._next_number % 9999 + 1
+        return number
+
+    def delivered(self, number: int, stored: str, size: int, now: float) -> None:
+        """The whole file is on the server, at ``stored`` (relative to the
+        downloads directory): a CODE, a row, and the recipients told."""
+        request = self.requests.get(number)
+        if request is None:
+            return
+        self._forget(request)
+        code = secrets.token_urlsafe(16)
+        ready = Ready(code, stored, request.name, size, request.sha256, request.sender,
+                      request.host, request.recipient, now, now + self.keep)
+        self.ready[code] = ready
+        if self.store is not None:
+            self.store.add_delivery(ready)
+        for session in request.asked:
+            if not getattr(session, "closed", False):
+                ready.shown_to.append(session)
+                session.send(f"*** {request.name} from {request.sender} is ready: "
+                             f"tekcos get {code} --from {self.where(session)}")
+        self._tell_sender(request, f"{request.recipient} can fetch {request.name} now "
+                                   f"(kept {self.keep / 86400:g} days)")
+
+    def where(self, session) -> str:
+        """HOST:PORT to fetch from, as ``session`` reaches this server."""
+        host = getattr(session.peer, "local_host", None) or "HOST"
+        host = f"[{host}]" if ":" in host else host
+        return f"{host}:{self.udp_port}"
+
+    def _tell_sender(self, request, text: str) -> None:
+        member = self.hub.member(request.sender)
+        if member is not None and getattr(member.peer, "host", None) == request.host:
+            member.send(f"*** {text}")
+
+    # -- the chat side -------------------------------------------------------------------------
+    def answer(self, session, number_text: str, accept: bool) -> str | None:
+        """/accept N or /decline N: None, or why not."""
+        if not number_text.isdecimal():
+            return f"usage: /{'accept' if accept else 'decline'} NUMBER (from the offer)"
+        request = self.requests.get(int(number_text))
+        if request is None or session not in request.asked:
+            return f"no offer {number_text} for you"
+        if request.state != ASKING:
+            return f"offer {number_text} was answered already"
+        request.state = ACCEPTED if accept else DECLINED
+        request.answered = self.now()
+        who = session.nick
+        if accept:
+            session.send(f"*** Accepted {request.name} from {request.sender}: you will be told "
+                         "when it is ready to fetch.")
+            self._tell_sender(request, f"{who} accepted {request.name}")
+        else:
+            request.answered_why = f"{who} declined {request.name}"
+            session.send(f"*** Declined {request.name} from {request.sender}.")
+            self._tell_sender(request, request.answered_why)
+        return None
+
+    def session_gone(self, session) -> None:
+        """A session left: offers only it could answer are withdrawn."""
+        for request in list(self.requests.values()):
+            if session in request.asked:
+                request.asked.remove(session)
+                if request.state == ASKING and not request.asked:
+                    request.state = WITHDRAWN
+                    request.answered = self.now()
+                    request.answered_why = f"{request.recipient} left before answering"
+        for ready in self.ready.values():
+            if session in ready.shown_to:
+                ready.shown_to.remove(session)
+
+    def files_for(self, session) -> list[Ready]:
+        """What ``session`` may fetch (was told the CODE of)."""
+        return [r for r in self.ready.values() if session in r.shown_to]
+
+    # -- the download side --------------------------------------------------------------------
+    def lookup(self, code, now: float) -> Ready | None:
+        if not isinstance(code, str) or not _CODE.match(code):
+            return None
+        ready = self.ready.get(code)
+        if ready is None or ready.expires <= now:
+            return None
+        return ready
+
+    def fetched(self, code: str) -> None:
+        ready = self.ready.get(code)
+        if ready is None:
+            return
+        ready.fetched += 1
+        if self.store is not None:
+            self.store.mark_fetched(code)
+        member = self.hub.member(ready.sender)
+        if member is not None and getattr(member.peer, "host", None) == ready.host:
+            member.send(f"*** {ready.recipient} has fetched {ready.name}")
+
+    # -- time -----------------------------------------------------------------------------------
+    def tick(self, now: float) -> int:
+        """Withdraw offers whose sender went silent, forget answered ones,
+        remove expired files (file and row); returns how many files went."""
+        for request in list(self.requests.values()):
+            silent = now - request.heard
+            if request.state == ASKING and silent > OFFER_SILENCE:
+                for session in request.asked:
+                    session.send(f"*** {request.sender} withdrew the offer of {request.name}.")
+                self._forget(request)
+            elif request.state == ACCEPTED and silent > ACCEPTED_KEPT:
+                self._forget(request)       # the push never came back to finish
+            elif request.state in (DECLINED, WITHDRAWN) and now - request.answered > ANSWERED_KEPT:
+                self._forget(request)
+        gone = [r for r in self.ready.values() if r.expires <= now]
+        for ready in gone:
+            del self.ready[ready.code]
+            try:
+                os.unlink(os.path.join(self.downloads, ready.path))
+            except OSError:
+                pass
+            if self.store is not None:
+                self.store.remove_delivery(ready.code)
+        return len(gone)
+
+    def _forget(self, request: Request) -> None:
+        self.requests.pop(request.number, None)
+        self.by_key.pop(request.key, None)

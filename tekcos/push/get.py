@@ -1,0 +1,240 @@
+"""``tekcos get CODE --from HOST[:PORT]``: fetch a file kept for you.
+
+The server is the sender and this command the receiver: it asks with GET,
+then runs the same receiving :class:`~tekcos.push.receiver.Endpoint` that
+the server runs for pushes (windows, selective ACKs, the SHA-256 check, a
+hidden part file published under a safe name that never overwrites) in the
+output directory.  Interrupted (Ctrl-C, killed, the network gone), it keeps
+what arrived as a hidden part file there, and the same command run again
+continues from it.  Exit statuses are those of ``tekcos push``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+
+from twisted.internet import defer
+
+from tekcos import exits
+from tekcos.address import parse_address, resolve_udp
+from tekcos.push import wire
+from tekcos.push.command import Progress
+from tekcos.push.receiver import Endpoint, Limits
+from tekcos.push.serve import new_get_id
+from tekcos.push.storage import Downloads
+from tekcos.push.udp import ServerProtocol, size_socket_buffers
+from tekcos.push.worker import DiskWorker
+
+GET_RTO = 0.25          # the first GET is repeated after this long, doubling
+LINGER = 0.3            # after the last packet: time for the DONE to be taken
+
+
+class UsageError(ValueError):
+    pass
+
+
+class FetchProtocol(ServerProtocol):
+    """Asks for ``code`` until the server offers the file, then receives it;
+    ``done`` fires with (status, record)."""
+
+    def __init__(self, endpoint: Endpoint, clock, code: str, timeout: float,
+                 on_progress=None):
+        super().__init__(endpoint, clock, buffer_bytes=32 << 20)
+        self.code = code
+        self.timeout = timeout
+        self.get_id = new_get_id()
+        self.on_progress = on_progress
+        self.done: defer.Deferred = defer.Deferred()
+        self.started = 0.0
+        self.offered = False
+        self.received = None          # the Received, once verified
+        self.error: tuple[int, str] | None = None
+        self._get_call = None
+        self._rto = GET_RTO
+        self._heard = 0.0
+        self._watch = None
+
+    # -- asking -----------------------------------------------------------------------
+    def begin(self) -> None:
+        self.started = self._heard = self.clock.seconds()
+        self._send_get()
+        self._watch = self.clock.callLater(1.0, self._check)
+
+    def _send_get(self) -> None:
+        self._get_call = None
+        if self.offered or self.done.called:
+            return
+        body = {"code": self.code}
+        self._write(wire.encode_json(wire.GET, self.get_id, body, pad_to=232), None)
+        self._get_call = self.clock.callLater(self._rto, self._send_get)
+        self._rto = min(self._rto * 2, 2.0)
+
+    def datagramReceived(self, data: bytes, addr) -> None:
+        self._heard = self.clock.seconds()
+        if len(data) >= wire.HEADER_SIZE and data[1] == wire.REJECT \
+                and int.from_bytes(data[4:12], "big") == self.get_id and not self.offered:
+            self._refused(data)
+            return
+        if len(data) >= wire.HEADER_SIZE and data[1] == wire.OFFER:
+            self.offered = True
+        super().datagramReceived(data, addr)
+        if self.on_progress is not None:
+            self.on_progress(self)
+
+    def _refused(self, data: bytes) -> None:
+        try:
+            body = wire.decode_json(wire.decode(data)[3])
+        except wire.Malformed:
+            return
+        retry = body.get("retry_after")
+        if isinstance(retry, (int, float)) and 0 < retry <= 60:
+            if self._get_call is not None and self._get_call.active():
+                self._get_call.cancel()
+            self._get_call = self.clock.callLater(retry, self._send_get)
+            return
+        self._finish(exits.REFUSED, str(body.get("error", "refused"))[:300])
+
+    # -- what the endpoint reports ------------------------------------------------------
+    def completed(self, received) -> None:
+        self.received = received
+        # The DONE goes out with this flush; a repeat answers a lost one.
+        self.clock.callLater(LINGER, self._finish, exits.OK, "")
+
+    def failed(self, text: str) -> None:
+        if " failed: " in text:
+            self._finish(exits.REFUSED, text.split(" failed: ", 1)[1])
+        elif " timed out " in text:
+            self._finish(exits.UNREACHABLE, "the server stopped sending")
+
+    def _check(self) -> None:
+        self._watch = None
+        if self.done.called:
+            return
+        if self.clock.seconds() - self._heard > self.timeout:
+            self._finish(exits.UNREACHABLE, "the server did not answer"
+                         if not self.offered else "the server stopped sending")
+            return
+        self._watch = self.clock.callLater(1.0, self._check)
+
+    def cancel(self) -> None:
+        """Ctrl-C: keep what arrived for the next run."""
+        self._finish(exits.INTERRUPTED, "interrupted; run the same command again to continue "
+                                        "where it stopped")
+
+    def _finish(self, status: int, error: str) -> None:
+        if self.done.called:
+            return
+        for call in (self._get_call, self._watch):
+            if call is not None and call.active():
+                call.cancel()
+        self._get_call = self._watch = None
+        self._flush()
+        self.done.callback((status, error))
+
+    def bytes_received(self) -> tuple[int, int, int]:
+        """(bytes in order, file size, bytes kept from before)."""
+        for session in self.core.sessions.values():
+            return session.cum * session.payload, session.size, session.have
+        return 0, 0, 0
+
+
+@defer.inlineCallbacks
+def run(reactor, args, out=None, err=None):
+    """Fetch ``args.code``; returns the exit status."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    host, port = parse_address(args.source)
+    try:
+        family, ip = resolve_udp(host, port)
+    except OSError as e:
+        err.write(f"tekcos get: cannot resolve {host}: {e.strerror or e}\n")
+        return exits.UNREACHABLE
+    worker = DiskWorker(threaded=True)
+    downloads = Downloads(args.output, reserve=0, worker=worker)
+    logged: list[str] = []
+    protocol = None
+
+    def log(text: str) -> None:
+        logged.append(text)
+        protocol.failed(text)
+
+    endpoint = Endpoint(downloads, Limits(max_file_size=(1 << 63) - 1, max_sessions=1,
+                                          max_pending=1, idle_timeout=args.timeout,
+                                          handshake_timeout=args.timeout,
+                                          resume_seconds=24 * 3600),
+                        on_complete=lambda received: protocol.completed(received), log=log)
+    bar = Progress(err, args.code[:12], 0) if err.isatty() and not args.quiet else None
+
+    def on_progress(fetching: FetchProtocol) -> None:
+        have, size, kept = fetching.bytes_received()
+        if size:
+            bar.total = size
+            bar.offset = kept
+            bar.update(have)
+
+    protocol = FetchProtocol(endpoint, reactor, args.code, args.timeout,
+                             on_progress=on_progress if bar else None)
+    listening = reactor.listenUDP(0, protocol, interface="::" if family == socket.AF_INET6
+                                  else "")
+    size_socket_buffers(protocol.transport, 32 << 20)
+    trigger = reactor.addSystemEventTrigger("before", "shutdown", protocol.cancel)
+    try:
+        protocol.transport.connect(ip, port)
+        protocol.begin()
+        status, error = yield protocol.done
+    finally:
+        reactor.removeSystemEventTrigger(trigger)
+        if bar:
+            bar.finish()
+        yield listening.stopListening()     # the endpoint keeps an unfinished part file
+    seconds = reactor.seconds() - protocol.started
+    record = _record(args, protocol, status, error, seconds)
+    if args.json:
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    elif status == exits.OK:
+        resumed = f", {record['resumed_bytes']} were here already" if record["resumed_bytes"] \
+            else ""
+        out.write(f"{record['file']}: received, {record['bytes']} bytes{resumed} in "
+                  f"{seconds:.2f} s ({record['mb_per_s']:.1f} MB/s), SHA-256 verified\n")
+    else:
+        err.write(f"tekcos get: {error}\n")
+    out.flush()
+    return status
+
+
+def _record(args, protocol: FetchProtocol, status: int, error: str, seconds: float) -> dict:
+    received = protocol.received
+    have, size, kept = protocol.bytes_received()
+    if received is not None:
+        size = received.size
+    delivered = status == exits.OK and received is not None
+    moved = size - kept if delivered else have - kept
+    return {
+        "file": os.path.join(args.output, received.name) if delivered else None,
+        "name": received.name if delivered else None,
+        "bytes": size, "seconds": round(seconds, 6),
+        "mb_per_s": round(moved / seconds / 1e6, 3) if delivered and seconds > 0 else 0.0,
+        "resumed_bytes": kept,
+        "status": {exits.OK: "delivered", exits.REFUSED: "refused",
+                   exits.UNREACHABLE: "failed", exits.INTERRUPTED: "interrupted"}[status],
+        "error": error or None,
+    }
+
+
+def check_args(args) -> None:
+    if not args.code or len(args.code) > 64:
+        raise UsageError("CODE: give the code from the line that said the file is ready")
+    try:
+        parse_address(args.source)
+    except ValueError as e:
+        raise UsageError(f"--from: {e}") from None
+    if args.timeout <= 0:
+        raise UsageError("--timeout: must be positive")
+    try:
+        os.makedirs(args.output, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"-o: cannot create {args.output}: {e.strerror}") from None
+    if not os.access(args.output, os.W_OK | os.X_OK):
+        raise UsageError(f"-o: {args.output} is not writable")
