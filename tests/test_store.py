@@ -151,8 +151,8 @@ def test_the_real_server_remembers_across_a_restart_and_refuses_a_damaged_file(s
     import sys
 
     from tests.twistd import CLEAN_EXIT, REPO, TWISTD, User, free_port
-    state = str(tmp_path / "state")
-    server = start("--state-dir", state)
+    state, downloads = str(tmp_path / "state"), str(tmp_path / "dl")
+    server = start("--state-dir", state, downloads=downloads)
     alice = User(server.port, "alice")
     alice.send(b"/join games\r\n/topic chess at 8\r\nwho plays?\r\n")
     alice.expect(rb"<alice> who plays\?")
@@ -165,7 +165,7 @@ def test_the_real_server_remembers_across_a_restart_and_refuses_a_damaged_file(s
     alice.send(b"/files\r\n")
     alice.expect(rb"photo\.jpg")
     assert server.stop()[0] in CLEAN_EXIT
-    again = start("--state-dir", state, downloads=server.downloads)
+    again = start("--state-dir", state, downloads=downloads)
     bob = User(again.port, "bob")
     bob.send(b"/files\r\n/join games\r\n")
     text = bob.expect(rb"Topic of games: chess at 8")

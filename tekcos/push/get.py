@@ -29,6 +29,7 @@ from tekcos.push.worker import DiskWorker
 
 GET_RTO = 0.25          # the first GET is repeated after this long, doubling
 LINGER = 0.3            # after the last packet: time for the DONE to be taken
+CHECKPOINT = 8 << 20
 
 
 class UsageError(ValueError):
@@ -50,7 +51,7 @@ class FetchProtocol(ServerProtocol):
         self.started = 0.0
         self.offered = False
         self.received = None          # the Received, once verified
-        self.error: tuple[int, str] | None = None
+        self.progress = (0, 0, 0)
         self._get_call = None
         self._rto = GET_RTO
         self._heard = 0.0
@@ -126,6 +127,7 @@ class FetchProtocol(ServerProtocol):
     def _finish(self, status: int, error: str) -> None:
         if self.done.called:
             return
+        self.progress = self.bytes_received()   # before the endpoint lets the session go
         for call in (self._get_call, self._watch):
             if call is not None and call.active():
                 call.cancel()
@@ -134,9 +136,12 @@ class FetchProtocol(ServerProtocol):
         self.done.callback((status, error))
 
     def bytes_received(self) -> tuple[int, int, int]:
-        """(bytes in order, file size, bytes kept from before)."""
+        """(bytes in order, file size, bytes kept from before); once
+        finished, as they were then."""
+        if self.done.called:
+            return self.progress
         for session in self.core.sessions.values():
-            return session.cum * session.payload, session.size, session.have
+            return min(session.cum * session.payload, session.size), session.size, session.have
         return 0, 0, 0
 
 
@@ -152,7 +157,8 @@ def run(reactor, args, out=None, err=None):
         err.write(f"tekcos get: cannot resolve {host}: {e.strerror or e}\n")
         return exits.UNREACHABLE
     worker = DiskWorker(threaded=True)
-    downloads = Downloads(args.output, reserve=0, worker=worker)
+    # A checkpoint every 8 MiB: a killed `tekcos get` loses at most that much.
+    downloads = Downloads(args.output, reserve=0, worker=worker, checkpoint_every=CHECKPOINT)
     logged: list[str] = []
     protocol = None
 
@@ -179,28 +185,37 @@ def run(reactor, args, out=None, err=None):
     listening = reactor.listenUDP(0, protocol, interface="::" if family == socket.AF_INET6
                                   else "")
     size_socket_buffers(protocol.transport, 32 << 20)
-    trigger = reactor.addSystemEventTrigger("before", "shutdown", protocol.cancel)
+    finished = defer.Deferred()
+
+    def interrupt():
+        # Ctrl-C or SIGTERM: the part file is put away and the record
+        # written before the reactor stops.
+        protocol.cancel()
+        return finished
+
+    trigger = reactor.addSystemEventTrigger("before", "shutdown", interrupt)
     try:
         protocol.transport.connect(ip, port)
         protocol.begin()
         status, error = yield protocol.done
-    finally:
-        reactor.removeSystemEventTrigger(trigger)
         if bar:
             bar.finish()
         yield listening.stopListening()     # the endpoint keeps an unfinished part file
-    seconds = reactor.seconds() - protocol.started
-    record = _record(args, protocol, status, error, seconds)
-    if args.json:
-        out.write(json.dumps(record, ensure_ascii=False) + "\n")
-    elif status == exits.OK:
-        resumed = f", {record['resumed_bytes']} were here already" if record["resumed_bytes"] \
-            else ""
-        out.write(f"{record['file']}: received, {record['bytes']} bytes{resumed} in "
-                  f"{seconds:.2f} s ({record['mb_per_s']:.1f} MB/s), SHA-256 verified\n")
-    else:
-        err.write(f"tekcos get: {error}\n")
-    out.flush()
+        seconds = reactor.seconds() - protocol.started
+        record = _record(args, protocol, status, error, seconds)
+        if args.json:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        elif status == exits.OK:
+            resumed = f", {record['resumed_bytes']} were here already" \
+                if record["resumed_bytes"] else ""
+            out.write(f"{record['file']}: received, {record['bytes']} bytes{resumed} in "
+                      f"{seconds:.2f} s ({record['mb_per_s']:.1f} MB/s), SHA-256 verified\n")
+        else:
+            err.write(f"tekcos get: {error}\n")
+        out.flush()
+    finally:
+        reactor.removeSystemEventTrigger(trigger)
+        finished.callback(None)
     return status
 
 

@@ -112,6 +112,7 @@ class PartFile:
         # A subdirectory of the downloads directory to publish into (files
         # kept for people: tekcos.delivery); publish_result() then names it.
         self.subdir = ""
+        self.checkpoint_every = 0     # 0: resume.CHECKPOINT_EVERY
         self._opening = worker.submit(self._open, have)
         self.jobs.append((self._opening, 0))
 
@@ -252,7 +253,8 @@ class PartFile:
                 view = view[os.write(self.fd, view):]
             self.written += len(data)
             if self.resumable is not None and \
-                    self.written - self.checkpointed >= resume.CHECKPOINT_EVERY:
+                    self.written - self.checkpointed >= (self.checkpoint_every
+                                                         or resume.CHECKPOINT_EVERY):
                 self._checkpoint()
         except OSError as e:   # reported to the reactor by _check / publish
             self._failed = e
@@ -388,8 +390,11 @@ class Downloads:
     """
 
     def __init__(self, directory: str, reserve: int | None = None,
-                 worker: DiskWorker | None = None):
+                 worker: DiskWorker | None = None, checkpoint_every: int = 0):
         self.directory = os.path.abspath(directory)
+        # Bytes between two checkpoints of a running transfer (0: the
+        # default); what a killed receiver loses at most.
+        self.checkpoint_every = checkpoint_every
         self._reserve = reserve
         # Inline by default (tests, simulation); the server passes a threaded one.
         self.worker = worker or DiskWorker(threaded=False)
@@ -414,6 +419,7 @@ class Downloads:
         verified it is published under ``subdir`` (a plain name) if given."""
         part = PartFile(self.directory, name, tag, self.worker, resumable, have, self.verified)
         part.subdir = subdir
+        part.checkpoint_every = self.checkpoint_every
         return part
 
     def checkpoint(self, tag: str) -> resume.Checkpoint | None:
