@@ -9,6 +9,7 @@ adds one HTTP listener with this tree::
     /upload/TICKET    file uploads (tekcos.web.upload)
     /metrics          Prometheus text format (tekcos.web.metrics)
     /files/NAME       received files, only with --web-downloads
+    /get/CODE         a file kept for someone, by its CODE (Range works)
 
 Every answer carries a Content Security Policy without inline scripts, and
 the page renders user text only as text.
@@ -19,6 +20,7 @@ import itertools
 import os
 import re
 from importlib import resources
+from urllib.parse import quote
 
 from autobahn.twisted.resource import WebSocketResource
 from twisted.web import pages, server, static
@@ -181,6 +183,51 @@ class _Files(static.File):
         return super().render_GET(request)
 
 
+class _Kept(Resource):
+    """``/get/CODE``: a file kept for someone (tekcos push --for), for the
+    browser user who was told its CODE; ``Range`` works, so a broken
+    download resumes.  Anything else is 404."""
+
+    def __init__(self, web: "Web", downloads_dir: str):
+        super().__init__()
+        self.web = web
+        self.directory = os.path.realpath(downloads_dir)
+
+    def getChild(self, path, request):
+        deliveries = self.web.chat.hub.deliveries
+        code = path.decode("ascii", "replace")
+        ready = deliveries.lookup(code, self.web.clock.seconds()) if deliveries else None
+        if ready is None:
+            return pages.notFound("Not found", "No such file (wrong or expired code).")
+        target = os.path.realpath(os.path.join(self.directory, ready.path))
+        if os.path.dirname(os.path.dirname(target)) != self.directory or \
+                not os.path.isfile(target):
+            return pages.notFound("Not found", "The file is gone.")
+        return _KeptFile(target, ready, deliveries)
+
+
+class _KeptFile(static.File):
+    isLeaf = True
+
+    def __init__(self, path: str, ready, deliveries):
+        super().__init__(path, defaultType="application/octet-stream")
+        self.ready = ready
+        self.deliveries = deliveries
+
+    def render_GET(self, request):
+        secure(request)
+        name = quote(self.ready.name, safe="")
+        request.setHeader(b"content-disposition",
+                          f"attachment; filename*=UTF-8''{name}".encode("ascii"))
+        whole = request.getHeader(b"range") is None
+        result = super().render_GET(request)
+        if whole and request.method == b"GET":
+            code = self.ready.code
+            request.notifyFinish().addCallbacks(lambda _: self.deliveries.fetched(code),
+                                                lambda _: None)
+        return result
+
+
 def _package_file(name: str) -> bytes:
     return resources.files("tekcos.web").joinpath("static", name).read_bytes()
 
@@ -204,6 +251,8 @@ def build_site(web: Web, sources: Sources, downloads_dir: str | None = None,
     if web.uploads is not None:
         root.putChild(b"upload", _Secured(UploadResource(web.uploads)))
     root.putChild(b"metrics", MetricsResource(sources))
+    if web.uploads is not None:
+        root.putChild(b"get", _Kept(web, web.uploads.downloads.directory))
     if downloads_dir is not None:
         root.putChild(b"files", _Files(os.path.abspath(downloads_dir)))
     # Idle HTTP connections close after a minute (uploads send all along).

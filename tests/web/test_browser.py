@@ -174,3 +174,38 @@ def test_two_browsers_and_a_telnet_user_chat_and_a_dropped_file_lands(start, bro
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(f"{url}files/notes.txt", timeout=10)
     assert refused.value.code == 404
+
+
+def test_a_file_pushed_for_a_browser_user_is_accepted_and_downloaded(start, browser, tmp_path):
+    import subprocess
+    import sys
+
+    from selenium.webdriver.common.by import By
+    web = free_port()
+    server = start("--web", str(web))
+    bob = browser()
+    join(bob, f"http://127.0.0.1:{web}/", "bob")
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    bob.execute_cdp_cmd("Browser.setDownloadBehavior",
+                        {"behavior": "allow", "downloadPath": str(saved)})
+    data = os.urandom(2_000_000)
+    src = tmp_path / "slides.pdf"
+    src.write_bytes(data)
+    push = subprocess.Popen([sys.executable, "-m", "tekcos.cli", "push", str(src), "--to",
+                             f"127.0.0.1:{server.port}", "--for", "bob", "--as", "alice", "-q"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_until(lambda: bob.find_elements(By.CSS_SELECTOR, "#log button.accept"),
+               what="the offer with its Accept button")
+    assert shows(bob, "alice offers you slides.pdf (2.0 MB)")
+    bob.find_element(By.CSS_SELECTOR, "#log button.accept").click()
+    assert push.wait(timeout=60) == 0, push.stderr.read()
+    wait_until(lambda: bob.find_elements(By.CSS_SELECTOR, "#log a.download"),
+               what="the Download link")
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    bob.save_screenshot(os.path.join(ARTIFACTS, "web-received.png"))
+    bob.find_element(By.CSS_SELECTOR, "#log a.download").click()
+    target = saved / "slides.pdf"
+    wait_until(lambda: target.exists() and target.stat().st_size == len(data), timeout=30,
+               what="the download to land")
+    assert hashlib.sha256(target.read_bytes()).digest() == hashlib.sha256(data).digest()

@@ -74,10 +74,42 @@ function output(text) {
     body.className = "text";
     body.textContent = line;
     row.appendChild(body);
+    if (line.startsWith("***")) actions(line, row);
     log.appendChild(row);
   }
   while (log.childElementCount > MAX_LINES) log.firstElementChild.remove();
   if (atBottom) log.scrollTop = log.scrollHeight;
+}
+
+// A file offered to you gets Accept and Decline; one ready for you, Download.
+function actions(line, row) {
+  const offered = /\/accept (\d+) or \/decline \d+$/.exec(line);
+  if (offered) {
+    const buttons = ["accept", "decline"].map((verb) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = `action ${verb}`;
+      button.textContent = verb === "accept" ? "Accept" : "Decline";
+      return button;
+    });
+    for (const [i, verb] of ["accept", "decline"].entries()) {
+      buttons[i].addEventListener("click", () => {
+        send(`/${verb} ${offered[1]}`);
+        for (const b of buttons) b.disabled = true;
+      });
+    }
+    row.append(...buttons);
+    return;
+  }
+  const ready = /is ready: tekcos get ([A-Za-z0-9_-]+) --from /.exec(line);
+  if (ready) {
+    const link = document.createElement("a");
+    link.className = "button action download";
+    link.href = `/get/${ready[1]}`;
+    link.textContent = "Download";
+    link.setAttribute("download", "");
+    row.appendChild(link);
+  }
 }
 
 // -- what the server tells the page -------------------------------------------------
