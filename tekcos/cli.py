@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--nick", help="nick to take (otherwise the first line you type)")
     chat.add_argument("--wait", type=float, default=0.5, metavar="SECONDS",
                       help="without HOST: how long to wait for servers to answer (0.5)")
+    chat.add_argument("--downloads", default=".", metavar="DIR",
+                      help="where files you /accept are fetched to (the current directory)")
     push = sub.add_parser("push", help="send files or a message over UDP",
                           description="Push files (or a short message) to a tekcos server over "
                           "UDP with Selective Repeat. Exit status: 0 all delivered and verified, "
@@ -187,7 +189,11 @@ def _chat(args) -> int:
             print(f"tekcos chat: --nick: {problem}", file=sys.stderr)
             return exits.USAGE
     def run(reactor):
-        d = chat_client.chat(reactor, args.address, args.nick)
+        from tekcos.push.actions import FileActions
+
+        def files(say):
+            return FileActions(reactor, args.address, say, args.downloads)
+        d = chat_client.chat(reactor, args.address, args.nick, files=files)
 
         def failed(failure):
             failure.trap(chat_client.ChatFailure)

@@ -10,6 +10,7 @@ reached or goes away.
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 from twisted.internet import defer, endpoints, protocol, stdio
@@ -26,13 +27,20 @@ class ChatFailure(Exception):
         self.code = code
 
 
+READY = re.compile(r"^\*\*\* .+ is ready: tekcos get (\S+) --from (\S+)$")
+
+
 class Session:
     """What the client does with server lines and user lines (no I/O).
 
     ``output(text)`` shows server text; ``send(bytes)`` goes to the server.
+    ``files``, if given, sends and fetches files (``send_file(nick,
+    recipient, path)``, ``fetch(code, where)``): ``/send NICK FILE`` is
+    done here, and a file this client ``/accept``-ed is fetched once the
+    server says it is ready.
     """
 
-    def __init__(self, output, send, nick: str | None):
+    def __init__(self, output, send, nick: str | None, files=None):
         self.output = output
         self.send = send
         self.nick = nick
@@ -41,15 +49,22 @@ class Session:
         self.refusal: str | None = None
         self.queued: list[str] = []
         self._nick_sent = False
+        self.files = files
+        self.accepted = 0           # /accept-ed here, not ready yet
 
     def server_line(self, line: str) -> None:
         self.output(line)
+        ready = READY.match(line)
+        if ready and self.accepted and self.files is not None:
+            self.accepted -= 1
+            self.files.fetch(*ready.groups())
         if not self.joined:
             if "Choose a nick" in line and not self._nick_sent:
                 self._nick_sent = True
                 self.send((self.nick + "\r\n").encode())
             elif line.startswith("*** You are in "):
                 self.joined = True
+                self.nick = self.nick or getattr(self, "_typed_nick", None)
                 for queued in self.queued:
                     self.user_line(queued)
                 self.queued = []
@@ -62,11 +77,28 @@ class Session:
         if self.quitting:
             return
         if not self.joined:
+            if self.nick is None and not self._nick_sent:
+                self._typed_nick = line.strip()   # the answer to the nick prompt
             self.queued.append(line)
             return
-        if line.split(" ", 1)[0].lower() == "/quit":
+        command = line.split(" ", 1)[0].lower()
+        if command == "/send":
+            self._send_file(line)
+            return
+        if command == "/accept":
+            self.accepted += 1
+        if command == "/quit":
             self.quitting = True
         self.send((line + "\r\n").encode())
+
+    def _send_file(self, line: str) -> None:
+        parts = line.split(None, 2)
+        if len(parts) < 3:
+            self.output("*** usage: /send NICK FILE (or /send #ROOM FILE)")
+        elif self.files is None:
+            self.output("*** /send is not available in this client")
+        else:
+            self.files.send_file(self.nick, parts[1], parts[2])
 
     def quit(self) -> None:
         """End of input: leave once every line typed before it has been sent."""
@@ -132,8 +164,10 @@ class _Keyboard(protocol.Protocol):
 
 @defer.inlineCallbacks
 def chat(reactor, address: str, nick: str | None = None, stdin_fd: int = 0,
-         stdout=None, tty: bool | None = None):
-    """Run one chat; returns (Deferred) the exit status or raises ChatFailure."""
+         stdout=None, tty: bool | None = None, files=None):
+    """Run one chat; returns (Deferred) the exit status or raises ChatFailure.
+    ``files(say)``, if given, makes the object that sends and fetches files
+    (see :class:`Session`)."""
     stdout = stdout or sys.stdout.buffer
     if tty is None:
         tty = os.isatty(stdin_fd) and os.isatty(stdout.fileno())
@@ -153,8 +187,10 @@ def chat(reactor, address: str, nick: str | None = None, stdin_fd: int = 0,
     done = defer.Deferred()
     state: dict = {}
 
+    actions = files(output) if files is not None else None
+
     def make_session(conn):
-        session = Session(output, conn.transport.write, nick)
+        session = Session(output, conn.transport.write, nick, actions)
         state["session"] = session
         return session
 
@@ -172,6 +208,9 @@ def chat(reactor, address: str, nick: str | None = None, stdin_fd: int = 0,
                                 stdin=stdin_fd, reactor=reactor) if stdin_fd is not None else None
     try:
         yield done
+        if actions is not None and actions.running:
+            # The chat is over; files still coming or going finish first.
+            yield defer.DeferredList(list(actions.running))
     finally:
         if restore:
             restore()

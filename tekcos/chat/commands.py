@@ -20,6 +20,7 @@ HELP = [
     ("/topic [TEXT]", "show or set the room topic"),
     ("/history [N]", "the room's last N lines"),
     ("/files", "files pushed to this server, and those kept for you"),
+    ("/send NICK FILE", "in tekcos chat: send FILE to NICK (elsewhere: tekcos push FILE --to HOST --for NICK)"),
     ("/accept N", "accept the file offered to you as N"),
     ("/decline N", "decline the file offered to you as N"),
     ("/scan", "list the devices on the server's LAN (ARP scan)"),
@@ -148,6 +149,14 @@ def do_history(session, arg: str) -> None:
         session.send(f"*** No history in {session.room.name}.")
         return
     session.write_lines(lines)
+
+
+@command("send")
+def do_send(session, arg: str) -> None:
+    # tekcos chat does /send itself (the file is on the user's machine);
+    # anyone else reaching here is told how.
+    session.error("/send works in tekcos chat; from a shell: tekcos push FILE --to HOST "
+                  "--for NICK")
 
 
 @command("accept")

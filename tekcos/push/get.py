@@ -104,7 +104,10 @@ class FetchProtocol(ServerProtocol):
         self.clock.callLater(LINGER, self._finish, exits.OK, "")
 
     def failed(self, text: str) -> None:
-        if " failed: " in text:
+        """A line the endpoint logged: our own refusal or failure ends the fetch."""
+        if text.startswith("refused push from "):
+            self._finish(exits.REFUSED, f"cannot take the file here: {text.split(': ', 1)[1]}")
+        elif " failed: " in text:
             self._finish(exits.REFUSED, text.split(" failed: ", 1)[1])
         elif " timed out " in text:
             self._finish(exits.UNREACHABLE, "the server stopped sending")
@@ -146,32 +149,35 @@ class FetchProtocol(ServerProtocol):
 
 
 @defer.inlineCallbacks
-def run(reactor, args, out=None, err=None):
-    """Fetch ``args.code``; returns the exit status."""
-    out = out or sys.stdout
-    err = err or sys.stderr
-    host, port = parse_address(args.source)
+def fetch(reactor, code: str, source: str, output: str, timeout: float = 10.0,
+          progress_stream=None, stopping: defer.Deferred | None = None):
+    """Fetch the file kept under ``code`` at ``source`` (HOST[:PORT]) into
+    ``output``; returns (Deferred) ``(status, error, record)``.  Ctrl-C or
+    SIGTERM put the part file away first; ``stopping``, if given, fires once
+    that is done (the reactor waits for it)."""
+    host, port = parse_address(source)
     try:
         family, ip = resolve_udp(host, port)
     except OSError as e:
-        err.write(f"tekcos get: cannot resolve {host}: {e.strerror or e}\n")
-        return exits.UNREACHABLE
+        return exits.UNREACHABLE, f"cannot resolve {host}: {e.strerror or e}", None
+    try:
+        os.makedirs(output, exist_ok=True)
+    except OSError as e:
+        return exits.REFUSED, f"cannot create {output}: {e.strerror}", None
     worker = DiskWorker(threaded=True)
     # A checkpoint every 8 MiB: a killed `tekcos get` loses at most that much.
-    downloads = Downloads(args.output, reserve=0, worker=worker, checkpoint_every=CHECKPOINT)
-    logged: list[str] = []
+    downloads = Downloads(output, reserve=0, worker=worker, checkpoint_every=CHECKPOINT)
     protocol = None
 
     def log(text: str) -> None:
-        logged.append(text)
         protocol.failed(text)
 
     endpoint = Endpoint(downloads, Limits(max_file_size=(1 << 63) - 1, max_sessions=1,
-                                          max_pending=1, idle_timeout=args.timeout,
-                                          handshake_timeout=args.timeout,
+                                          max_pending=1, idle_timeout=timeout,
+                                          handshake_timeout=timeout,
                                           resume_seconds=24 * 3600),
                         on_complete=lambda received: protocol.completed(received), log=log)
-    bar = Progress(err, args.code[:12], 0) if err.isatty() and not args.quiet else None
+    bar = Progress(progress_stream, code[:12], 0) if progress_stream is not None else None
 
     def on_progress(fetching: FetchProtocol) -> None:
         have, size, kept = fetching.bytes_received()
@@ -180,16 +186,15 @@ def run(reactor, args, out=None, err=None):
             bar.offset = kept
             bar.update(have)
 
-    protocol = FetchProtocol(endpoint, reactor, args.code, args.timeout,
+    protocol = FetchProtocol(endpoint, reactor, code, timeout,
                              on_progress=on_progress if bar else None)
     listening = reactor.listenUDP(0, protocol, interface="::" if family == socket.AF_INET6
                                   else "")
     size_socket_buffers(protocol.transport, 32 << 20)
-    finished = defer.Deferred()
+    finished = stopping if stopping is not None else defer.Deferred()
 
     def interrupt():
-        # Ctrl-C or SIGTERM: the part file is put away and the record
-        # written before the reactor stops.
+        # Ctrl-C or SIGTERM: the part file is put away before the reactor stops.
         protocol.cancel()
         return finished
 
@@ -201,25 +206,43 @@ def run(reactor, args, out=None, err=None):
         if bar:
             bar.finish()
         yield listening.stopListening()     # the endpoint keeps an unfinished part file
-        seconds = reactor.seconds() - protocol.started
-        record = _record(args, protocol, status, error, seconds)
-        if args.json:
+    finally:
+        reactor.removeSystemEventTrigger(trigger)
+    seconds = reactor.seconds() - protocol.started
+    return status, error, _record(output, protocol, status, error, seconds)
+
+
+@defer.inlineCallbacks
+def run(reactor, args, out=None, err=None):
+    """``tekcos get``: fetch ``args.code``; returns the exit status."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    stopping = defer.Deferred()
+    try:
+        status, error, record = yield fetch(
+            reactor, args.code, args.source, args.output, args.timeout,
+            err if err.isatty() and not args.quiet else None, stopping)
+        if record is not None and args.json:
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
         elif status == exits.OK:
-            resumed = f", {record['resumed_bytes']} were here already" \
-                if record["resumed_bytes"] else ""
-            out.write(f"{record['file']}: received, {record['bytes']} bytes{resumed} in "
-                      f"{seconds:.2f} s ({record['mb_per_s']:.1f} MB/s), SHA-256 verified\n")
+            out.write(describe(record) + "\n")
         else:
             err.write(f"tekcos get: {error}\n")
         out.flush()
     finally:
-        reactor.removeSystemEventTrigger(trigger)
-        finished.callback(None)
+        stopping.callback(None)    # the record is written: the reactor may stop
     return status
 
 
-def _record(args, protocol: FetchProtocol, status: int, error: str, seconds: float) -> dict:
+def describe(record: dict) -> str:
+    resumed = f", {record['resumed_bytes']} were here already" if record["resumed_bytes"] \
+        else ""
+    return (f"{record['file']}: received, {record['bytes']} bytes{resumed} in "
+            f"{record['seconds']:.2f} s ({record['mb_per_s']:.1f} MB/s), SHA-256 verified")
+
+
+def _record(output: str, protocol: FetchProtocol, status: int, error: str,
+            seconds: float) -> dict:
     received = protocol.received
     have, size, kept = protocol.bytes_received()
     if received is not None:
@@ -227,7 +250,7 @@ def _record(args, protocol: FetchProtocol, status: int, error: str, seconds: flo
     delivered = status == exits.OK and received is not None
     moved = size - kept if delivered else have - kept
     return {
-        "file": os.path.join(args.output, received.name) if delivered else None,
+        "file": os.path.join(output, received.name) if delivered else None,
         "name": received.name if delivered else None,
         "bytes": size, "seconds": round(seconds, 6),
         "mb_per_s": round(moved / seconds / 1e6, 3) if delivered and seconds > 0 else 0.0,

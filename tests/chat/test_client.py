@@ -139,3 +139,68 @@ def test_terminal_mode_keeps_the_typed_line_while_messages_arrive(start):
         if proc.poll() is None:
             proc.kill()
         os.close(master)
+
+
+READY_LINE = rb"is ready: tekcos get \S+ --from \S+"
+
+
+def _read_until(stream, pattern: bytes, timeout: float = 30) -> bytes:
+    """What ``stream`` (a pipe) says until ``pattern`` matches; read
+    unbuffered, so that select() sees all there is."""
+    import re
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while not re.search(pattern, seen):
+        left = deadline - time.monotonic()
+        assert left > 0 and select.select([stream], [], [], left)[0], seen[-500:]
+        chunk = os.read(stream.fileno(), 65536)
+        assert chunk, seen[-500:]
+        seen += chunk
+    return seen
+
+
+def test_accept_in_tekcos_chat_fetches_the_file_by_itself(start, tmp_path):
+    import re
+    server = start()
+    bob = subprocess.Popen(TEKCOS + ["chat", f"127.0.0.1:{server.port}", "--nick", "bob",
+                                     "--downloads", str(tmp_path / "got")],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)
+    _read_until(bob.stdout, rb"You are in lobby")
+    data = os.urandom(1_000_000)
+    (tmp_path / "notes.pdf").write_bytes(data)
+    push = subprocess.Popen(TEKCOS + ["push", str(tmp_path / "notes.pdf"), "--to",
+                                      f"127.0.0.1:{server.port}", "--for", "bob", "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    offered = _read_until(bob.stdout, rb"/accept \d+ or /decline")
+    number = re.search(rb"/accept (\d+) or", offered).group(1)
+    bob.stdin.write(b"/accept " + number + b"\n")
+    bob.stdin.flush()
+    _read_until(bob.stdout, rb"received, 1000000 bytes .*SHA-256 verified")
+    assert (tmp_path / "got" / "notes.pdf").read_bytes() == data
+    bob.stdin.close()
+    assert bob.wait(timeout=30) == 0
+    assert push.wait(timeout=30) == 0
+
+
+def test_send_in_tekcos_chat_asks_the_person_and_reports(start, tmp_path):
+    import re
+    server = start()
+    bob = User(server.port, "bob")
+    (tmp_path / "photo.jpg").write_bytes(os.urandom(300_000))
+    alice = subprocess.Popen(TEKCOS + ["chat", f"127.0.0.1:{server.port}", "--nick", "alice"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+    _read_until(alice.stdout, rb"You are in lobby")
+    alice.stdin.write(f"/send bob {tmp_path / 'photo.jpg'}\n/send bob\n".encode())
+    alice.stdin.flush()
+    said = _read_until(alice.stdout, rb"usage: /send NICK FILE")
+    assert b"*** sending photo.jpg to bob: waiting for bob to accept" in said
+    offered = bob.expect(rb"alice offers you photo\.jpg \(300\.0 KB\)\. /accept (\d+)")
+    number = re.search(rb"/accept (\d+)", offered).group(1)
+    bob.send(b"/accept " + number + b"\r\n")
+    bob.expect(READY_LINE)
+    said = _read_until(alice.stdout, rb"photo\.jpg: on the server for bob")
+    assert b"*** bob accepted photo.jpg" in said
+    alice.stdin.close()
+    assert alice.wait(timeout=30) == 0
