@@ -63,6 +63,30 @@ print(time.perf_counter() - start)
 """
 
 
+# A chat user who accepts every file offered to it and prints each CODE it
+# is told (for the download direction).
+ACCEPTOR = r"""
+import re, socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+s.sendall(b"bench\r\n")
+buf = b""
+print("ready", flush=True)
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    buf += chunk
+    *lines, buf = buf.split(b"\n")
+    for line in lines:
+        offer = re.search(rb"/accept (\d+) or /decline", line)
+        if offer:
+            s.sendall(b"/accept " + offer.group(1) + b"\r\n")
+        ready = re.search(rb"tekcos get (\S+) --from", line)
+        if ready:
+            print(ready.group(1).decode(), flush=True)
+"""
+
+
 def offloads_off(lab, ns, dev):
     if shutil.which("ethtool"):
         subprocess.run(["ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off", "rx", "off",
@@ -106,12 +130,36 @@ def tekcos_push(lab, client, src, tree: str = ROOT, port: int = 9000) -> dict:
     return json.loads(out.stdout.splitlines()[0])
 
 
+def tekcos_get(lab, client, src, acceptor, work: str, port: int = 9000) -> dict:
+    """Push ``src`` for the accepting chat user, then fetch it with its
+    CODE: the download direction's record."""
+    sent = subprocess.run(["ip", "netns", "exec", client, sys.executable, "-m", "tekcos.cli",
+                           "push", src, "--to", f"{SERVER}:{port}", "--for", "bench", "-q",
+                           "--timeout", "30"], capture_output=True, text=True, cwd=ROOT,
+                          timeout=600)
+    if sent.returncode:
+        raise SystemExit(f"tekcos push --for failed: {sent.stderr}")
+    code = acceptor.stdout.readline().strip()
+    target = os.path.join(work, "got")
+    out = subprocess.run(["ip", "netns", "exec", client, sys.executable, "-m", "tekcos.cli",
+                          "get", code, "--from", f"{SERVER}:{port}", "-o", target, "--json",
+                          "--timeout", "30"], capture_output=True, text=True, cwd=ROOT,
+                         timeout=600)
+    if out.returncode:
+        raise SystemExit(f"tekcos get failed: {out.stdout} {out.stderr}")
+    shutil.rmtree(target)
+    return json.loads(out.stdout.splitlines()[0])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mib", type=int, default=100)
     parser.add_argument("--loss", type=float, nargs="+", default=[0, 1, 5])
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--baseline", help="git revision to run alongside (alternating)")
+    parser.add_argument("--get", action="store_true",
+                        help="also the download direction: this tree's file kept for a chat "
+                        "user and fetched with tekcos get, after each push")
     args = parser.parse_args()
     from common import checkout
     trees = [("this tree", ROOT, 9000)]
@@ -124,8 +172,9 @@ def main() -> None:
     with open(src, "wb") as f:
         for _ in range(args.mib):
             f.write(os.urandom(1 << 20))
-    results = {loss: {"tek": {name: [] for name, _, _ in trees}, "tcp": [], "retx": []}
-               for loss in args.loss}
+    results = {loss: {"tek": {name: [] for name, _, _ in trees}, "tcp": [], "retx": [],
+                      "get": []} for loss in args.loss}
+    acceptor = None
     try:
         with netlab.Lab() as lab:
             client, server = lab.ns("c"), lab.ns("s")
@@ -142,6 +191,10 @@ def main() -> None:
                     if f":{port} " in lab.exec(server, "ss", "-Huln"):
                         break
                     time.sleep(0.1)
+            if args.get:
+                acceptor = lab.popen(client, [sys.executable, "-c", ACCEPTOR, SERVER, "9000"],
+                                     stdout=subprocess.PIPE, text=True)
+                acceptor.stdout.readline()
             # Loss rates alternate run by run (and trees push by push), so
             # that a machine busier at one moment than another weighs on
             # every figure alike, the "vs own 0%" ratio included.
@@ -159,9 +212,14 @@ def main() -> None:
                         if lost_payload and tree == ROOT:
                             got["retx"].append(record["retransmitted_bytes"] / lost_payload)
                         downloads = os.path.join(work, f"dl-{port}")
-                        os.unlink(os.path.join(downloads, os.listdir(downloads)[0]))
+                        for left in os.listdir(downloads):   # not .for/ or the database
+                            if not left.startswith("."):
+                                os.unlink(os.path.join(downloads, left))
                     got["tcp"].append(tcp_copy(lab, client, server, src,
                                                os.path.join(work, "tcp.bin")))
+                    if acceptor is not None:
+                        got["get"].append(tekcos_get(lab, client, src, acceptor, work)
+                                          ["mb_per_s"])
         rows = [(loss, statistics.median(got["tek"]["this tree"]), statistics.median(got["tcp"]),
                  statistics.median(got["retx"]) if got["retx"] else None, offloaded,
                  {n: statistics.median(v) for n, v in got["tek"].items()})
@@ -181,6 +239,13 @@ def main() -> None:
     for loss, got in results.items():
         for name, figures in got["tek"].items():
             print(f"{loss:>5g}% {name}, run by run: " + " ".join(f"{f:.1f}" for f in figures))
+    if args.get:
+        print(f"{'loss':>6} {'get MB/s':>12} {'push MB/s':>10} {'get/push':>9}  (this tree)")
+        for loss, got in results.items():
+            get = statistics.median(got["get"])
+            push = statistics.median(got["tek"]["this tree"])
+            print(f"{loss:>5g}% {get:>12.1f} {push:>10.1f} {get / push:>9.2f}   run by run: "
+                  + " ".join(f"{f:.1f}" for f in got["get"]))
     if args.baseline:
         name = trees[0][0]
         print(f"{'loss':>6} {name + ' MB/s':>24} {'this tree MB/s':>15} {'ratio':>6}")

@@ -42,7 +42,7 @@ class FetchProtocol(ServerProtocol):
 
     def __init__(self, endpoint: Endpoint, clock, code: str, timeout: float,
                  on_progress=None):
-        super().__init__(endpoint, clock, buffer_bytes=32 << 20)
+        super().__init__(endpoint, clock, buffer_bytes=32 << 20, on_complete=self.completed)
         self.code = code
         self.timeout = timeout
         self.get_id = new_get_id()
@@ -175,8 +175,7 @@ def fetch(reactor, code: str, source: str, output: str, timeout: float = 10.0,
     endpoint = Endpoint(downloads, Limits(max_file_size=(1 << 63) - 1, max_sessions=1,
                                           max_pending=1, idle_timeout=timeout,
                                           handshake_timeout=timeout,
-                                          resume_seconds=24 * 3600),
-                        on_complete=lambda received: protocol.completed(received), log=log)
+                                          resume_seconds=24 * 3600), log=log)
     bar = Progress(progress_stream, code[:12], 0) if progress_stream is not None else None
 
     def on_progress(fetching: FetchProtocol) -> None:

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -21,13 +22,13 @@ from tekcos import hello
 from tekcos.address import host_key
 from tekcos.delivery import SUBDIR as ADDRESSED_DIR
 from tekcos.push import resume, wire
-from tekcos.push.storage import BadName, DamagedPartial, Downloads, safe_name
+from tekcos.push.storage import (DISK_BACKLOG, DamagedPartial, Downloads, Refused,
+                                 admissible_name, check_space)
 from tekcos.ratelimit import TokenBucket
 
 AMPLIFICATION = 3
 UNANSWERED_PER_ADDRESS = 4   # accepted offers whose token has not come back yet
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-DISK_BACKLOG = 16 << 20      # bytes of a file received but not yet written, at most
 MAX_REASON = 300             # a refusal reason sent back or logged, in characters
 MAX_NAME = 1024              # an offered name longer than this is refused unread
 TAKEOVER_SILENCE = 1.0       # a transfer silent this long may be continued by a new run
@@ -115,7 +116,13 @@ class Endpoint:
                  log: Callable[[str], None] | None = None, addressing=None):
         self.downloads = downloads
         self.limits = limits or Limits()
-        self.on_complete = on_complete or (lambda received: None)
+        # Completed pushes are events (aioquic's next_event()): the adapter
+        # takes them after it has sent what datagrams_to_send() returned,
+        # so the chat's fan-out never runs inside the UDP flush.  With
+        # ``on_complete`` (tests, the simulation) they are handed to it at
+        # the end of each datagrams_to_send().
+        self.on_complete = on_complete
+        self.events: deque[Received] = deque()
         self.server_info = server_info or {}
         self.new_token = token or (lambda: secrets.randbits(64) or 1)
         self.log = log or (lambda text: None)
@@ -514,23 +521,16 @@ class Endpoint:
 
     def _check_file(self, offered_name, size: int) -> str:
         """The name to store a file under, once name and size allow it."""
-        limits = self.limits
         try:
-            name = safe_name(offered_name)
-        except BadName as e:
-            raise Refusal(f"invalid name: {e}") from None
-        if size > limits.max_file_size:
-            raise Refusal(f"file too large: {size} bytes, the limit is {limits.max_file_size}")
-        return name
+            return admissible_name(offered_name, size, self.limits.max_file_size)
+        except Refused as e:
+            raise Refusal(str(e)) from None
 
     def _check_space(self, size: int) -> None:
         try:
-            free = self.downloads.free_bytes()
-        except OSError as e:
-            raise Refusal(f"downloads directory unavailable: {e.strerror}") from None
-        if size + self.downloads.reserve > free:
-            raise Refusal(f"not enough disk space: {size} bytes offered, "
-                          f"{max(0, free - self.downloads.reserve)} available")
+            check_space(self.downloads, size)
+        except Refused as e:
+            raise Refusal(str(e)) from None
 
     def _open_part(self, session: Session) -> bool:
         if session.part is not None or session.kind != "file":
@@ -676,8 +676,8 @@ class Endpoint:
         session.deadline = now + self.limits.linger
         session.result = wire.encode_json(wire.DONE, session.token, {
             "name": stored, "sha256": session.sha256})
-        self.on_complete(Received(session.kind, session.sender, session.addr, stored,
-                                  session.size, text, session.request))
+        self.events.append(Received(session.kind, session.sender, session.addr, stored,
+                                    session.size, text, session.request))
         self._release_buffer(session)
         if session.validated:
             self.outbox.append((session.result, session.addr))
@@ -746,7 +746,15 @@ class Endpoint:
                                                 max(0, session.ack_trigger),
                                                 session.bits >> 1), session.addr))
             self.acks = {}
+        if self.on_complete is not None:
+            while self.events:
+                self.on_complete(self.events.popleft())
         return out
+
+    def next_event(self) -> Received | None:
+        """The next completed push (a file verified and stored, or a
+        message), or None."""
+        return self.events.popleft() if self.events else None
 
     def get_timer(self) -> float | None:
         if not self.sessions:

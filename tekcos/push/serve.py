@@ -154,6 +154,10 @@ class Outgoing:
             out += [(d, addr) for d in sender.datagrams_to_send(now)]
         return out
 
+    @property
+    def can_send(self) -> bool:
+        return any(sender.can_send for sender, _, _ in self.by_offer.values())
+
     def get_timer(self) -> float | None:
         deadlines = [t for sender, _, _ in self.by_offer.values()
                      if (t := sender.get_timer()) is not None]
@@ -197,6 +201,10 @@ class ServerCores:
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, tuple]]:
         return self.endpoint.datagrams_to_send(now) + self.outgoing.datagrams_to_send(now)
+
+    @property
+    def can_send(self) -> bool:
+        return self.outgoing.can_send
 
     def get_timer(self) -> float | None:
         timers = [t for t in (self.endpoint.get_timer(), self.outgoing.get_timer())

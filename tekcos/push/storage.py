@@ -377,6 +377,38 @@ class DamagedPartial(OSError):
         super().__init__(errno.EIO, reason)
 
 
+# Bytes of a file received but not yet written, at most: past it a push's
+# window shrinks and an upload's socket is read more slowly.
+DISK_BACKLOG = 16 << 20
+
+
+class Refused(ValueError):
+    """An offered file cannot be taken; ``str()`` says why (sent back)."""
+
+
+def admissible_name(offered, size: int, max_file_size: int) -> str:
+    """The name to store an offered file under, once its name and size
+    allow it; raises Refused.  The one check for pushes and web uploads."""
+    try:
+        name = safe_name(offered)
+    except BadName as e:
+        raise Refused(f"invalid name: {e}") from None
+    if size > max_file_size:
+        raise Refused(f"file too large: {size} bytes, the limit is {max_file_size}")
+    return name
+
+
+def check_space(downloads: "Downloads", size: int) -> None:
+    """Refused unless ``size`` bytes fit with the reserve left free."""
+    try:
+        free = downloads.free_bytes()
+    except OSError as e:
+        raise Refused(f"downloads directory unavailable: {e.strerror}") from None
+    if size + downloads.reserve > free:
+        raise Refused(f"not enough disk space: {size} bytes offered, "
+                      f"{max(0, free - downloads.reserve)} available")
+
+
 RESERVE_MAX = 64 << 20
 RESERVE_SHARE = 20    # at most 1/20 of the filesystem is kept free
 

@@ -75,23 +75,68 @@ class _Driven(DatagramProtocol):
         self._deadline = 0.0           # when the timer was asked to fire
         self._flush_call = None
         self._backlog: list[tuple[bytes, tuple | None]] = []
+        self._gso = sys.platform.startswith("linux")
 
     def _poke(self) -> None:
         if self._flush_call is None:
             self._flush_call = self.clock.callLater(0, self._flush)
 
     def _flush(self) -> None:
+        # Runs of equal-sized datagrams to one address (a burst of DATA)
+        # go to the kernel in one sendmsg each (UDP GSO): the per-datagram
+        # system call was most of a sender's time.
         self._flush_call = None
         if self.transport is None:
             return
         now = self.clock.seconds()
-        backlog, self._backlog = self._backlog, []
-        for item in backlog + self._outgoing(now):
-            if self._backlog:           # keep order once we are blocked
-                self._backlog.append(item)
-                continue
-            self._write(*item)
+        items = self._backlog + self._outgoing(now)
+        self._backlog = []
+        i = 0
+        while i < len(items):
+            if self._backlog:                     # blocked: keep order
+                self._backlog.extend(items[i:])
+                break
+            data, addr = items[i]
+            j = i + 1
+            if self._gso:
+                limit = min(i + GSO_SEGMENTS, i + GSO_BYTES // max(1, len(data)), len(items))
+                while j < limit and len(items[j][0]) == len(data) and items[j][1] == addr:
+                    j += 1
+            if j - i > 1:
+                self._write_segments([item[0] for item in items[i:j]], addr)
+            else:
+                self._write(data, addr)
+            i = j
         self._rearm(now)
+        self._after_flush()
+
+    def _write_segments(self, datagrams: list[bytes], addr) -> None:
+        sock = getattr(self.transport, "socket", None)
+        control = [(SOL_UDP, UDP_SEGMENT, struct.pack("=H", len(datagrams[0])))]
+        try:
+            if addr is None:
+                sock.sendmsg([b"".join(datagrams)], control)
+            else:
+                sock.sendmsg([b"".join(datagrams)], control, 0, addr)
+        except OSError as e:
+            if e.errno in (errno.EAGAIN, errno.ENOBUFS):
+                self._backlog.extend((d, addr) for d in datagrams)
+            elif e.errno == errno.ECONNREFUSED:
+                self.connectionRefused()
+            else:   # no GSO here (old kernel, other system): one by one from now on
+                self._gso = False
+                for data in datagrams:
+                    if self._backlog:
+                        self._backlog.append((data, addr))
+                    else:
+                        self._write(data, addr)
+        except AttributeError:     # not a real socket (tests)
+            self._gso = False
+            for data in datagrams:
+                self._write(data, addr)
+
+    def _after_flush(self) -> None:
+        pass
 
     def _write(self, data: bytes, addr) -> None:
         try:
@@ -140,11 +185,21 @@ class _Driven(DatagramProtocol):
 
 
 class ServerProtocol(_Driven):
-    """Receives pushes (and answers HELLO) on the server's UDP port."""
+    """Receives pushes (and answers HELLO) on the server's UDP port;
+    ``on_complete(Received)`` is told of each completed push once the
+    datagrams of that flush have gone out."""
 
-    def __init__(self, endpoint: Endpoint, clock, buffer_bytes: int = 32 << 20):
+    def __init__(self, endpoint: Endpoint, clock, buffer_bytes: int = 32 << 20,
+                 on_complete=None):
         super().__init__(endpoint, clock)
         self.buffer_bytes = buffer_bytes
+        self.on_complete = on_complete
+
+    def _after_flush(self) -> None:
+        if self.on_complete is None:
+            return
+        while (event := self.core.next_event()) is not None:
+            self.on_complete(event)
 
     def startProtocol(self) -> None:
         size_socket_buffers(self.transport, self.buffer_bytes)
@@ -152,7 +207,7 @@ class ServerProtocol(_Driven):
         # it wakes us here so that DONE or FAIL goes out at once.
         call_from_thread = getattr(self.clock, "callFromThread", None)
         if call_from_thread is not None:
-            self.core.downloads.worker.wake = lambda: call_from_thread(self._poke)
+            self.core.downloads.worker.on_wake(lambda: call_from_thread(self._poke))
 
     def datagramReceived(self, data: bytes, addr) -> None:
         now = self.clock.seconds()
@@ -167,7 +222,12 @@ class ServerProtocol(_Driven):
         self._poke()
 
     def _outgoing(self, now: float):
-        return self.core.datagrams_to_send(now)
+        out = self.core.datagrams_to_send(now)
+        if getattr(self.core, "can_send", False):
+            # A download's sender held some back (its burst): come back
+            # after the reactor has read what arrived meanwhile.
+            self.clock.callLater(0, self._poke)
+        return out
 
     def stopProtocol(self) -> None:
         self._cancel()
@@ -184,7 +244,6 @@ class PushProtocol(_Driven):
 
     def __init__(self, sender: Sender, clock, buffer_bytes: int = 4 << 20, on_progress=None):
         super().__init__(sender, clock)
-        self._gso = sys.platform.startswith("linux")
         self.done: defer.Deferred = defer.Deferred()
         self.buffer_bytes = buffer_bytes
         self.on_progress = on_progress
@@ -219,56 +278,6 @@ class PushProtocol(_Driven):
         self._cancel()
         if not self.done.called:
             self.done.callback(self.core)
-
-    def _flush(self) -> None:
-        # Like _Driven._flush, with runs of equal-sized datagrams (a burst of
-        # DATA) handed to the kernel in one sendmsg each (UDP GSO): the
-        # per-datagram system call was most of the sender's time.
-        self._flush_call = None
-        if self.transport is None:
-            return
-        now = self.clock.seconds()
-        items = self._backlog + self._outgoing(now)
-        self._backlog = []
-        i = 0
-        while i < len(items):
-            if self._backlog:                     # blocked: keep order
-                self._backlog.extend(items[i:])
-                break
-            data = items[i][0]
-            j = i + 1
-            if self._gso:
-                limit = min(i + GSO_SEGMENTS, i + GSO_BYTES // max(1, len(data)), len(items))
-                while j < limit and len(items[j][0]) == len(data):
-                    j += 1
-            if j - i > 1:
-                self._write_segments([item[0] for item in items[i:j]])
-            else:
-                self._write(data, None)
-            i = j
-        self._rearm(now)
-
-    def _write_segments(self, datagrams: list[bytes]) -> None:
-        sock = getattr(self.transport, "socket", None)
-        try:
-            sock.sendmsg([b"".join(datagrams)], [(SOL_UDP, UDP_SEGMENT,
-                                                  struct.pack("=H", len(datagrams[0])))])
-        except OSError as e:
-            if e.errno in (errno.EAGAIN, errno.ENOBUFS):
-                self._backlog.extend((d, None) for d in datagrams)
-            elif e.errno == errno.ECONNREFUSED:
-                self.connectionRefused()
-            else:   # no GSO here (old kernel, other system): one by one from now on
-                self._gso = False
-                for data in datagrams:
-                    if self._backlog:
-                        self._backlog.append((data, None))
-                    else:
-                        self._write(data, None)
-        except AttributeError:     # not a real socket (tests)
-            self._gso = False
-            for data in datagrams:
-                self._write(data, None)
 
     def _outgoing(self, now: float):
         out = [(d, None) for d in self.core.datagrams_to_send(now)]
@@ -333,7 +342,7 @@ def push_service(values: dict, on_complete, server_info: dict, reactor,
     limits = Limits(max_file_size=values["max-file-size"], max_message=values["max-message"],
                     max_sessions=values["max-transfers"], idle_timeout=values["transfer-timeout"],
                     resume_seconds=keep)
-    endpoint = Endpoint(downloads, limits, on_complete=on_complete, server_info=server_info,
+    endpoint = Endpoint(downloads, limits, server_info=server_info,
                         log=lambda text: log.info("{text}", text=text), addressing=deliveries)
     core = endpoint
     if deliveries is not None:
@@ -345,7 +354,8 @@ def push_service(values: dict, on_complete, server_info: dict, reactor,
     removed = downloads.sweep(keep, at_start=True)
     if removed:
         log.info("removed the partial files of {n} push(es) that cannot be resumed", n=removed)
-    server = UDPServer(values["udp-port"], ServerProtocol(core, reactor), reactor=reactor)
+    server = UDPServer(values["udp-port"], ServerProtocol(core, reactor, on_complete=on_complete),
+                       reactor=reactor)
 
     def sweep() -> None:
         try:

@@ -20,11 +20,24 @@ class DiskWorker:
     def __init__(self, threaded: bool = True, wake: Callable[[], None] | None = None):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tekcos-disk") \
             if threaded else None
-        self.wake = wake or (lambda: None)
+        # Told (from the worker's thread) whenever a job ends: the push
+        # receiver's adapter and the web uploads share one worker.
+        self._listeners: list[Callable[[], None]] = [wake] if wake else []
+        self._closed = False
+
+    def on_wake(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` (from the worker's thread) whenever a job ends."""
+        self._listeners.append(listener)
+
+    def wake(self) -> None:
+        for listener in self._listeners:
+            listener()
 
     def submit(self, job: Callable, *args) -> Future:
-        """Run ``job(*args)`` after everything submitted before it."""
-        if self._executor is None:
+        """Run ``job(*args)`` after everything submitted before it (after
+        :meth:`close`: at once, in the caller's thread; a part file removed
+        while the server stops)."""
+        if self._executor is None or self._closed:
             done: Future = Future()
             try:
                 done.set_result(job(*args))
@@ -37,5 +50,6 @@ class DiskWorker:
 
     def close(self) -> None:
         """Wait for what was submitted (part files being removed) and stop."""
-        if self._executor is not None:
+        if self._executor is not None and not self._closed:
             self._executor.shutdown(wait=True)
+        self._closed = True

@@ -28,8 +28,9 @@ class _StopWorker(Service):
 
 
 def build_web(values: dict, chat_factory, udp, reactor):
-    """The Site of the web listener and the uploads' disk worker (to close
-    on shutdown), from the resolved settings.
+    """The Site of the web listener and, where it made one, the uploads'
+    disk worker (to close on shutdown; with pushes on, uploads use theirs),
+    from the resolved settings.
 
     ``chat_factory`` is the chat's factory (hub, limits, admission), ``udp``
     the push service or None."""
@@ -39,10 +40,16 @@ def build_web(values: dict, chat_factory, udp, reactor):
         # Announced and listed (/files) exactly as a pushed file.
         hub.push_received(Received("file", nick, (host, 0), name, size))
 
-    worker = DiskWorker(threaded=True)
-    downloads = Downloads(values["downloads"], worker=worker)
+    if udp is not None:
+        # One disk worker per directory: uploads queue behind pushes, in
+        # order, on the thread that already writes there.
+        downloads = udp.protocol.core.downloads
+        worker = None
+    else:
+        worker = DiskWorker(threaded=True)
+        downloads = Downloads(values["downloads"], worker=worker)
     uploads = Uploads(downloads, announce, values["max-file-size"], reactor)
-    worker.wake = lambda: reactor.callFromThread(uploads.poll)
+    downloads.worker.on_wake(lambda: reactor.callFromThread(uploads.poll))
     web = Web(chat_factory, uploads, reactor)
     endpoint = udp.protocol.core if udp is not None else None
     sources = Sources(hub, lambda: count_connections(chat_factory.connections),
@@ -58,7 +65,8 @@ def web_service(description: str, values: dict, chat_factory, udp, reactor) -> M
     """The page, its WebSocket, uploads and /metrics on ``description``."""
     site, worker = build_web(values, chat_factory, udp, reactor)
     top = MultiService()
-    _StopWorker(worker).setServiceParent(top)
+    if worker is not None:   # its own (no pushes); else the push service closes it
+        _StopWorker(worker).setServiceParent(top)
     ListeningService(endpoints.serverFromString(reactor, description), site,
                      f"--web {description}").setServiceParent(top)
     return top

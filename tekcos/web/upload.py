@@ -24,14 +24,13 @@ from twisted.web import server
 from twisted.web.resource import Resource
 
 from tekcos.address import host_key
-from tekcos.push.storage import BadName, safe_name
+from tekcos.push.storage import DISK_BACKLOG, Refused, admissible_name, check_space, safe_name
 from tekcos.web.http import CheckedRequest
 
 TICKET_LIFETIME = 60.0
 MAX_TICKETS = 256            # unredeemed tickets, all hosts
 PER_ADDRESS = 4              # tickets and uploads at once from one host
 MAX_ACTIVE = 16              # uploads under way, all hosts (each may hold DISK_BACKLOG)
-DISK_BACKLOG = 16 << 20      # bytes received but not yet written, before reading pauses
 PREFIX = b"/upload/"
 BUSY = object()              # redeem(): a good ticket, but too many uploads under way
 
@@ -146,11 +145,9 @@ class Uploads:
         if not isinstance(name, str) or len(name) > 1024:
             return "bad name"
         try:
-            safe_name(name)
-        except BadName as e:
-            return f"invalid name: {e}"
-        if size > self.max_file_size:
-            return f"file too large: {size} bytes, the limit is {self.max_file_size}"
+            admissible_name(name, size, self.max_file_size)
+        except Refused as e:
+            return str(e)
         self._expire()
         busy = sum(1 for t in self.tickets.values() if t.host == host) + \
             sum(1 for u in self.active if u.ticket.host == host)
@@ -159,12 +156,9 @@ class Uploads:
         if len(self.tickets) >= MAX_TICKETS and not self._evict_ticket(host):
             return "too many uploads at once; try again in a minute"
         try:
-            free = self.downloads.free_bytes()
-        except OSError as e:
-            return f"downloads directory unavailable: {e.strerror}"
-        reserve = self.downloads.reserve
-        if size + reserve > free:
-            return f"not enough disk space: {size} bytes offered, {max(0, free - reserve)} available"
+            check_space(self.downloads, size)
+        except Refused as e:
+            return str(e)
         return None
 
     def _evict_ticket(self, host: str) -> bool:

@@ -270,3 +270,21 @@ def test_a_late_timer_reads_the_acks_waiting_in_the_socket_first(tmp_path):
     clock.advance(1.0)                           # far past the RTO
     assert client.core.state in ("confirming", "finished")
     assert (client.core.retransmits, client.core.probes) == (0, 0)
+
+
+def test_a_completed_push_is_reported_after_its_done_has_gone_out(tmp_path):
+    data = os.urandom(3000)
+    clock, server, client = make_pair(tmp_path, data)
+    told = []
+
+    def on_complete(received):
+        # By now the DONE of this flush is written: the chat's fan-out
+        # never runs inside the UDP flush.
+        kinds = [wire.decode(packet)[0] for packet, _ in server.transport.written]
+        told.append((received.name, received.size, wire.DONE in kinds))
+    server.on_complete = on_complete
+    client.begin()
+    pump(clock, server, client)
+    assert told == [("x.bin", 3000, True)]
+    clock.advance(2)
+    assert clock.getDelayedCalls() == []
