@@ -107,7 +107,9 @@ class Deliveries:
         """For an offer addressed to someone: ("wait", text), ("refused",
         reason) or ("accepted", number)."""
         recipient = offer["for"]
-        key = (owner, offer["sha256"], offer["size"], recipient.casefold())
+        # A web upload's SHA-256 is known only once it has arrived: its name stands in.
+        key = (owner, offer["sha256"] or f"name:{offer['name']}", offer["size"],
+               recipient.casefold())
         request = self.by_key.get(key)
         if request is not None:
             request.heard = now
@@ -169,16 +171,18 @@ class Deliveries:
         self._next_number = self._next_number % 9999 + 1
         return number
 
-    def delivered(self, number: int, stored: str, size: int, now: float) -> None:
+    def delivered(self, number: int, stored: str, size: int, now: float,
+                  sha256: str | None = None) -> None:
         """The whole file is on the server, at ``stored`` (relative to the
-        downloads directory): a CODE, a row, and the recipients told."""
+        downloads directory): a CODE, a row, and the recipients told.
+        ``sha256``: what it turned out to be (a web upload's)."""
         request = self.requests.get(number)
         if request is None:
             return
         self._forget(request)
         code = secrets.token_urlsafe(16)
-        ready = Ready(code, stored, request.name, size, request.sha256, request.sender,
-                      request.host, request.recipient, now, now + self.keep)
+        ready = Ready(code, stored, request.name, size, sha256 or request.sha256,
+                      request.sender, request.host, request.recipient, now, now + self.keep)
         self.ready[code] = ready
         if self.store is not None:
             self.store.add_delivery(ready)

@@ -49,6 +49,7 @@ def build_web(values: dict, chat_factory, udp, reactor):
         worker = DiskWorker(threaded=True)
         downloads = Downloads(values["downloads"], worker=worker)
     uploads = Uploads(downloads, announce, values["max-file-size"], reactor)
+    uploads.deliveries = hub.deliveries
     downloads.worker.on_wake(lambda: reactor.callFromThread(uploads.poll))
     web = Web(chat_factory, uploads, reactor)
     endpoint = udp.protocol.core if udp is not None else None

@@ -24,6 +24,7 @@ from twisted.web import server
 from twisted.web.resource import Resource
 
 from tekcos.address import host_key
+from tekcos.delivery import SUBDIR as ADDRESSED_DIR
 from tekcos.push.storage import DISK_BACKLOG, Refused, admissible_name, check_space, safe_name
 from tekcos.web.http import CheckedRequest
 
@@ -42,6 +43,8 @@ class Ticket:
     name: str
     size: int
     expires: float
+    request: int = 0         # for a person: the offer they accepted (tekcos.delivery)
+    recipient: str = ""
 
 
 class _Sink:
@@ -73,7 +76,8 @@ class Upload:
         self.uploads = uploads
         self.request = request
         self.ticket = ticket
-        self.part = uploads.downloads.open_part(ticket.name, secrets.token_hex(8))
+        self.part = uploads.downloads.open_part(ticket.name, secrets.token_hex(8),
+                                                subdir=ADDRESSED_DIR if ticket.request else "")
         self.error: OSError | None = None
         self.paused = False
         self.bytes = 0
@@ -122,20 +126,45 @@ class Uploads:
         self.failed = 0
         self.refused = 0
         self.bytes_received = 0
+        # Files for people (tekcos.delivery.Deliveries), or None.
+        self.deliveries = None
 
     # -- step 1: asked over the WebSocket ----------------------------------------------
-    def ticket(self, session, host: str, name, size) -> dict:
-        """``{"ok": True, "ticket", "url", "name"}`` or ``{"ok": False, "error"}``."""
+    def ticket(self, session, host: str, name, size, recipient=None) -> dict:
+        """``{"ok": True, "ticket", "url", "name"}`` or ``{"ok": False,
+        "error"}``; for a file to a person (``recipient``, a nick or
+        #room), ``{"ok": False, "waiting": recipient}`` until they accept:
+        the page asks again."""
+        address = host
         host = host_key(host)
         error = self._refusal(session, host, name, size)
+        request = 0
+        if error is None and recipient is not None:
+            verdict = self._for_someone(session, address, name, size, recipient)
+            if verdict[0] == "wait":
+                return {"ok": False, "waiting": recipient, "error": verdict[1]}
+            if verdict[0] == "refused":
+                error = verdict[1]
+            else:
+                request = verdict[1]
         if error is not None:
             self.refused += 1
             return {"ok": False, "error": error}
         now = self.clock.seconds()
         key = secrets.token_urlsafe(18)
-        self.tickets[key] = Ticket(session, host, safe_name(name), size, now + TICKET_LIFETIME)
+        self.tickets[key] = Ticket(session, host, safe_name(name), size, now + TICKET_LIFETIME,
+                                   request, recipient or "")
         return {"ok": True, "ticket": key, "url": (PREFIX + key.encode()).decode(),
                 "name": safe_name(name)}
+
+    def _for_someone(self, session, address, name: str, size: int, recipient) -> tuple:
+        if self.deliveries is None:
+            return "refused", "this server does not keep files for people (UDP is off)"
+        if not isinstance(recipient, str) or not 1 <= len(recipient) <= 64:
+            return "refused", "bad recipient"
+        return self.deliveries.decide(
+            {"for": recipient, "name": safe_name(name), "size": size, "sha256": "",
+             "from": session.nick}, address, f"web:{id(session)}", self.clock.seconds())
 
     def _refusal(self, session, host, name, size) -> str | None:
         if session.nick is None:
@@ -257,9 +286,16 @@ class Uploads:
         self.bytes_received += upload.bytes
         ticket = upload.ticket
         nick = ticket.session.nick or "anonymous"
-        self.announce(nick, ticket.host, stored, upload.bytes)
-        _answer(upload.request, 200, {"ok": True, "name": stored, "size": upload.bytes,
-                                      "sha256": upload.part.sha256})
+        if ticket.request:   # kept for someone: they are told, not the lobby
+            self.deliveries.delivered(ticket.request, stored, upload.bytes,
+                                      self.clock.seconds(), upload.part.sha256)
+        else:
+            self.announce(nick, ticket.host, stored, upload.bytes)
+        answer = {"ok": True, "name": stored, "size": upload.bytes,
+                  "sha256": upload.part.sha256}
+        if ticket.recipient:
+            answer["for"] = ticket.recipient
+        _answer(upload.request, 200, answer)
 
     def _failed(self, upload: Upload, reason: str) -> None:
         upload.done = True

@@ -199,7 +199,8 @@ class ChatWebSocket(WebSocketServerProtocol):
         elif kind == "upload":
             self.send_control({"t": "upload", **web.uploads.ticket(self.session, self.host,
                                                                      request.get("name"),
-                                                                     request.get("size"))})
+                                                                     request.get("size"),
+                                                                     request.get("for"))})
         elif kind == "neighbors":
             self.send_control({"t": "neighbors", **web.neighbours()})
         elif kind == "state":

@@ -209,3 +209,42 @@ def test_a_file_pushed_for_a_browser_user_is_accepted_and_downloaded(start, brow
     wait_until(lambda: target.exists() and target.stat().st_size == len(data), timeout=30,
                what="the download to land")
     assert hashlib.sha256(target.read_bytes()).digest() == hashlib.sha256(data).digest()
+
+
+def test_a_file_dropped_on_a_members_name_goes_to_that_person(start, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    web = free_port()
+    server = start("--web", str(web))
+    url = f"http://127.0.0.1:{web}/"
+    alice, bob = browser(), browser()
+    join(alice, url, "alice")
+    join(bob, url, "bob")
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    bob.execute_cdp_cmd("Browser.setDownloadBehavior",
+                        {"behavior": "allow", "downloadPath": str(saved)})
+    wait_until(lambda: "bob" in texts(alice, "#members li"), what="bob in alice's list")
+    alice.execute_script(
+        "const bob = Array.from(document.querySelectorAll('#members li'))"
+        "  .find(li => li.textContent === 'bob');"
+        "const dt = new DataTransfer();"
+        "dt.items.add(new File(['for bob only'], 'secret.txt'));"
+        "bob.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true,"
+        " cancelable: true}));")
+    wait_until(lambda: "waiting for bob to accept" in alice.find_element(By.ID, "uploads").text,
+               what="alice's upload to wait for bob")
+    wait_until(lambda: bob.find_elements(By.CSS_SELECTOR, "#log button.accept"),
+               what="bob's Accept button")
+    assert shows(bob, "alice offers you secret.txt (12 bytes)")
+    bob.find_element(By.CSS_SELECTOR, "#log button.accept").click()
+    wait_until(lambda: "kept for bob" in alice.find_element(By.ID, "uploads").text,
+               what="the upload to be kept for bob")
+    wait_until(lambda: bob.find_elements(By.CSS_SELECTOR, "#log a.download"),
+               what="bob's Download link")
+    bob.find_element(By.CSS_SELECTOR, "#log a.download").click()
+    target = saved / "secret.txt"
+    wait_until(lambda: target.exists() and target.read_bytes() == b"for bob only", timeout=30,
+               what="bob's download")
+    # Not announced, not among the server's files.
+    assert not shows(alice, "pushed secret.txt")
+    assert not os.path.exists(os.path.join(server.downloads, "secret.txt"))

@@ -146,6 +146,24 @@ function showState(next) {
   for (const nick of state.members) {
     const item = document.createElement("li");
     item.textContent = nick;
+    if (nick !== state.nick && state.uploads) {
+      // Drop a file onto a name: it goes to that person, who is asked first.
+      item.title = `drop a file here to send it to ${nick}`;
+      item.addEventListener("dragover", (event) => {
+        event.preventDefault();
+        item.classList.add("target");
+      });
+      item.addEventListener("dragleave", () => item.classList.remove("target"));
+      item.addEventListener("drop", (event) => {
+        event.preventDefault();
+        event.stopPropagation();
+        item.classList.remove("target");
+        $("drop").hidden = true;
+        if (event.dataTransfer && event.dataTransfer.files.length) {
+          offer(event.dataTransfer.files, nick);
+        }
+      });
+    }
     members.appendChild(item);
   }
   if (state.more) {
@@ -186,12 +204,12 @@ function showNeighbours(message) {
 }
 
 // -- files ------------------------------------------------------------------------
-function offer(files) {
+function offer(files, recipient) {
   if (!state.nick) return;
   for (const file of files) {
     const item = document.createElement("li");
     const label = document.createElement("span");
-    label.textContent = file.name;
+    label.textContent = recipient ? `${file.name} → ${recipient}` : file.name;
     const bar = document.createElement("progress");
     bar.max = file.size || 1;
     bar.value = 0;
@@ -200,14 +218,27 @@ function offer(files) {
     note.textContent = "asking…";
     item.append(label, bar, note);
     $("uploads").appendChild(item);
-    waitingTickets.push({ file, bar, note, item });
-    sendControl({ t: "upload", name: file.name, size: file.size });
+    const upload = { file, bar, note, item, recipient };
+    askTicket(upload);
   }
+}
+
+function askTicket(upload) {
+  waitingTickets.push(upload);
+  const request = { t: "upload", name: upload.file.name, size: upload.file.size };
+  if (upload.recipient) request.for = upload.recipient;
+  sendControl(request);
 }
 
 function ticket(answer) {
   const upload = waitingTickets.shift();
   if (!upload) return;
+  if (!answer.ok && answer.waiting) {
+    // The person has not answered yet: ask again in a second.
+    upload.note.textContent = `waiting for ${answer.waiting} to accept…`;
+    setTimeout(() => askTicket(upload), 1000);
+    return;
+  }
   if (!answer.ok) {
     upload.note.textContent = `refused: ${answer.error}`;
     upload.item.classList.add("failed");
@@ -225,7 +256,9 @@ function ticket(answer) {
     try { result = JSON.parse(request.responseText); } catch (e) { result = {}; }
     if (request.status === 200 && result.ok) {
       upload.bar.value = upload.bar.max;
-      upload.note.textContent = `sent, stored as ${result.name}`;
+      upload.note.textContent = result.for
+        ? `sent: kept for ${result.for}, who has been told how to fetch it`
+        : `sent, stored as ${result.name}`;
       upload.item.classList.add("done");
     } else {
       upload.note.textContent = `failed: ${result.error || request.status}`;
