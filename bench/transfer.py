@@ -140,6 +140,9 @@ def tekcos_get(lab, client, src, acceptor, work: str, port: int = 9000) -> dict:
     if sent.returncode:
         raise SystemExit(f"tekcos push --for failed: {sent.stderr}")
     code = acceptor.stdout.readline().strip()
+    if not code:
+        raise SystemExit(f"the accepting chat user went away ({acceptor.poll()}); "
+                         f"the push said: {sent.stdout} {sent.stderr}")
     target = os.path.join(work, "got")
     out = subprocess.run(["ip", "netns", "exec", client, sys.executable, "-m", "tekcos.cli",
                           "get", code, "--from", f"{SERVER}:{port}", "-o", target, "--json",
@@ -183,9 +186,12 @@ def main() -> None:
             for name, tree, port in trees:
                 downloads = os.path.join(work, f"dl-{port}")
                 log = open(os.path.join(work, f"server-{port}.log"), "w")
+                # This tree keeps its database in the bench's own directory
+                # (a baseline before the database has no such option).
+                state = ["--state-dir", os.path.join(work, "state")] if tree == ROOT else []
                 lab.popen(server, TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos",
                                             "--port", str(port), "--downloads", downloads,
-                                            "--max-file-size", str(1 << 40)],
+                                            "--max-file-size", str(1 << 40), *state],
                           stdout=log, stderr=subprocess.STDOUT, cwd=tree)
                 for _ in range(100):
                     if f":{port} " in lab.exec(server, "ss", "-Huln"):

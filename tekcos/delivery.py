@@ -279,7 +279,10 @@ class Deliveries:
                 self._forget(request)       # the push never came back to finish
             elif request.state in (DECLINED, WITHDRAWN) and now - request.answered > ANSWERED_KEPT:
                 self._forget(request)
-        gone = [r for r in self.ready.values() if r.expires <= now]
+        # Expired, or removed by the operator (then it no longer counts
+        # against its sender's quota either).
+        gone = [r for r in self.ready.values() if r.expires <= now
+                or not os.path.exists(os.path.join(self.downloads, r.path))]
         for ready in gone:
             del self.ready[ready.code]
             try:

@@ -14,6 +14,7 @@ class Recorder:
     def __init__(self):
         self.rows = {}
         self.fetched = []
+        self.removed = []
 
     def add_delivery(self, ready):
         self.rows[ready.code] = ready
@@ -22,7 +23,8 @@ class Recorder:
         self.fetched.append(code)
 
     def remove_delivery(self, code):
-        del self.rows[code]
+        self.rows.pop(code, None)
+        self.removed.append(code)
 
 
 @pytest.fixture
@@ -170,3 +172,20 @@ def test_a_fetch_is_recorded_and_the_sender_told(world):
     world.deliveries.fetched("B" * 22)
     assert world.store.fetched == ["B" * 22]
     assert "*** bob has fetched x.bin" in alice.read()
+
+
+def test_a_file_the_operator_removed_stops_counting(world):
+    bob = world.user("bob")
+    (world.dir / ".for").mkdir()
+    for name in ("a.bin", "b.bin"):
+        (world.dir / ".for" / name).write_bytes(b"x")
+    world.deliveries.restore([Ready(code, f".for/{name}", name, 6000, SHA, "alice", "127.0.0.7",
+                                    "bob", 0.0, 1e12)
+                              for code, name in (("C" * 22, "a.bin"), ("D" * 22, "b.bin"))])
+    assert offer(world, size=1000)[1].startswith("over the quota")
+    (world.dir / ".for" / "a.bin").unlink()
+    assert world.deliveries.tick(world.clock.seconds()) == 1
+    assert offer(world, size=1000) == ("wait", "waiting for bob to accept")
+    assert "D" * 22 in world.deliveries.ready and "C" * 22 not in world.deliveries.ready
+    assert world.store.removed == ["C" * 22]
+    bob.read()

@@ -170,9 +170,23 @@ class _Driven(DatagramProtocol):
 
     def _fire(self) -> None:
         self._timer = None
+        # The reactor runs due timers before it polls the sockets: after this
+        # process was descheduled for a while, the peer's ACKs are still
+        # unread when a sender's timer fires late, and every packet in
+        # flight would look lost.  Read them first (not on every timer:
+        # pacing fires one per burst, and an empty read costs a system call
+        # and an exception).
+        read = getattr(self.transport, "doRead", None)
+        if read is not None and self._sending() \
+                and self.clock.seconds() > self._deadline + LATE_TIMER:
+            read()
         self.core.handle_timer(self.clock.seconds())
         self._after_timer()
         self._flush()
+
+    def _sending(self) -> bool:
+        """Whether a sender is running here (then a late timer reads first)."""
+        return False
 
     def _after_timer(self) -> None:
         pass
@@ -194,6 +208,11 @@ class ServerProtocol(_Driven):
         super().__init__(endpoint, clock)
         self.buffer_bytes = buffer_bytes
         self.on_complete = on_complete
+
+    def _sending(self) -> bool:
+        # Downloads served from here (tekcos.push.serve) are senders.
+        outgoing = getattr(self.core, "outgoing", None)
+        return bool(outgoing is not None and outgoing.by_offer)
 
     def _after_flush(self) -> None:
         if self.on_complete is None:
@@ -288,17 +307,8 @@ class PushProtocol(_Driven):
             self.clock.callLater(0, self._poke)
         return out
 
-    def _fire(self) -> None:
-        # The reactor runs due timers before it polls the sockets: after this
-        # process was descheduled for a while, the receiver's ACKs are still
-        # unread when the timer fires late, and every packet in flight would
-        # look lost.  Read them first (not on every timer: pacing fires one
-        # per burst, and an empty read costs a system call and an exception).
-        read = getattr(self.transport, "doRead", None)
-        if read is not None and not self.core.finished \
-                and self.clock.seconds() > self._deadline + LATE_TIMER:
-            read()
-        super()._fire()
+    def _sending(self) -> bool:
+        return not self.core.finished
 
     def _after_timer(self) -> None:
         self._check_done()
