@@ -88,6 +88,7 @@ class Store:
         self._db: sqlite3.Connection | None = None
         self._written: dict[str, int] = {}     # room key -> lines since its last trim
         self._queue: deque = deque()             # (job, args) waiting for the thread
+        self._spent: list = []                   # written batches, freed by add_line
         self._draining = False
         self.failed: Exception | None = None   # the last write that failed
         # Told (from the store's thread) when a write fails, once per kind
@@ -158,6 +159,8 @@ class Store:
     def add_line(self, key: str, name: str, line: str, at: float) -> None:
         if self._db is None:
             return
+        if self._spent:
+            self._spent.clear()
         self._queue.append((key, name, line, at))
         self._wake()
 
@@ -190,6 +193,8 @@ class Store:
     def _queue_write(self, job, *args) -> None:
         if self._db is None:
             return
+        if self._spent:
+            self._spent.clear()
         self._queue.append((job, args))
         self._wake()
 
@@ -224,6 +229,12 @@ class Store:
                 job(*args)
             self._trim(lines)
             db.execute("COMMIT")
+            # What was written is freed on the reactor thread (the next
+            # write clears it): lines the rooms no longer hold would
+            # otherwise be freed here, and glibc, finding its main arena
+            # locked by this thread, moves the reactor's allocations to
+            # another arena that does not give memory back to the system.
+            self._spent.append((lines, jobs))
         except sqlite3.Error as e:   # a full disk: the chat goes on, the log says so
             if db.in_transaction:
                 db.execute("ROLLBACK")
