@@ -39,6 +39,15 @@ SUBDIR = ".for"            # where addressed files are kept (hidden from /files/
 _CODE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
 
+def new_code() -> str:
+    """128 random bits, URL-safe; never starting with "-", which would make
+    the printed ``tekcos get CODE`` read as an option."""
+    while True:
+        code = secrets.token_urlsafe(16)
+        if not code.startswith("-"):
+            return code
+
+
 def human_size(size: int) -> str:
     for unit in ("bytes", "KB", "MB", "GB", "TB"):
         if size < 1000 or unit == "TB":
@@ -180,7 +189,7 @@ class Deliveries:
         if request is None:
             return
         self._forget(request)
-        code = secrets.token_urlsafe(16)
+        code = new_code()
         ready = Ready(code, stored, request.name, size, sha256 or request.sha256,
                       request.sender, request.host, request.recipient, now, now + self.keep)
         self.ready[code] = ready

@@ -189,3 +189,16 @@ def test_a_file_the_operator_removed_stops_counting(world):
     assert "D" * 22 in world.deliveries.ready and "C" * 22 not in world.deliveries.ready
     assert world.store.removed == ["C" * 22]
     bob.read()
+
+
+def test_a_code_never_reads_as_an_option(monkeypatch):
+    import secrets
+
+    from tekcos import delivery
+    from tekcos.cli import build_parser
+    made = iter(["-startsWithDash_xxxxx", "AfterTheDash-xxxxxxx"])
+    monkeypatch.setattr(secrets, "token_urlsafe", lambda n: next(made))
+    code = delivery.new_code()
+    assert code == "AfterTheDash-xxxxxxx"
+    args = build_parser().parse_args(["get", code, "--from", "h:9000"])
+    assert args.code == code

@@ -123,7 +123,7 @@ def test_two_browsers_and_a_telnet_user_chat_and_a_dropped_file_lands(start, bro
         wait_until(lambda: shows(driver, "<carol> hi browsers, carol on telnet \u00e9"),
                    what="the browsers to see carol")
     # Everyone is listed as a member of lobby.
-    wait_until(lambda: sorted(texts(alice, "#members li")) == ["alice", "bob", "carol"],
+    wait_until(lambda: sorted(texts(alice, "#members li > span")) == ["alice", "bob", "carol"],
                what="the member list")
     # User text is text, never HTML.
     say(bob, "<img src=x onerror=alert(1)> <b>bold?</b>")
@@ -223,10 +223,10 @@ def test_a_file_dropped_on_a_members_name_goes_to_that_person(start, browser, tm
     saved.mkdir()
     bob.execute_cdp_cmd("Browser.setDownloadBehavior",
                         {"behavior": "allow", "downloadPath": str(saved)})
-    wait_until(lambda: "bob" in texts(alice, "#members li"), what="bob in alice's list")
+    wait_until(lambda: "bob" in texts(alice, "#members li > span"), what="bob in alice's list")
     alice.execute_script(
         "const bob = Array.from(document.querySelectorAll('#members li'))"
-        "  .find(li => li.textContent === 'bob');"
+        "  .find(li => li.firstChild.textContent === 'bob');"
         "const dt = new DataTransfer();"
         "dt.items.add(new File(['for bob only'], 'secret.txt'));"
         "bob.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true,"
@@ -248,3 +248,16 @@ def test_a_file_dropped_on_a_members_name_goes_to_that_person(start, browser, tm
     # Not announced, not among the server's files.
     assert not shows(alice, "pushed secret.txt")
     assert not os.path.exists(os.path.join(server.downloads, "secret.txt"))
+    # The same with the "Send to…" button beside bob's name.
+    picked = tmp_path / "second.txt"
+    picked.write_bytes(b"picked for bob")
+    button = [b for b in alice.find_elements(By.CSS_SELECTOR, "#members li button.send-to")
+              if b.get_attribute("title") == "send a file to bob, who is asked first"][0]
+    button.click()
+    alice.find_element(By.ID, "send-to").send_keys(str(picked))
+    wait_until(lambda: len(bob.find_elements(By.CSS_SELECTOR, "#log button.accept")) == 2,
+               what="the second offer")
+    bob.find_elements(By.CSS_SELECTOR, "#log button.accept")[1].click()
+    wait_until(lambda: len(bob.find_elements(By.CSS_SELECTOR, "#log a.download")) == 2,
+               what="the second Download link")
+    alice.save_screenshot(os.path.join(ARTIFACTS, "web-send-to.png"))

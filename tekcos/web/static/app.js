@@ -9,6 +9,7 @@ const $ = (id) => document.getElementById(id);
 let ws = null;
 let state = {};
 let scansSeen;
+let sendTo = null;           // the member whose "Send to…" was clicked
 const waitingTickets = [];   // uploads asked for, in order: the server answers in order
 
 function setStatus(text, bad) {
@@ -145,8 +146,20 @@ function showState(next) {
   members.replaceChildren();
   for (const nick of state.members) {
     const item = document.createElement("li");
-    item.textContent = nick;
+    const name = document.createElement("span");
+    name.textContent = nick;
+    item.appendChild(name);
     if (nick !== state.nick && state.uploads) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "send-to";
+      button.textContent = "Send to…";
+      button.title = `send a file to ${nick}, who is asked first`;
+      button.addEventListener("click", () => {
+        sendTo = nick;
+        $("send-to").click();
+      });
+      item.appendChild(button);
       // Drop a file onto a name: it goes to that person, who is asked first.
       item.title = `drop a file here to send it to ${nick}`;
       item.addEventListener("dragover", (event) => {
@@ -287,6 +300,10 @@ function main() {
   });
   $("file").addEventListener("change", (event) => {
     offer(event.target.files);
+    event.target.value = "";
+  });
+  $("send-to").addEventListener("change", (event) => {
+    if (sendTo) offer(event.target.files, sendTo);
     event.target.value = "";
   });
   $("scan").addEventListener("click", () => send("/scan"));
