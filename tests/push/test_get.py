@@ -120,7 +120,7 @@ def test_a_file_waits_for_its_recipient_across_a_restart(start, tmp_path):
 def test_an_interrupted_get_run_again_continues_where_it_stopped(start, tmp_path, how):
     server = start()
     bob = User(server.port, "bob")
-    size = 48 << 20
+    size = 96 << 20
     src = tmp_path / "big.bin"
     with open(src, "wb") as f:
         for _ in range(size >> 20):
