@@ -102,23 +102,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _push(args) -> int:
-    from tekcos.push import command as push
-    try:
-        push.check_args(args)
-    except push.UsageError as e:
-        print(f"tekcos push: {e}", file=sys.stderr)
-        return exits.USAGE
-    return _react(lambda reactor: push.run(reactor, args))
+    from tekcos.push import command
+    return _checked_run("push", command, args)
 
 
 def _get(args) -> int:
     from tekcos.push import get
+    return _checked_run("get", get, args)
+
+
+def _checked_run(name: str, module, args) -> int:
+    """``module.check_args(args)`` (a usage error: one line, status 2), then
+    ``module.run(reactor, args)`` to completion."""
     try:
-        get.check_args(args)
-    except get.UsageError as e:
-        print(f"tekcos get: {e}", file=sys.stderr)
+        module.check_args(args)
+    except module.UsageError as e:
+        print(f"tekcos {name}: {e}", file=sys.stderr)
         return exits.USAGE
-    return _react(lambda reactor: get.run(reactor, args))
+    return _react(lambda reactor: module.run(reactor, args))
 
 
 def _react(main) -> int:

@@ -29,6 +29,8 @@ import re
 import secrets
 from dataclasses import dataclass, field
 
+from tekcos.text import human_size
+
 ASKING, ACCEPTED, DECLINED, WITHDRAWN = "asking", "accepted", "declined", "withdrawn"
 OFFER_SILENCE = 30.0       # an offer not repeated this long: its sender gave up
 ANSWERED_KEPT = 60.0       # a declined or withdrawn offer answers re-offers this long
@@ -46,14 +48,6 @@ def new_code() -> str:
         code = secrets.token_urlsafe(16)
         if not code.startswith("-"):
             return code
-
-
-def human_size(size: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{size} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1000
-    return str(size)
 
 
 @dataclass(eq=False)

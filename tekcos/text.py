@@ -1,5 +1,6 @@
 """Making user text safe to show to others: chat lines, topics, pushed
-messages, sender names and file names (shared by chat and push)."""
+messages, sender names and file names (shared by chat and push); sizes as
+people read them."""
 from __future__ import annotations
 
 import re
@@ -34,3 +35,12 @@ def clean_text(text: str) -> str:
                 kept.append(ch)
         text = "".join(kept)
     return _CONTROLS.sub("", text.replace("\t", " "))
+
+
+def human_size(size: int) -> str:
+    """``3000000`` -> ``3.0 MB`` (decimal units, as file managers show)."""
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1000
+    return str(size)

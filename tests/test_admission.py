@@ -4,8 +4,8 @@ from tekcos.admission import CHAT, HTTP, Admission
 
 
 def test_a_host_is_its_ipv4_address_or_its_ipv6_slash_64():
-    assert host_key("192.0.2.7") == "192.0.2.7"
-    assert host_key("::ffff:192.0.2.7") == "192.0.2.7"
+    assert host_key("198.51.100.7") == "198.51.100.7"
+    assert host_key("::ffff:198.51.100.7") == "198.51.100.7"
     assert host_key("2001:db8:1:2:aaaa::1") == host_key("2001:db8:1:2:bbbb::2") == "2001:db8:1:2::/64"
     assert host_key("2001:db8:1:3::1") != host_key("2001:db8:1:2::1")
     assert host_key(None) is None and host_key("/run/tekcos.sock") == "/run/tekcos.sock"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from tekcos.chat.hub import human_size
+from tekcos.text import human_size
 
 HELP = [
     ("/help", "this list"),

@@ -22,7 +22,7 @@ from typing import Callable, Iterable
 
 from tekcos.chat.names import look_keys, name_key, nick_error, room_error
 from tekcos.ratelimit import TokenBucket
-from tekcos.text import clean_text
+from tekcos.text import clean_text, human_size
 
 LOBBY = "lobby"
 MAX_DORMANT = 1000       # empty rooms whose topic and history are kept
@@ -54,14 +54,6 @@ class Room:
         self.history_bytes += len(text)
         while self.history_bytes > max_bytes and history:
             self.history_bytes -= len(history.popleft())
-
-
-def human_size(size: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{size} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1000
-    return str(size)
 
 
 def format_idle(seconds: float) -> str:
