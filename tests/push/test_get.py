@@ -158,3 +158,28 @@ def test_an_interrupted_get_run_again_continues_where_it_stopped(start, tmp_path
         assert got.read() == want.read()
     assert sorted(os.listdir(out)) == ["big.bin"]
     assert server.stop()[0] in CLEAN_EXIT
+
+
+def test_a_full_disk_on_the_fetching_side_is_told_and_exits_one(start, tmp_path):
+    if os.geteuid() != 0:
+        if os.environ.get("TEKCOS_REQUIRE_NETNS") == "1":
+            pytest.fail("TEKCOS_REQUIRE_NETNS=1 but not root (a tmpfs in a mount namespace)")
+        pytest.skip("needs root for a small tmpfs in a mount namespace")
+    server = start()
+    bob = User(server.port, "bob")
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(3_000_000))
+    push = push_for(server, src, "bob", "-q")
+    code, where = accept(bob)
+    assert push.wait(timeout=60) == 0
+    small = tmp_path / "small"
+    small.mkdir()
+    # A 1 MiB filesystem of the command's own: the 3 MB file cannot fit.
+    got = subprocess.run(["unshare", "-m", "sh", "-c",
+                          f"mount -t tmpfs -o size=1m tekcos-test {small} && exec \"$@\"", "sh",
+                          *TEKCOS, "get", code, "--from", where, "-o", str(small)],
+                         capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert got.returncode == 1, got.stderr
+    assert got.stderr.startswith("tekcos get: cannot take the file here: not enough disk "
+                                 "space: 3000000 bytes offered")
+    assert got.stderr.count("\n") == 1
