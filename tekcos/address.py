@@ -38,6 +38,18 @@ def parse_address(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int
     return host, port
 
 
+def resolve_server(text: str) -> tuple[int, str, int]:
+    """``(family, IP, port)`` of a ``HOST[:PORT]`` the user gave (already
+    checked by :func:`parse_address`); raises OSError whose ``str()`` is
+    ``cannot resolve HOST: reason``."""
+    host, port = parse_address(text)
+    try:
+        family, ip = resolve_udp(host, port)
+    except OSError as e:
+        raise OSError(f"cannot resolve {host}: {e.strerror or e}") from None
+    return family, ip, port
+
+
 def resolve_udp(host: str, port: int) -> tuple[int, str]:
     """``(address family, IP)`` for ``host``, IPv4 preferred; raises OSError."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)

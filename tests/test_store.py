@@ -15,6 +15,15 @@ def reopen(state, history=20):
     return store, snapshot
 
 
+def restarted(tmp_path):
+    """A new in-memory server restored from the database in ``tmp_path``,
+    and that store (to close)."""
+    store, snapshot = reopen(tmp_path)
+    server = Server()
+    server.hub.restore(snapshot)
+    return store, server
+
+
 def test_lines_topics_and_files_come_back_after_a_restart(tmp_path):
     store, snapshot = reopen(tmp_path)
     assert snapshot.files == [] and snapshot.rooms == {}
@@ -118,10 +127,8 @@ def test_the_hub_keeps_what_the_store_gives_back_and_writes_what_happens(tmp_pat
     assert "<alice> hello games" in text.split("Last")[-1]
     store.close()
     # A restart: a new hub from the same file.
-    store, snapshot = reopen(tmp_path)
-    restarted = Server()
-    restarted.hub.restore(snapshot)
-    bob = restarted.user("bob")
+    store, server = restarted(tmp_path)
+    bob = server.user("bob")
     bob.type("/join games\r\n")
     text = bob.read()
     assert "<alice> hello games" in text and "*** Topic of games: chess at 8" in text
@@ -135,9 +142,7 @@ def test_files_pushed_are_listed_after_a_restart(tmp_path):
     hub.store = store
     hub.push_received(Received("file", "alice", ("10.0.0.7", 5000), "photo.jpg", 3_000_000))
     store.close()
-    store, snapshot = reopen(tmp_path)
-    server = Server()
-    server.hub.restore(snapshot)
+    store, server = restarted(tmp_path)
     carol = server.user("carol")
     carol.type("/files\r\n")
     text = carol.read()

@@ -9,16 +9,15 @@ chat window, one line at a time, through ``say``.
 from __future__ import annotations
 
 import getpass
-import mmap
 import os
 
 from twisted.internet import defer, threads
 
 from tekcos import exits
-from tekcos.address import parse_address, resolve_udp
+from tekcos.address import resolve_server
 from tekcos.identity import client_id
 from tekcos.push import get
-from tekcos.push.command import push_one, sha256_of
+from tekcos.push.command import Job, push_one, readable, sha256_of
 from tekcos.push.sender import DELIVERED
 
 
@@ -53,31 +52,24 @@ class FileActions:
         if not os.path.isfile(path) or not os.access(path, os.R_OK):
             self.say(f"*** /send: {path}: no such readable file")
             return exits.USAGE
-        host, port = parse_address(self.server)
         try:
-            family, ip = resolve_udp(host, port)
+            family, ip, port = resolve_server(self.server)
         except OSError as e:
-            self.say(f"*** /send: cannot resolve {host}: {e.strerror or e}")
+            self.say(f"*** /send: {e}")
             return exits.UNREACHABLE
-        size = os.path.getsize(path)
         self.say(f"*** sending {name} to {recipient}: waiting for {recipient} to accept")
         sha = yield threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(),
                                               sha256_of, path)
-        with open(path, "rb") as handle:   # the mapping outlives the handle
-            mapping = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size else None
-        try:
+        job = Job(path, "file", name, path, os.path.getsize(path), sha)
+        with readable(job) as read:   # memory-mapped, as tekcos push reads it
             sender, seconds = yield push_one(
-                self.reactor, family, ip, port, label=name, kind="file", name=name, size=size,
-                sha=sha, read=(lambda off, n: mapping[off:off + n]) if mapping
-                else (lambda off, n: b""), sender_name=nick or getpass.getuser(),
+                self.reactor, family, ip, port, label=name, kind="file", name=name,
+                size=job.size, sha=sha, read=read, sender_name=nick or getpass.getuser(),
                 timeout=10.0, window=8192, payload=1400, client=client_id(),
                 recipient=recipient)
-        finally:
-            if mapping is not None:
-                mapping.close()
         if sender.status == DELIVERED:
             self.say(f"*** {name}: on the server for {recipient}, who is told how to fetch it "
-                     f"({size / 1e6:.1f} MB in {seconds:.1f} s)")
+                     f"({job.size / 1e6:.1f} MB in {seconds:.1f} s)")
             return exits.OK
         self.say(f"*** {name} was not sent: {sender.error}")
         return exits.REFUSED

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from twisted.internet import defer
 
 from tekcos import exits
-from tekcos.address import parse_address, resolve_udp
+from tekcos.address import parse_address, resolve_server
 from tekcos.identity import client_id
 from tekcos.push import wire
 from tekcos.push.sender import DELIVERED, REJECTED, WAITING, Sender
@@ -185,11 +185,10 @@ def run(reactor, args, out=None, err=None):
     """Push everything in ``args``; returns the exit status (:mod:`tekcos.exits`)."""
     out = out or sys.stdout
     err = err or sys.stderr
-    host, port = parse_address(args.to)
     try:
-        family, ip = resolve_udp(host, port)
+        family, ip, port = resolve_server(args.to)
     except OSError as e:
-        err.write(f"tekcos push: cannot resolve {host}: {e.strerror or e}\n")
+        err.write(f"tekcos push: {e}\n")
         return exits.UNREACHABLE
     sender_name = args.as_name or getpass.getuser()
     client = client_id() if getattr(args, "resume", True) else ""

@@ -18,7 +18,7 @@ import sys
 from twisted.internet import defer
 
 from tekcos import exits
-from tekcos.address import parse_address, resolve_udp
+from tekcos.address import parse_address, resolve_server
 from tekcos.push import wire
 from tekcos.push.command import Progress
 from tekcos.push.receiver import Endpoint, Limits
@@ -155,11 +155,10 @@ def fetch(reactor, code: str, source: str, output: str, timeout: float = 10.0,
     ``output``; returns (Deferred) ``(status, error, record)``.  Ctrl-C or
     SIGTERM put the part file away first; ``stopping``, if given, fires once
     that is done (the reactor waits for it)."""
-    host, port = parse_address(source)
     try:
-        family, ip = resolve_udp(host, port)
+        family, ip, port = resolve_server(source)
     except OSError as e:
-        return exits.UNREACHABLE, f"cannot resolve {host}: {e.strerror or e}", None
+        return exits.UNREACHABLE, str(e), None
     try:
         os.makedirs(output, exist_ok=True)
     except OSError as e:

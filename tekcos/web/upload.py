@@ -107,8 +107,9 @@ class Upload:
 class Uploads:
     """Tickets, and the uploads under way.
 
-    ``downloads`` is the push side's :class:`~tekcos.push.storage.Downloads`
-    (with its own disk worker); ``announce(nick, host, name, size)`` tells
+    ``downloads`` is a :class:`~tekcos.push.storage.Downloads` (the push
+    side's, and its disk worker, when pushes are on); ``announce(nick,
+    host, name, size)`` tells
     the chat; ``max_file_size`` is the push limit.
     """
 

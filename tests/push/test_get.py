@@ -30,6 +30,18 @@ def push_for(server, path, recipient, *extra):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
 
 
+def kept_for_bob(server, bob, src, data: bytes | None = None):
+    """``src`` (written with ``data`` if given) pushed --for bob, who
+    accepts; the push is waited for.  Returns the CODE and HOST:PORT bob is
+    told."""
+    if data is not None:
+        src.write_bytes(data)
+    push = push_for(server, src, "bob", "-q")
+    code, where = accept(bob)
+    assert push.wait(timeout=120) == 0, push.stderr.read()
+    return code, where
+
+
 def accept(user) -> tuple[str, str]:
     """Accept the offer shown to ``user``; the CODE and HOST:PORT it is
     then told."""
@@ -103,11 +115,7 @@ def test_a_file_waits_for_its_recipient_across_a_restart(start, tmp_path):
     server = start("--state-dir", state, downloads=downloads)
     bob = User(server.port, "bob")
     data = os.urandom(500_000)
-    src = tmp_path / "photo.jpg"
-    src.write_bytes(data)
-    push = push_for(server, src, "bob", "-q")
-    code, where = accept(bob)
-    assert push.wait(timeout=60) == 0
+    code, where = kept_for_bob(server, bob, tmp_path / "photo.jpg", data)
     assert server.stop()[0] in CLEAN_EXIT
     again = start("--state-dir", state, downloads=downloads)
     got = tekcos("get", code, "--from", f"127.0.0.1:{again.port}", "-o", str(tmp_path / "got"))
@@ -125,9 +133,7 @@ def test_an_interrupted_get_run_again_continues_where_it_stopped(start, tmp_path
     with open(src, "wb") as f:
         for _ in range(size >> 20):
             f.write(os.urandom(1 << 20))
-    push = push_for(server, src, "bob", "-q")
-    code, where = accept(bob)
-    assert push.wait(timeout=120) == 0
+    code, where = kept_for_bob(server, bob, src)
     out = tmp_path / "out"
     first = subprocess.Popen([*TEKCOS, "get", code, "--from", where, "-o", str(out), "-q"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
@@ -167,11 +173,7 @@ def test_a_full_disk_on_the_fetching_side_is_told_and_exits_one(start, tmp_path)
         pytest.skip("needs root for a small tmpfs in a mount namespace")
     server = start()
     bob = User(server.port, "bob")
-    src = tmp_path / "big.bin"
-    src.write_bytes(os.urandom(3_000_000))
-    push = push_for(server, src, "bob", "-q")
-    code, where = accept(bob)
-    assert push.wait(timeout=60) == 0
+    code, where = kept_for_bob(server, bob, tmp_path / "big.bin", os.urandom(3_000_000))
     small = tmp_path / "small"
     small.mkdir()
     # A 1 MiB filesystem of the command's own: the 3 MB file cannot fit.

@@ -97,6 +97,25 @@ def texts(driver, selector: str) -> list[str]:
         selector)
 
 
+def downloads_into(driver, directory):
+    """Let the page download without asking, into ``directory`` (made)."""
+    directory.mkdir()
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior",
+                           {"behavior": "allow", "downloadPath": str(directory)})
+    return directory
+
+
+def drop_file(driver, target: str, content: str, name: str) -> None:
+    """Drop a file made in the page (``content``, ``name``) onto the element
+    the JavaScript expression ``target`` picks, as a drag from the desktop."""
+    driver.execute_script(
+        f"const target = {target};"
+        "const dt = new DataTransfer();"
+        "dt.items.add(new File([arguments[0]], arguments[1]));"
+        "target.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true,"
+        " cancelable: true}));", content, name)
+
+
 def log_lines(driver) -> list[str]:
     return texts(driver, "#log .text")
 
@@ -148,11 +167,7 @@ def test_two_browsers_and_a_telnet_user_chat_and_a_dropped_file_lands(start, bro
         assert hashlib.sha256(f.read()).hexdigest() == hashlib.sha256(data).hexdigest()
     carol.expect(rb"-- alice@127\.0\.0\.1 pushed holiday photos\.zip \(3\.0 MB\)")
     # A file dropped onto the page goes the same way.
-    bob.execute_script(
-        "const dt = new DataTransfer();"
-        "dt.items.add(new File(['dropped on the page'], 'notes.txt'));"
-        "document.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true,"
-        " cancelable: true}));")
+    drop_file(bob, "document", "dropped on the page", "notes.txt")
     wait_until(lambda: "stored as notes.txt" in bob.find_element(By.ID, "uploads").text,
                what="the dropped file to be stored")
     with open(os.path.join(server.downloads, "notes.txt"), "rb") as f:
@@ -185,10 +200,7 @@ def test_a_file_pushed_for_a_browser_user_is_accepted_and_downloaded(start, brow
     server = start("--web", str(web))
     bob = browser()
     join(bob, f"http://127.0.0.1:{web}/", "bob")
-    saved = tmp_path / "saved"
-    saved.mkdir()
-    bob.execute_cdp_cmd("Browser.setDownloadBehavior",
-                        {"behavior": "allow", "downloadPath": str(saved)})
+    saved = downloads_into(bob, tmp_path / "saved")
     data = os.urandom(2_000_000)
     src = tmp_path / "slides.pdf"
     src.write_bytes(data)
@@ -219,18 +231,11 @@ def test_a_file_dropped_on_a_members_name_goes_to_that_person(start, browser, tm
     alice, bob = browser(), browser()
     join(alice, url, "alice")
     join(bob, url, "bob")
-    saved = tmp_path / "saved"
-    saved.mkdir()
-    bob.execute_cdp_cmd("Browser.setDownloadBehavior",
-                        {"behavior": "allow", "downloadPath": str(saved)})
+    saved = downloads_into(bob, tmp_path / "saved")
     wait_until(lambda: "bob" in texts(alice, "#members li > span"), what="bob in alice's list")
-    alice.execute_script(
-        "const bob = Array.from(document.querySelectorAll('#members li'))"
-        "  .find(li => li.firstChild.textContent === 'bob');"
-        "const dt = new DataTransfer();"
-        "dt.items.add(new File(['for bob only'], 'secret.txt'));"
-        "bob.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true,"
-        " cancelable: true}));")
+    drop_file(alice, "Array.from(document.querySelectorAll('#members li'))"
+                     ".find(li => li.firstChild.textContent === 'bob')", "for bob only",
+              "secret.txt")
     wait_until(lambda: "waiting for bob to accept" in alice.find_element(By.ID, "uploads").text,
                what="alice's upload to wait for bob")
     wait_until(lambda: bob.find_elements(By.CSS_SELECTOR, "#log button.accept"),
