@@ -39,7 +39,9 @@ class Client:
         return self.read().splitlines()
 
     def login(self, nick: str) -> "Client":
-        self.type(nick + "\r\n")
+        # LF, as nc sends: a first line in CR LF is telnet's, and is
+        # answered with the telnet offer (tests of that say so).
+        self.type(nick + "\n")
         self.read()
         return self
 

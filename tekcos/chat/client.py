@@ -61,7 +61,7 @@ class Session:
         if not self.joined:
             if "Choose a nick" in line and not self._nick_sent:
                 self._nick_sent = True
-                self.send((self.nick + "\r\n").encode())
+                self.send((self.nick + "\n").encode())
             elif line.startswith("*** You are in "):
                 self.joined = True
                 self.nick = self.nick or getattr(self, "_typed_nick", None)
@@ -89,7 +89,7 @@ class Session:
             self.accepted += 1
         if command == "/quit":
             self.quitting = True
-        self.send((line + "\r\n").encode())
+        self.send((line + "\n").encode())
 
     def _send_file(self, line: str) -> None:
         parts = line.split(None, 2)
@@ -107,7 +107,7 @@ class Session:
             return
         if not self.quitting:
             self.quitting = True
-            self.send(b"/quit\r\n")
+            self.send(b"/quit\n")
 
 
 class _ServerConnection(protocol.Protocol):

@@ -120,6 +120,7 @@ class ChatProtocol(Protocol):
         self.editor: LineEditor | None = None            # telnet character mode
         self._buffer = b""
         self._after_cr = False
+        self._first_line = True      # until the first line end: telnet or not
         self._warned_flood = False
         self._discarding = False
         self._unsent = 0
@@ -193,6 +194,14 @@ class ChatProtocol(Protocol):
             data = self._telnet(data)
             if self.session.closed:
                 return
+        elif self._first_line and b"\n" in data:
+            self._first_line = False
+            # Telnet ends a line with CR LF and, on a port other than 23,
+            # negotiates nothing by itself; nc and scripts end lines with LF
+            # and never get a telnet byte.
+            head = self._buffer[-1:] + data[:data.index(b"\n")]
+            if head[-1:] == b"\r":
+                self._start_telnet(self.factory.hub.now())
         if self.editor is not None:
             data = self._edit(data)
         elif b"\r\0" in data:  # telnet's bare CR: treat as end of line
@@ -215,12 +224,29 @@ class ChatProtocol(Protocol):
             rest = b""
         self._buffer = rest
 
+    def _start_telnet(self, now: float) -> None:
+        """The client speaks telnet: offer binary and character mode."""
+        self._first_line = False
+        self.telnet = telnet.TelnetFilter(now)
+        self.session.speaks_telnet()
+        self.telnet.offer()
+        self._telnet_replies()
+
     def _telnet(self, data: bytes) -> bytes:
         now = self.factory.hub.now()
-        if self.telnet is None:
+        fresh = self.telnet is None
+        if fresh:
             self.telnet = telnet.TelnetFilter(now)
             self.session.speaks_telnet()
+            self._first_line = False
         data = self.telnet.feed(data, now)
+        if fresh:   # answered what the client asked first, then our offer
+            self.telnet.offer()
+        return data if self._telnet_replies() else b""
+
+    def _telnet_replies(self) -> bool:
+        """Send what the filter has to say and act on its events; False
+        when the input is to be discarded."""
         replies, events = self.telnet.take()
         if replies:
             self._raw(replies)
@@ -244,7 +270,7 @@ class ChatProtocol(Protocol):
                 self._buffer = b""
                 if self.editor is not None:
                     self.editor.buffer = ""
-        return data
+        return True
 
     def _raw(self, data: bytes) -> None:
         """Protocol bytes (telnet replies, echo): not transcoded, not counted

@@ -10,6 +10,7 @@ out to.
 from __future__ import annotations
 
 import codecs
+import re
 from dataclasses import dataclass
 
 from tekcos import __version__
@@ -18,6 +19,36 @@ from tekcos.ratelimit import TokenBucket
 from tekcos.text import clean_text
 
 UTF8 = "utf-8"
+# Well-formed multi-byte UTF-8 sequences (RFC 3629, table 3-7 of Unicode).
+_UTF8_SEQUENCE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}"
+    rb"|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}"
+    rb"|\xf4[\x80-\x8f][\x80-\xbf]{2}")
+_ASCII = re.compile(rb"[\x00-\x7f]+")
+# Charsets worth suggesting: what terminals on the LANs we serve use.  A
+# single-byte charset (latin-1) decodes anything, so it proves nothing.
+LIKELY_CHARSETS = (UTF8, "cp949", "shift_jis", "big5", "gbk")
+
+
+def likely_charset(raw: bytes, current: str) -> str | None:
+    """The charset ``raw`` (which did not decode in ``current``) is really
+    in, when the bytes say so, else None.  Mangled UTF-8 (bytes lost on the
+    way, as a telnet client not in binary mode does) is UTF-8: most of its
+    non-ASCII bytes still form UTF-8 sequences, which by chance cp949 text
+    rarely does."""
+    high = len(_ASCII.sub(b"", raw))
+    covered = sum(len(seq) for seq in _UTF8_SEQUENCE.findall(raw))
+    if covered * 2 >= high:
+        return UTF8
+    for name in LIKELY_CHARSETS[1:]:
+        if name == current:
+            continue
+        try:
+            raw.decode(name)
+        except UnicodeDecodeError:
+            continue
+        return name
+    return None
 
 
 @dataclass
@@ -145,12 +176,22 @@ class ChatSession:
             text = raw.decode(self.charset, "replace")
             if not self.warned_charset:
                 self.warned_charset = True
-                self.send(f"*** Your line was not valid {self.charset}; bad bytes were "
-                          "shown as \ufffd. If your terminal uses another encoding, "
-                          "type for example /charset cp949 or /charset latin-1.")
+                self.send(self._charset_hint(raw))
         if not text.isprintable():
             text = clean_text(text)
         return text
+
+    def _charset_hint(self, raw: bytes) -> str:
+        said = f"*** Your line was not valid {self.charset}; bad bytes were shown as \ufffd."
+        likely = likely_charset(raw, self.charset)
+        if likely is None:
+            return (said + " If your terminal uses another encoding, type /charset NAME "
+                    "(for example /charset latin-1).")
+        if likely != self.charset:
+            return said + f" It looks like {likely}: type /charset {likely}."
+        # Mangled UTF-8: the text was right, bytes were lost on the way.
+        return (said + " Some bytes were lost on the way; in telnet, type Ctrl-] then "
+                "'mode character' (or 'toggle binary').")
 
     def line_received(self, raw: bytes) -> None:
         """One complete input line, without its line ending."""

@@ -20,10 +20,18 @@ Two layers, so that hostile input cannot make the reactor spin:
 What is answered: ``DO TIMING-MARK`` always with ``WILL TIMING-MARK``
 (RFC 860; the Debian client discards all output after Ctrl-C until then);
 ``DO ECHO``/``DO SUPPRESS-GO-AHEAD`` with ``WILL`` (RFC 857/858): character
-mode, where the server echoes and edits the line; any other option is
-refused (``WONT``/``DONT``); ``AYT`` gets a visible answer.  A client that
-starts option negotiation (Windows telnet, PuTTY) is offered ``WILL ECHO``
-and ``WILL SGA``, so that it does not type blind.
+mode, where the server echoes and edits the line; ``BINARY`` both ways
+(RFC 856): without it a client in its default mode turns the bytes of
+UTF-8 text that look like its control keys (0x85, 0x8F, 0x9A and others,
+the seventh bit cleared) into telnet commands; any other option is refused
+(``WONT``/``DONT``); ``AYT`` gets a visible answer.
+
+The server offers ``WILL BINARY``, ``DO BINARY``, ``WILL ECHO`` and ``WILL
+SGA`` (:meth:`TelnetFilter.offer`) once, to a client that starts option
+negotiation (Windows telnet, PuTTY) and to one whose first line ends in CR
+LF (Debian's telnet, which negotiates nothing by itself on a port other
+than 23); the adapter decides when.  A client that ignores the offer stays
+as it was.
 """
 from __future__ import annotations
 
@@ -34,7 +42,7 @@ from twisted.conch import telnet as conch
 from tekcos.ratelimit import TokenBucket
 
 IAC = 255
-ECHO, SGA, TIMING_MARK = conch.ECHO, conch.SGA, b"\x06"
+ECHO, SGA, TIMING_MARK, BINARY = conch.ECHO, conch.SGA, b"\x06", b"\x00"
 
 # One telnet command: an incomplete command at the very end of the chunk
 # (group 1, tried first), IAC IAC (a literal 0xFF, group 2), a negotiation
@@ -72,6 +80,7 @@ class _Negotiator(conch.Telnet):
         self.commandMap[conch.AYT] = lambda arg: events.append(ARE_YOU_THERE)
         self.commandMap[conch.IP] = lambda arg: events.append(INTERRUPT)
         self.offered = False
+        self.binary = False        # the client sends 8-bit data as it is
 
     def _write(self, data: bytes) -> None:
         self.replies.append(data)
@@ -79,22 +88,46 @@ class _Negotiator(conch.Telnet):
     def enableLocal(self, option: bytes) -> bool:
         if option == ECHO:
             self.events.append(ECHO_ON)
-        return option in (ECHO, SGA, TIMING_MARK)
+        return option in (ECHO, SGA, TIMING_MARK, BINARY)
 
     def disableLocal(self, option: bytes) -> None:
         if option == ECHO:
             self.events.append(ECHO_OFF)
 
+    def enableRemote(self, option: bytes) -> bool:
+        if option == BINARY:
+            self.binary = True
+            return True
+        return False
+
+    def disableRemote(self, option: bytes) -> None:
+        if option == BINARY:
+            self.binary = False
+
     def offer_character_mode(self) -> None:
-        """WILL ECHO and WILL SGA, once, unless the client asked already."""
+        """WILL BINARY, DO BINARY, WILL ECHO and WILL SGA, once, each
+        unless the client asked for it already."""
         if self.offered:
             return
         self.offered = True
-        for option in (ECHO, SGA):
-            if self.getOptionState(option).us.state == "no":
-                # The Deferred says whether the client agreed; enableLocal
-                # has already recorded it, and a refusal is an answer too.
-                self.will(option).addErrback(lambda failure: None)
+        # The Deferreds say whether the client agreed; enableLocal and
+        # enableRemote have already recorded it, and a refusal is an answer.
+        # conch negotiates one direction of an option at a time: DO BINARY
+        # goes once the client has answered WILL BINARY.
+        for option in (BINARY, ECHO, SGA):
+            state = self.getOptionState(option)
+            if state.us.state == "no" and not state.us.negotiating:
+                asked = self.will(option)
+                if option == BINARY:
+                    asked.addBoth(self._ask_binary)
+                asked.addErrback(lambda failure: None)
+        if self.getOptionState(BINARY).us.state == "yes":
+            self._ask_binary(None)
+
+    def _ask_binary(self, result) -> None:
+        state = self.getOptionState(BINARY)
+        if state.him.state == "no" and not state.him.negotiating and not state.us.negotiating:
+            self.do(BINARY).addErrback(lambda failure: None)
 
     def telnet_DO(self, option: bytes) -> None:
         super().telnet_DO(option)
@@ -107,7 +140,7 @@ class _Negotiator(conch.Telnet):
             self.offer_character_mode()
 
     def telnet_WILL(self, option: bytes) -> None:
-        super().telnet_WILL(option)   # refused: DONT
+        super().telnet_WILL(option)   # refused with DONT, but BINARY
         self.offer_character_mode()
 
 
@@ -157,6 +190,15 @@ class TelnetFilter:
         del parts[3::4]
         del parts[1::3]
         return b"".join(filter(None, parts))
+
+    def offer(self) -> None:
+        """Offer binary and character mode (once; see the module doc)."""
+        self._negotiator.offer_character_mode()
+
+    @property
+    def binary(self) -> bool:
+        """The client agreed to send 8-bit data as it is (RFC 856)."""
+        return self._negotiator.binary
 
     def take(self) -> tuple[bytes, list[str]]:
         """The replies and events collected so far (then forgotten)."""

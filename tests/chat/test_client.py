@@ -36,9 +36,9 @@ def test_session_holds_input_until_the_nick_is_accepted():
     s.quit()
     assert sent == []
     s.server_line("*** Choose a nick (...)")
-    assert sent == [b"bot\r\n"]
+    assert sent == [b"bot\n"]
     s.server_line("*** You are in lobby (you are alone here).")
-    assert sent == [b"bot\r\n", b"early\r\n", b"/quit\r\n"]
+    assert sent == [b"bot\n", b"early\n", b"/quit\n"]   # LF: never offered telnet
     assert s.quitting and s.refusal is None
     assert shown[0] == "*** Choose a nick (...)"
 
@@ -49,7 +49,7 @@ def test_session_refused_nick_quits_without_sending_queued_lines():
     s.server_line("*** Choose a nick:")
     s.server_line("*** Error: The nick bot is taken; choose another.")
     assert s.refusal == "The nick bot is taken; choose another."
-    assert sent == [b"bot\r\n", b"/quit\r\n"]
+    assert sent == [b"bot\n", b"/quit\n"]
 
 
 def run_client(*args, input=b"", timeout=30):

@@ -203,8 +203,9 @@ def test_a_character_mode_client_is_echoed_and_edited_by_the_server(start):
     read_until(b"Choose a nick")
     # What Windows telnet starts with: WILL NAWS; it then waits for WILL ECHO.
     sock.sendall(b"\xff\xfb\x1f")
-    assert read_until(b"\xff\xfb\x03").endswith(b"\xff\xfe\x1f\xff\xfb\x01\xff\xfb\x03")
+    assert read_until(b"\xff\xfb\x03").endswith(b"\xff\xfe\x1f\xff\xfb\x00\xff\xfb\x01\xff\xfb\x03")
     sock.sendall(b"\xff\xfd\x01\xff\xfd\x03")      # DO ECHO, DO SGA: character mode
+    sock.sendall(b"\xff\xfe\x00")                    # DONT BINARY: refused, still fine
     for key in b"winn":                             # one key per packet
         sock.sendall(bytes([key]))
         read_until(bytes([key]))                    # each key is echoed
@@ -297,3 +298,32 @@ def test_the_readme_ssl_endpoint_works_with_what_the_install_brings(start, tmp_p
         plain = User(server.port, "plain")
         plain.send(b"/who\r\n")
         plain.expect(rb"\*\*\* lobby \(2\): secure")
+
+
+@pytest.mark.parametrize("mode", ["default", "mode line"])
+def test_korean_typed_in_debian_telnet_arrives_as_the_same_utf8(start, mode):
+    # Debian's telnet in its default mode mangles bytes such as 0x85 and 0x9A
+    # (they look like its control keys) unless the server offers BINARY.
+    server = start()
+    term = Terminal([need("telnet"), "127.0.0.1", str(server.port)])
+    text = "안녕하세요 여러분 👍"
+    try:
+        term.expect(b"Choose a nick")
+        term.type(b"kim\r")
+        term.expect(b"You are in lobby")
+        if mode == "mode line":          # ^] then "mode line" at telnet's prompt
+            term.type(b"\x1d")
+            term.expect(b"telnet>")
+            term.type(b"mode line\r")
+        other = User(server.port, "other")
+        term.expect(b"other joined")
+        term.type(text.encode() + b"\r")
+        seen = other.expect(rb"<kim> [^\r]*\r\n")
+        assert seen.endswith(f"<kim> {text}\r\n".encode())
+        other.send(f"{text} 반가워요\n".encode())
+        term.expect(f"<other> {text} 반가워요".encode())
+        assert b"/charset" not in term.screen
+    finally:
+        term.close()
+    code, log = server.stop()
+    assert "Traceback" not in log

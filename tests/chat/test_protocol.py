@@ -1,6 +1,9 @@
 """Byte-level behaviour of the connection adapter (StringTransport)."""
 from tests.memory import Server, matching
 
+# What a client that speaks telnet is offered: WILL BINARY, ECHO and SGA.
+OFFER = b"\xff\xfb\x00\xff\xfb\x01\xff\xfb\x03"
+
 
 def test_lf_crlf_and_split_reads(server):
     a, b = server.user("alice"), server.user("bob")
@@ -19,6 +22,8 @@ def test_telnet_commands_are_removed_and_answered(server):
     # TIMING-MARK (answered, so that the client shows output again); the
     # sequences are split mid-way.
     b.type(b"hel\xff")
+    assert b.transport.value() == OFFER       # it speaks telnet: the offer, once
+    b.transport.clear()
     b.type(b"\xf4lo\xff\xfd")
     assert b.transport.value() == b""
     b.type(b"\x06\r\n")
@@ -29,10 +34,44 @@ def test_telnet_commands_are_removed_and_answered(server):
     assert not b.transport.disconnecting
 
 
-def test_clients_that_never_send_iac_never_get_one(server):
+def test_clients_whose_lines_end_in_lf_never_get_a_telnet_byte(server):
     a = server.connect()
-    a.type(b"alice\r\n/help\r\nhi\r\n/who\r\n")
+    a.type(b"alice\n/help\r\nhi\r\n/who\n" + "한글 👍\r\n".encode())
     assert b"\xff" not in a.transport.value()
+
+
+def test_a_first_line_in_crlf_gets_the_telnet_offer_once(server):
+    a = server.connect()
+    a.read()
+    a.type(b"alice\r")
+    assert a.transport.value() == b""        # no line end yet
+    a.type(b"\n/who\r\n")
+    sent = a.transport.value()
+    # WILL BINARY, WILL ECHO, WILL SGA, before the answer to the nick.
+    assert sent.startswith(b"\xff\xfb\x00\xff\xfb\x01\xff\xfb\x03*** You are in lobby")
+    assert sent.count(b"\xff") == 3
+    a.transport.clear()
+    # A client that ignores the offer (nc -C, a script) is not asked again.
+    a.type(b"hi\r\n/who\r\n")
+    assert b"\xff" not in a.transport.value()
+
+
+def test_debian_telnet_takes_the_offer_and_korean_arrives_whole(server):
+    b = server.user("bob")
+    a = server.connect()
+    a.type(b"alice\r\n")
+    a.read()
+    # Debian telnet agrees to all; the server then asks for binary input.
+    a.type(b"\xff\xfd\x00\xff\xfd\x01\xff\xfd\x03")
+    assert a.transport.value() == b"\xff\xfd\x00"
+    a.transport.clear()
+    a.type(b"\xff\xfb\x00")
+    text = "안녕하세요 여러분 👍"
+    for byte in text.encode():           # character mode: a key at a time
+        a.type(bytes([byte]))
+    assert a.read() == text               # echoed by the server
+    a.type(b"\r\0")
+    assert b.lines()[-1].endswith(f"<alice> {text}")
 
 
 def test_character_mode_echoes_edits_and_keeps_the_typed_line(server):
@@ -40,7 +79,8 @@ def test_character_mode_echoes_edits_and_keeps_the_typed_line(server):
     a.read()
     b.read()
     b.type(b"\xff\xfd\x01\xff\xfd\x03")          # DO ECHO, DO SGA
-    assert b.transport.value() == b"\xff\xfb\x01\xff\xfb\x03"
+    # WILL ECHO (the answer), then the rest of the offer (WILL SGA answered).
+    assert b.transport.value() == b"\xff\xfb\x01\xff\xfb\x00\xff\xfb\x03"
     b.transport.clear()
     b.type(b"hellp")
     b.type(b"\x7f")                                 # backspace
@@ -62,7 +102,7 @@ def test_character_mode_echoes_edits_and_keeps_the_typed_line(server):
 def test_are_you_there_gets_a_visible_answer(server):
     a = server.user("alice")
     a.type(b"\xff\xf6")
-    assert a.lines() == ["*** Yes, test is here."]
+    assert a.transport.value() == OFFER + b"*** Yes, test is here.\r\n"
 
 
 def test_a_max_line_line_whose_crlf_is_split_is_accepted():
@@ -171,7 +211,9 @@ def test_a_telnet_command_flood_is_dropped_with_one_error(server):
     a.read()
     for _ in range(3):
         b.type(b"spam" + b"\xff\xfd\x06" * 1000 + b"\r\n")
-    assert b.lines() == ["*** Error: too many telnet commands in your input; it was discarded."]
+    assert b.transport.value() == (OFFER + b"*** Error: too many telnet commands in your "
+                                   b"input; it was discarded.\r\n")
+    b.transport.clear()
     assert a.lines() == []
     b.type(b"fine\r\n")
     assert a.lines()[0].endswith("<bob> fine")

@@ -1,6 +1,8 @@
 """A user's life through the protocol adapter on a StringTransport."""
 import re
 
+import pytest
+
 from tekcos.chat.session import clean_text, text_encoding
 from tests.memory import STAMP, Server, matching
 
@@ -20,7 +22,7 @@ def test_taken_and_invalid_nicks_get_a_reason_and_another_prompt(server):
     server.user("alice")
     c = server.connect()
     c.read()
-    c.type("Alice\r\n")
+    c.type("Alice\n")
     lines = c.lines()
     assert lines == ["*** Error: The nick Alice is taken; choose another.", "*** Choose a nick:"]
     c.type("bad nick!\n")
@@ -151,6 +153,23 @@ def test_invalid_utf8_is_replaced_and_the_sender_told_once(server):
     b.type(b"\xc3\x28 again\n")
     assert not matching(b.lines(), "not valid")
     assert a.lines()[0].endswith("<bob> caf\ufffd")
+
+
+@pytest.mark.parametrize("raw, advice", [
+    ("안녕하세요 여러분".encode("cp949"), "It looks like cp949: type /charset cp949."),
+    # What Debian telnet sent without BINARY: 0x85 dropped, 0x9A turned into
+    # IAC SUSP IAC DO TIMING-MARK (whose bytes the server removed).
+    (b"\xec\x95\x88\xeb\x95\xed\x95\x98\xec\x84\xb8\xec\x94 \xf0\x9f\x91\x8d",
+     "Some bytes were lost on the way"),
+    (b"caf\xe9", "If your terminal uses another encoding, type /charset NAME"),
+])
+def test_the_charset_hint_names_the_charset_the_bytes_are_in(server, raw, advice):
+    b = server.user("bob")
+    b.type(raw + b"\n")
+    hint = b.lines()[0]
+    assert advice in hint
+    if "cp949" not in advice:
+        assert "cp949" not in hint    # never advice that would make things worse
 
 
 def test_charset_cp949_both_ways(server):

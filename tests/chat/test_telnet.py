@@ -13,7 +13,11 @@ from tekcos.chat.telnet import (
 )
 
 IAC, WILL, WONT, DO, DONT, SB, SE = 255, 251, 252, 253, 254, 250, 240
-ECHO, SGA, TM, NAWS, TTYPE = 1, 3, 6, 31, 24
+ECHO, SGA, TM, NAWS, TTYPE, BINARY = 1, 3, 6, 31, 24, 0
+# What the server offers a client that speaks telnet: binary both ways
+# (RFC 856), then character mode (echo and SGA).
+# (DO BINARY follows the client's answer to WILL BINARY.)
+OFFER = bytes([IAC, WILL, BINARY, IAC, WILL, ECHO, IAC, WILL, SGA])
 
 
 def cmd(*codes: int) -> bytes:
@@ -35,24 +39,61 @@ def test_ctrl_c_from_debian_telnet_gets_its_timing_mark_every_time():
         assert events == [INTERRUPT]
 
 
-def test_character_mode_client_is_offered_echo_and_sga():
+def test_character_mode_client_is_offered_binary_echo_and_sga():
     f = TelnetFilter()
-    # What Windows telnet and PuTTY start with: offers of their own options.
+    # What Windows telnet starts with: offers of its own options.
     text, replies, events = feed(f, cmd(IAC, WILL, NAWS, IAC, WILL, TTYPE) + b"x")
     assert text == b"x"
-    assert replies == (cmd(IAC, DONT, NAWS) + cmd(IAC, WILL, ECHO) + cmd(IAC, WILL, SGA)
-                       + cmd(IAC, DONT, TTYPE))
-    # The client agrees: echo is on, and agreements are not answered (no loop).
-    text, replies, events = feed(f, cmd(IAC, DO, ECHO, IAC, DO, SGA))
-    assert (text, replies, events) == (b"", b"", [ECHO_ON])
-    text, replies, events = feed(f, cmd(IAC, DONT, ECHO))
-    assert (replies, events) == (cmd(IAC, WONT, ECHO), [ECHO_OFF])
+    assert replies == cmd(IAC, DONT, NAWS) + OFFER + cmd(IAC, DONT, TTYPE)
+    assert not f.binary
+    # The client agrees: the server asks for binary the other way too;
+    # echo is on, and agreements are not answered (no loop).
+    text, replies, events = feed(f, cmd(IAC, DO, BINARY, IAC, DO, ECHO, IAC, DO, SGA))
+    assert (text, replies, events) == (b"", cmd(IAC, DO, BINARY), [ECHO_ON])
+    assert not f.binary
+    assert feed(f, cmd(IAC, WILL, BINARY)) == (b"", b"", [])
+    assert f.binary
+    # UTF-8 text passes whole, 0xFF doubled or not.
+    assert feed(f, "요 👍".encode())[0] == "요 👍".encode()
+    text, replies, events = feed(f, cmd(IAC, DONT, ECHO, IAC, WONT, BINARY))
+    assert (replies, events) == (cmd(IAC, WONT, ECHO, IAC, DONT, BINARY), [ECHO_OFF])
+    assert not f.binary
 
 
-def test_a_client_asking_for_echo_gets_it_and_the_sga_offer():
+def test_putty_negotiation_recorded_bytes_get_binary_and_character_mode():
+    f = TelnetFilter()
+    # PuTTY 0.8x's first bytes (telnet.c: NAWS, TSPEED, TTYPE, NEW-ENVIRON
+    # requested, DO ECHO, WILL SGA, DO SGA).
+    putty = bytes.fromhex("fffb1ffffb20fffb18fffb27fffd01fffb03fffd03")
+    text, replies, events = feed(f, putty)
+    assert text == b"" and events == [ECHO_ON]
+    assert cmd(IAC, WILL, BINARY) in replies and cmd(IAC, WILL, SGA) in replies
+    assert cmd(IAC, WILL, ECHO) in replies
+    assert replies.count(cmd(IAC, WILL, ECHO)) == 1          # offered once
+    # PuTTY accepts BINARY when asked (its we_bin/they_bin start INACTIVE).
+    assert feed(f, cmd(IAC, DO, BINARY)) == (b"", cmd(IAC, DO, BINARY), [])
+    assert feed(f, cmd(IAC, WILL, BINARY)) == (b"", b"", [])
+    assert f.binary
+
+
+def test_an_offer_made_by_the_server_is_made_once():
+    f = TelnetFilter()
+    f.offer()
+    assert f.take() == (OFFER, [])
+    f.offer()
+    assert feed(f, cmd(IAC, WILL, NAWS)) == (b"", cmd(IAC, DONT, NAWS), [])
+    # A client that refuses everything stays in its mode; nothing loops.
+    text, replies, events = feed(f, cmd(IAC, DONT, BINARY, IAC, DONT, ECHO, IAC, DONT, SGA))
+    # Refused WILL BINARY: the server still asks the other direction once.
+    assert (text, replies) == (b"", cmd(IAC, DO, BINARY))
+    assert feed(f, cmd(IAC, WONT, BINARY)) == (b"", b"", [])
+    assert not f.binary
+
+
+def test_a_client_asking_for_echo_gets_it_and_the_rest_of_the_offer():
     f = TelnetFilter()
     text, replies, events = feed(f, cmd(IAC, DO, ECHO))
-    assert replies == cmd(IAC, WILL, ECHO, IAC, WILL, SGA)
+    assert replies == cmd(IAC, WILL, ECHO, IAC, WILL, BINARY, IAC, WILL, SGA)
     assert events == [ECHO_ON]
 
 
