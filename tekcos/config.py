@@ -138,6 +138,9 @@ SETTINGS: dict[str, Setting] = {
                 _number(0, 1e6)),
         Setting("burst", 20, "lines a connection may send at once before --rate applies",
                 _integer(1, 1_000_000)),
+        Setting("paste-lines", 500, "lines over --rate that wait their turn per connection "
+                "(a paste arrives whole, paced); beyond that (or --max-buffer bytes) they are "
+                "dropped", _integer(0, 1_000_000)),
         Setting("max-per-ip", 32, "simultaneous connections per client address (0 = no cap)",
                 _integer(0, 1_000_000)),
         Setting("max-buffer", 1 << 20, "unsent output in bytes after which a client that "

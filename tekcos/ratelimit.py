@@ -31,3 +31,11 @@ class TokenBucket:
             return True
         self.tokens = tokens
         return False
+
+    def wait(self, now: float, cost: float = 1.0) -> float:
+        """Seconds from ``now`` until ``cost`` tokens are there (0 if they
+        are now)."""
+        if not self.rate:
+            return 0.0
+        tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        return max(0.0, (cost - tokens) / self.rate)

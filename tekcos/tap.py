@@ -117,7 +117,9 @@ def makeService(config: Options, reactor=None) -> MultiService:
     hub.store = store
     hub.pushes_enabled = bool(values["udp-port"])
     session_config = SessionConfig(rate=values["rate"], burst=values["burst"],
-                                   motd=values["motd"], server_name=socket.gethostname())
+                                   motd=values["motd"], server_name=socket.gethostname(),
+                                   paste_lines=values["paste-lines"],
+                                   paste_bytes=values["max-buffer"], clock=reactor)
     factory = ChatFactory(hub, session_config, max_line=values["max-line"],
                           max_per_ip=values["max-per-ip"], max_buffer=values["max-buffer"],
                           max_clients=client_limit(values["max-clients"]),

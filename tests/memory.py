@@ -54,12 +54,13 @@ class Client:
 class Server:
     def __init__(self, clock=None, history=20, rate=5.0, burst=20, max_line=2048,
                  max_per_ip=32, max_buffer=1 << 20, motd="", max_clients=10000,
-                 nick_timeout=60.0, **hub_options):
+                 nick_timeout=60.0, paste_lines=500, **hub_options):
         self.clock = clock or Clock()
         self.clock.advance(1_700_000_000)
         self.hub = Hub(self.clock.seconds, history=history, **hub_options)
         self.factory = ChatFactory(
-            self.hub, SessionConfig(rate=rate, burst=burst, motd=motd, server_name="test"),
+            self.hub, SessionConfig(rate=rate, burst=burst, motd=motd, server_name="test",
+                                    paste_lines=paste_lines, paste_bytes=max_buffer),
             max_line=max_line, max_per_ip=max_per_ip, max_buffer=max_buffer,
             max_clients=max_clients, nick_timeout=nick_timeout, clock=self.clock)
         self._port = 40000

@@ -38,6 +38,8 @@ class ChatFactory(ServerFactory):
         if clock is None:
             from twisted.internet import reactor as clock
         self.clock = clock
+        if session_config.clock is None:   # paced lines are released on this clock
+            session_config.clock = clock
         # Every front door (telnet, TLS, WebSocket, plain HTTP) counts here.
         self.admission = Admission(max_clients, max_per_ip)
         self.connections: set[ChatProtocol] = set()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import re
+from collections import deque
 from dataclasses import dataclass
 
 from tekcos import __version__
@@ -58,6 +59,12 @@ class SessionConfig:
     burst: int = 20
     motd: str = ""
     server_name: str = "tekcos"
+    # Lines over the rate wait (in order) up to this many lines and bytes;
+    # only beyond that are they dropped (IRC servers' "fake lag").
+    paste_lines: int = 500
+    paste_bytes: int = 1 << 20
+    # callLater for releasing waiting lines (the chat factory sets its own).
+    clock: object = None
 
 
 def text_encoding(name: str) -> str | None:
@@ -80,7 +87,7 @@ def text_encoding(name: str) -> str | None:
 class ChatSession:
     __slots__ = ("hub", "peer", "config", "nick", "room", "last_active", "charset",
                  "bucket", "throttled", "warned_charset", "closed", "write", "_sink", "operator",
-                 "telnet")
+                 "telnet", "waiting", "waiting_bytes", "paced", "_release")
 
     def __init__(self, hub, peer, config: SessionConfig):
         self.hub = hub
@@ -92,7 +99,11 @@ class ChatSession:
         self.last_active = now
         self.charset = UTF8
         self.bucket = TokenBucket(config.rate, config.burst, now)
-        self.throttled = 0
+        self.throttled = 0          # lines dropped beyond the waiting room
+        self.waiting: deque[bytes] = deque()   # lines over the rate, in order
+        self.waiting_bytes = 0
+        self.paced = False          # told that its lines are being paced
+        self._release = None        # the timer that lets the next line through
         self.warned_charset = False
         self.closed = False
         self.operator = False
@@ -154,6 +165,7 @@ class ChatSession:
             return
         self.hub.leave(self, reason)
         self.closed = True
+        self._forget_waiting()
         self.peer.close(reason)
 
     def nick_time_is_up(self, seconds: float, retry: str) -> None:
@@ -167,6 +179,14 @@ class ChatSession:
         if not self.closed:
             self.closed = True
             self.hub.leave(self, reason)
+        self._forget_waiting()
+
+    def _forget_waiting(self) -> None:
+        self.waiting.clear()
+        self.waiting_bytes = 0
+        if self._release is not None and self._release.active():
+            self._release.cancel()
+        self._release = None
 
     # -- input ---------------------------------------------------------------
     def decode(self, raw: bytes) -> str:
@@ -194,20 +214,62 @@ class ChatSession:
                 "'mode character' (or 'toggle binary').")
 
     def line_received(self, raw: bytes) -> None:
-        """One complete input line, without its line ending."""
+        """One complete input line, without its line ending.  Over the rate
+        it waits behind the others and is handled in its turn."""
         if self.closed:
             return
         now = self.hub.now()
-        if not self.bucket.allow(now):
+        if self.waiting or not self.bucket.allow(now):
+            self._wait(raw, now)
+            return
+        self._handle(raw, now)
+
+    # -- pacing: what IRC servers call fake lag ---------------------------------
+    def _wait(self, raw: bytes, now: float) -> None:
+        cfg = self.config
+        if len(self.waiting) >= cfg.paste_lines or \
+                self.waiting_bytes + len(raw) > cfg.paste_bytes:
             if not self.throttled:
-                self.send(f"*** Slow down: at most {self.config.rate:g} lines per second "
-                          f"(bursts of {self.config.burst}); excess lines are dropped.")
+                self.send(f"*** Too much at once: more than {cfg.paste_lines} lines are "
+                          "waiting, so further lines are dropped until they have gone out.")
             self.throttled += 1
             self.hub.dropped_flood += 1
             return
+        self.waiting.append(raw)
+        self.waiting_bytes += len(raw)
+        if not self.paced:
+            self.paced = True
+            self.send(f"*** Pacing your lines: {cfg.rate:g} a second after a burst of "
+                      f"{cfg.burst}; the rest follow in order.")
+        self._arm(now)
+
+    def _arm(self, now: float) -> None:
+        if self._release is None:
+            delay = self.bucket.wait(now)
+            self._release = self.config.clock.callLater(delay, self._let_through)
+
+    def _let_through(self) -> None:
+        self._release = None
+        if self.closed:
+            return
+        now = self.hub.now()
+        hub = self.hub
+        with hub.batch():
+            while self.waiting and self.bucket.allow(now):
+                raw = self.waiting.popleft()
+                self.waiting_bytes -= len(raw)
+                self._handle(raw, now)
+                if self.closed:
+                    return
+        if self.waiting:
+            self._arm(now)
+            return
+        self.paced = False
         if self.throttled:
-            self.send(f"*** {self.throttled} line(s) were dropped by flood control.")
+            self.send(f"*** {self.throttled} line(s) were dropped: too many were waiting.")
             self.throttled = 0
+
+    def _handle(self, raw: bytes, now: float) -> None:
         text = self.decode(raw).strip()
         self.last_active = now
         if self.nick is None:

@@ -221,21 +221,64 @@ def test_text_encoding():
     assert text_encoding("utf-32") is None
 
 
-def test_flood_is_dropped_with_one_notice_and_recovers():
+def test_a_paste_over_the_rate_arrives_whole_in_order_and_paced():
     server = Server(rate=5, burst=3)
     a, b = server.user("alice"), server.user("bob")
     a.read()
-    # alice used one token for her nick; bob too.
-    b.type("".join(f"line{i}\n" for i in range(10)))
+    # bob used one token for his nick: 2 lines go at once, the rest wait.
+    b.type("".join(f"line{i}\n" for i in range(200)))
     said = matching(a.lines(), "<bob>")
     assert [line.split()[-1] for line in said] == ["line0", "line1"]
-    notices = matching(b.lines(), "Slow down")
-    assert len(notices) == 1
-    server.clock.advance(1)
+    assert len(matching(b.lines(), "Pacing your lines")) == 1     # told once
+    b.type("/me is still pasting\n")                              # waits its turn too
+    seen = []
+    for _ in range(250):      # 198 waiting lines at 5 a second: 40 s
+        server.clock.advance(0.2)
+        seen += matching(a.lines(), "<bob>|\\* bob")
+    assert [line.split()[-1] for line in seen][:198] == [f"line{i}" for i in range(2, 200)]
+    assert seen[-1].endswith("* bob is still pasting")
+    assert server.hub.dropped_flood == 0
+    assert not server.clock.getDelayedCalls()
     b.type("later\n")
-    lines = b.lines()
-    assert "*** 8 line(s) were dropped by flood control." in lines
-    assert lines[-1].endswith("<bob> later")
+    assert a.lines()[-1].endswith("<bob> later")
+    assert not matching(b.lines(), "Pacing")        # nothing waits: no notice
+
+
+def test_beyond_the_waiting_room_lines_are_dropped_with_one_notice_and_a_count():
+    server = Server(rate=5, burst=3, paste_lines=10)
+    a, b = server.user("alice"), server.user("bob")
+    a.read()
+    b.type("".join(f"line{i}\n" for i in range(100)))
+    notices = b.lines()
+    assert len(matching(notices, "Too much at once")) == 1
+    server.clock.pump([0.2] * 25)
+    said = [line.split()[-1] for line in matching(a.lines(), "<bob>")]
+    assert said == [f"line{i}" for i in range(12)]      # 2 at once, 10 waited
+    assert "*** 88 line(s) were dropped: too many were waiting." in b.lines()
+    assert server.hub.dropped_flood == 88
+    assert not server.clock.getDelayedCalls()
+
+
+def test_a_user_who_leaves_with_lines_waiting_leaves_no_timer_behind():
+    server = Server(rate=5, burst=3)
+    a, b = server.user("alice"), server.user("bob")
+    b.type("".join(f"line{i}\n" for i in range(50)) + "/quit\n")
+    assert server.clock.getDelayedCalls()
+    b.close()
+    assert not server.clock.getDelayedCalls()
+    server.clock.advance(60)
+    assert not matching(a.lines(), "<bob> line9")
+
+
+def test_quit_waits_its_turn_behind_a_paste():
+    server = Server(rate=5, burst=3)
+    a, b = server.user("alice"), server.user("bob")
+    a.read()
+    b.type("".join(f"line{i}\n" for i in range(10)) + "/quit bye\n")
+    server.clock.pump([0.2] * 15)
+    lines = a.lines()
+    assert lines[-2].endswith("<bob> line9") and lines[-1].endswith("bob has quit (quit: bye)")
+    assert not server.clock.getDelayedCalls()
 
 
 def test_rate_zero_turns_flood_control_off():

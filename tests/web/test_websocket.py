@@ -135,7 +135,7 @@ def test_limits_are_those_of_telnet_users(site):
     assert "line too long" in web.take()
     for i in range(30):                                 # over the burst of 20
         type_line(web, f"line {i}")
-    assert "Slow down" in web.take()
+    assert "Pacing your lines" in web.take()
     # --max-per-ip counts browsers and telnet users together.
     site.connect()
     open_browser(site)
