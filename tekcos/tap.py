@@ -116,6 +116,9 @@ def makeService(config: Options, reactor=None) -> MultiService:
     hub.restore(store.snapshot)
     hub.store = store
     hub.pushes_enabled = bool(values["udp-port"])
+    hub.oper_password = values["oper-password"]
+    chat_log = Logger(namespace="tekcos.chat")
+    hub.log = lambda text: chat_log.info("{text}", text=text)
     session_config = SessionConfig(rate=values["rate"], burst=values["burst"],
                                    motd=values["motd"], server_name=socket.gethostname(),
                                    paste_lines=values["paste-lines"],
@@ -244,7 +247,7 @@ def _add_neighbourhood(top: MultiService, hub: Hub, values: dict, reactor) -> No
                              values["scan-network"] or None)
 
     hood = Neighbourhood(Scanner(reactor), reactor.seconds, select,
-                         access=values["scan-access"], password=values["oper-password"],
+                         access=values["scan-access"],
                          cooldown=values["scan-cooldown"], announce=hub.announce,
                          log=lambda text: _scan_log.info("{text}", text=text))
     hub.neighbourhood = hood

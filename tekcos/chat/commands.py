@@ -1,15 +1,18 @@
 """Slash commands.  Each handler takes the session and the text after the
 command name; it answers through ``session.send``/``session.error`` and acts
-through ``session.hub``.  :data:`HELP` is the single source of ``/help``."""
+through ``session.hub``.  :data:`HELP` (one line each) and :data:`DETAILS`
+(``/help COMMAND``) are the single source of the help; the IRC users'
+commands are in :mod:`tekcos.chat.irc`."""
 from __future__ import annotations
 
 import time
 from typing import Callable
 
+from tekcos.chat.moderation import oper
 from tekcos.text import human_size
 
 HELP = [
-    ("/help", "this list"),
+    ("/help [COMMAND]", "this list, or what COMMAND does"),
     ("/nick NEW", "change your nick"),
     ("/who", "who is in your room, with idle times"),
     ("/rooms", "rooms with member counts and topics"),
@@ -29,6 +32,19 @@ HELP = [
     ("/charset NAME", "your terminal's encoding, e.g. cp949 or latin-1"),
     ("/quit [REASON]", "leave"),
 ]
+
+# What /help COMMAND adds to the line above (commands without an entry are
+# explained by that line alone).
+DETAILS: dict[str, str] = {
+    "join": "Rooms other than the lobby are created by the first /join and go when the "
+            "last member leaves; whoever creates a room is its operator (/help kick).",
+    "msg": "Only NICK sees it, wherever NICK is. If NICK is away you are told.",
+    "files": "Lists files pushed to this server and those kept for you, each with the "
+             "tekcos get command that fetches it.",
+    "charset": "For terminals that do not use UTF-8: what you type is read in NAME and "
+               "what you receive is sent in NAME (cp949, euc-kr, latin-1, shift_jis...).",
+    "oper": "Server operators may /scan, /kill and /wall, and run every room.",
+}
 
 Handler = Callable[[object, str], None]
 _HANDLERS: dict[str, Handler] = {}
@@ -54,13 +70,26 @@ def dispatch(session, text: str) -> None:
         handler(session, arg.strip())
 
 
-def _report(session, error: str | None) -> None:
+def report(session, error: str | None) -> None:
     if error:
         session.error(error)
 
 
 @command("help", registered=False)
 def do_help(session, arg: str) -> None:
+    if arg:
+        name = arg.lstrip("/").split(" ")[0].lower()
+        name = "neighbors" if name == "neighbours" else name
+        found = [(usage, what) for usage, what in HELP if usage[1:].split(" ")[0] == name]
+        if not found:
+            session.error(f"no command /{name}. /help lists them all.")
+            return
+        usage, what = found[0]
+        lines = [f"*** {usage}: {what}"]
+        if name in DETAILS:
+            lines.append(f"*** {DETAILS[name]}")
+        session.write_lines(lines)
+        return
     width = max(len(usage) for usage, _ in HELP)
     lines = ["*** Commands (any other line is said to your room; //text sends /text):"]
     lines += [f"***   {usage.ljust(width)}  {what}" for usage, what in HELP]
@@ -100,12 +129,12 @@ def do_join(session, arg: str) -> None:
     if not arg:
         session.error("usage: /join ROOM")
         return
-    _report(session, session.hub.join(session, arg))
+    report(session, session.hub.join(session, arg))
 
 
 @command("part")
 def do_part(session, arg: str) -> None:
-    _report(session, session.hub.part(session))
+    report(session, session.hub.part(session))
 
 
 @command("msg")
@@ -115,7 +144,7 @@ def do_msg(session, arg: str) -> None:
     if not nick or not text:
         session.error("usage: /msg NICK TEXT")
         return
-    _report(session, session.hub.whisper(session, nick, text))
+    report(session, session.hub.whisper(session, nick, text))
 
 
 @command("me")
@@ -174,7 +203,7 @@ def _answer(session, arg: str, accept: bool) -> None:
     if deliveries is None:
         session.error("this server does not take files for people (UDP is off).")
         return
-    _report(session, deliveries.answer(session, arg, accept))
+    report(session, deliveries.answer(session, arg, accept))
 
 
 @command("files")
@@ -210,13 +239,10 @@ def _neighbourhood(session):
 
 @command("oper")
 def do_oper(session, arg: str) -> None:
-    hood = _neighbourhood(session)
-    if hood is None:
-        return
     if not arg:
         session.error("usage: /oper PASSWORD")
         return
-    error = hood.oper(session, arg)
+    error = oper(session.hub, session, arg)
     if error:
         session.error(error)
     else:

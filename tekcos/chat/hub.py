@@ -5,11 +5,15 @@ through the narrow member interface that :class:`tekcos.chat.session.ChatSession
 provides:
 
 * ``member.nick`` / ``member.room`` / ``member.last_active``
+* ``member.operator`` (a server operator), ``member.away`` (text or ""),
+  ``member.ignored`` (look keys of the nicks it ignores), ``member.peer.host``
+  for bans (:mod:`tekcos.chat.moderation`)
 * ``member.write(data)``: queue one or more CRLF-terminated UTF-8 lines
   (the member transcodes if its connection uses another charset);
 * ``member.send(text)``: queue one line of text for this member only.
 
 Every user is in exactly one room at a time; everyone starts in ``lobby``.
+Whoever creates a room runs it (kick, ban, invite-only: moderation.py).
 Rooms other than the lobby disappear when their last member leaves, so
 creating rooms cannot grow the server's memory without bound.
 """
@@ -20,6 +24,7 @@ from collections import deque
 from contextlib import contextmanager
 from typing import Callable, Iterable
 
+from tekcos.chat import moderation
 from tekcos.chat.names import look_keys, name_key, nick_error, room_error
 from tekcos.ratelimit import TokenBucket
 from tekcos.text import clean_text, human_size
@@ -29,7 +34,8 @@ MAX_DORMANT = 1000       # empty rooms whose topic and history are kept
 
 
 class Room:
-    __slots__ = ("name", "key", "members", "topic", "history", "history_bytes", "joined", "left")
+    __slots__ = ("name", "key", "members", "topic", "history", "history_bytes", "joined", "left",
+                 "rules")
 
     def __init__(self, name: str, history: int):
         self.name = name
@@ -42,6 +48,7 @@ class Room:
         # Arrivals and departures not yet told, in a crowded room.
         self.joined = 0
         self.left = 0
+        self.rules = None     # operators, bans, invitations (chat/moderation.py)
 
     def remember(self, text: str, max_bytes: int) -> None:
         """Keep ``text`` in the history, bounded by lines and by bytes."""
@@ -117,6 +124,9 @@ class Hub:
         self.dropped_flood = 0       # input lines dropped by flood control
         self.dropped_slow = 0        # clients cut off for not reading
         self.neighbourhood = None               # set when LAN scanning is configured
+        self.oper_password = ""                 # for /oper (empty: nobody)
+        self.log: Callable[[str], None] = lambda text: None   # the operator's log
+        self.ignoring: set = set()              # members with an /ignore list
 
     def restore(self, snapshot) -> None:
         """Topics, history and the file list as a :class:`tekcos.store.Snapshot`
@@ -177,6 +187,16 @@ class Hub:
                 self.store.add_line(room.key, room.name, text, self.now())
         self.lines_out += len(room.members)
         data = (text + "\r\n").encode("utf-8", "replace")
+        if speaker is not None and self.ignoring:
+            deaf = [m for m in self.ignoring
+                    if m.room is room and moderation.ignores(m, speaker)]
+            if deaf:   # written now, past those who ignore the speaker
+                if self.pending:
+                    self.flush()
+                for member in list(room.members):
+                    if member not in deaf:
+                        member.write(data)
+                return
         if self._batch_depth:
             queued = self.pending.get(room)
             if queued is None:
@@ -281,6 +301,7 @@ class Hub:
         if self.pending:
             self.flush()
         room.members.pop(member, None)
+        moderation.left(room, member)
         self._room_list = None
         member.room = None
         if not room.members:
@@ -356,9 +377,32 @@ class Hub:
         if member.room is not None and name_key(member.room.name) == key:
             return f"You are already in {member.room.name}."
         existing = self.rooms.get(key)
+        if existing is not None:
+            refusal = moderation.join_refusal(existing, member)
+            if refusal:
+                return refusal[0].upper() + refusal[1:]
         self._leave_room(member, f"{member.nick} left for {existing.name if existing else name}")
-        self._enter(member, existing or self._room(name))
+        room = existing or self._room(name)
+        if existing is None and room is not self.lobby:
+            moderation.created(room, member)
+        self._enter(member, room)
         return None
+
+    def move(self, member, room: Room, notice: str) -> None:
+        """Take ``member`` out of its room (telling it ``notice``) into ``room``."""
+        self._leave_room(member, notice)
+        self._enter(member, room)
+
+    def notice(self, room: Room, text: str) -> None:
+        """A notice to a room about its members (kept in its history)."""
+        self.broadcast(room, f"{self.stamp()} -- {text}", record=True)
+
+    def to_everyone(self, text: str) -> None:
+        """One line to every registered user, wherever they are."""
+        if self.pending:
+            self.flush()
+        for member in list(self.nicks.values()):
+            member.send(text)
 
     def part(self, member) -> str | None:
         if member.room is self.lobby:
@@ -371,6 +415,7 @@ class Hub:
             return
         self._leave_room(member, f"{member.nick} has quit ({reason})")
         self._release(member, member.nick)
+        self.ignoring.discard(member)
         if self.deliveries is not None:
             self.deliveries.session_gone(member)
 
@@ -401,9 +446,14 @@ class Hub:
         if target is None:
             return f"No such nick: {nick}. /who lists your room."
         stamp = self.stamp()
-        target.send(f"{stamp} *{member.nick}* {text}")
+        # Someone who ignores the sender does not get it (IRC's habit: the
+        # sender is not told).
+        if not moderation.ignores(target, member):
+            target.send(f"{stamp} *{member.nick}* {text}")
         if target is not member:
             member.send(f"{stamp} -> *{target.nick}* {text}")
+            if target.away:
+                member.send(f"*** {target.nick} is away: {target.away}")
         return None
 
     def set_topic(self, member, topic: str) -> None:
@@ -461,7 +511,9 @@ class Hub:
     def who(self, room: Room) -> Iterable[str]:
         now = self.now()
         for m in room.members:
-            yield f"{m.nick} (idle {format_idle(now - m.last_active)})"
+            away = f", away: {m.away}" if m.away else ""
+            op = "@" if moderation.is_op(room, m) and room is not self.lobby else ""
+            yield f"{op}{m.nick} (idle {format_idle(now - m.last_active)}{away})"
 
     def room_list(self) -> list[tuple[str, int, str]]:
         """Every room as (name, members, topic), the fullest first.  Sorted

@@ -340,6 +340,16 @@ class ChatProtocol(Protocol):
         self.transport.loseConnection()
 
     @property
+    def kind(self) -> str:
+        """How this user is connected, for /whois."""
+        from twisted.internet.interfaces import ISSLTransport
+        if ISSLTransport.providedBy(self.transport):
+            return "TLS"
+        if getattr(self.transport.getPeer(), "type", "") == "UNIX":
+            return "a UNIX socket"
+        return "telnet" if self.telnet is not None else "a plain TCP connection"
+
+    @property
     def local_host(self) -> str | None:
         """This server's address as the client reached it."""
         return local_host(self.transport) if self.transport is not None else None

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from tekcos import __version__
 from tekcos.chat import commands
+from tekcos.chat import irc  # noqa: F401  (registers the IRC users' commands)
 from tekcos.ratelimit import TokenBucket
 from tekcos.text import clean_text
 
@@ -87,7 +88,8 @@ def text_encoding(name: str) -> str | None:
 class ChatSession:
     __slots__ = ("hub", "peer", "config", "nick", "room", "last_active", "charset",
                  "bucket", "throttled", "warned_charset", "closed", "write", "_sink", "operator",
-                 "telnet", "waiting", "waiting_bytes", "paced", "_release")
+                 "telnet", "waiting", "waiting_bytes", "paced", "_release", "away", "ignored",
+                 "ignored_names", "since")
 
     def __init__(self, hub, peer, config: SessionConfig):
         self.hub = hub
@@ -107,6 +109,10 @@ class ChatSession:
         self.warned_charset = False
         self.closed = False
         self.operator = False
+        self.since = now
+        self.away = ""              # /away: shown in /who, /whois and to /msg
+        self.ignored: set[str] = set()          # look keys of ignored nicks
+        self.ignored_names: dict[str, str] = {}  # name key -> nick as typed
         self.telnet = False      # the client speaks telnet: a 0xFF byte must be doubled
         self._sink = peer.write
         self.write = self._sink

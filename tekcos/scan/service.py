@@ -10,7 +10,6 @@ or subnet changed and announces it through ``announce``.
 """
 from __future__ import annotations
 
-import hmac
 import math
 from typing import Callable
 
@@ -21,14 +20,13 @@ from tekcos.scan.report import describe, table
 
 class Neighbourhood:
     def __init__(self, scanner, now: Callable[[], float], select: Callable[[], object],
-                 access: str = "operators", password: str = "", cooldown: float = 60.0,
+                 access: str = "operators", cooldown: float = 60.0,
                  announce: Callable[[str], None] | None = None,
                  log: Callable[[str], None] | None = None):
         self.scanner = scanner
         self.now = now
         self.select = select
         self.access = access
-        self.password = password
         self.cooldown = cooldown
         self.announce = announce or (lambda text: None)
         self.log = log or (lambda text: None)
@@ -38,17 +36,6 @@ class Neighbourhood:
         self.scans_failed = 0
         self.last_report: dict | None = None
         self.address = None    # (ip, network) last seen
-
-    # -- operators -------------------------------------------------------------
-    def oper(self, session, password: str) -> str | None:
-        if not self.password:
-            return "no operator password is configured on this server."
-        if not hmac.compare_digest(password.encode(), self.password.encode()):
-            self.log(f"failed /oper from {session.nick}")
-            return "wrong password."
-        session.operator = True
-        self.log(f"{session.nick} is now an operator")
-        return None
 
     # -- scans ---------------------------------------------------------------------
     def refusal(self, session) -> str | None:

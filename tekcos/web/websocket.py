@@ -236,6 +236,8 @@ class ChatWebSocket(WebSocketServerProtocol):
         self._log_disconnect(reason)
         self.sendClose(code=1000, reason=reason[:100])
 
+    kind = "the web page"
+
     @property
     def local_host(self) -> str | None:
         """This server's address as the client reached it."""

@@ -9,6 +9,9 @@ class Member:
         self.nick = None
         self.room = None
         self.last_active = 0.0
+        self.operator = False
+        self.away = ""
+        self.ignored = set()
         self.out: list[str] = []
 
     def write(self, data: bytes) -> None:

@@ -35,8 +35,9 @@ def setup(access="operators", password="sesame", select=lambda: SEL):
     server = Server()
     scanner = FakeScanner()
     hood = Neighbourhood(scanner, server.clock.seconds, select, access=access,
-                         password=password, cooldown=60, announce=server.hub.announce)
+                         cooldown=60, announce=server.hub.announce)
     server.hub.neighbourhood = hood
+    server.hub.oper_password = password
     return server, scanner, hood
 
 

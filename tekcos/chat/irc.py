@@ -1,0 +1,149 @@
+"""The commands IRC users reach for: /list, /names, /whois, /away, /ignore,
+and the room and server operators' /kick, /ban, /op, /invite, /mode, /kill,
+/wall.  Handlers parse the text after the command and call
+:mod:`tekcos.chat.moderation`; this module only registers them (imported
+by the session) and adds their lines to ``/help``."""
+from __future__ import annotations
+
+import time
+
+from tekcos.chat import moderation
+from tekcos.chat.commands import DETAILS, HELP, command, do_rooms, report
+from tekcos.chat.hub import format_idle
+from tekcos.chat.names import name_key
+
+HELP += [
+    ("/list", "the rooms (as /rooms)"),
+    ("/names [ROOM]", "who is in ROOM (yours by default); @ marks its operators"),
+    ("/whois NICK", "where NICK is, idle time, connection, away message"),
+    ("/away [MESSAGE]", "mark yourself away (no MESSAGE: back)"),
+    ("/ignore [NICK]", "hide what NICK says to you (no NICK: the list)"),
+    ("/unignore NICK", "see NICK again"),
+    ("/kick NICK [REASON]", "room operators: send NICK back to the lobby"),
+    ("/ban NICK", "room operators: keep NICK out (until /unban or the room empties)"),
+    ("/unban NICK", "room operators: lift a ban"),
+    ("/op NICK", "room operators: make NICK an operator of the room"),
+    ("/invite NICK", "invite NICK to your room (needed for a +i room)"),
+    ("/mode [+i or -i]", "room operators: make the room invite-only, or open"),
+    ("/kill NICK [REASON]", "server operators: disconnect NICK"),
+    ("/wall TEXT", "server operators: a notice to everyone"),
+]
+
+DETAILS.update({
+    "kick": "Room operators (whoever created the room, and server operators) send a member "
+            "back to the lobby; the room is told why. Another operator, yourself and the "
+            "lobby cannot be kicked.",
+    "ban": "Room operators keep a member out of the room: by the look of the nick (so a "
+           "look-alike is out too) and by the address the member came from. The ban lasts "
+           "until /unban or until the room empties.",
+    "invite": "Tells NICK how to join your room; in an invite-only room (/mode +i) only "
+              "invited nicks may /join, and only its operators may invite.",
+    "ignore": "Hides what NICK says in your rooms and what NICK sends you by /msg, for "
+              "this connection; look-alike nicks are hidden too. At most "
+              f"{moderation.MAX_IGNORED} nicks.",
+    "away": "Marks you away: /who and /whois show the message, and whoever sends you "
+            "a /msg is told. /away alone brings you back.",
+    "whois": "Shows NICK's room, idle time, how NICK is connected (telnet, nc, web, TLS) "
+             "and away message; server operators also see the address.",
+    "mode": "Without an argument shows the room's modes. +i: only invited nicks may "
+            "/join; -i: open again.",
+})
+
+
+@command("list")
+def do_list(session, arg: str) -> None:
+    do_rooms(session, arg)
+
+
+@command("names")
+def do_names(session, arg: str) -> None:
+    hub = session.hub
+    room = session.room if not arg else hub.rooms.get(name_key(arg))
+    if room is None:
+        session.error(f"no room {arg}. /list shows the rooms.")
+        return
+    names = [("@" if moderation.is_op(room, m) and room is not hub.lobby else "") + m.nick
+             for m in room.members]
+    session.send(f"*** {room.name} ({len(names)}): " + " ".join(names))
+
+
+@command("whois")
+def do_whois(session, arg: str) -> None:
+    hub = session.hub
+    target = hub.member(arg) if arg else None
+    if target is None:
+        session.error(f"no such nick: {arg}." if arg else "usage: /whois NICK")
+        return
+    since = time.strftime("%H:%M", time.localtime(target.since))
+    lines = [f"*** {target.nick}: in {target.room.name}, idle "
+             f"{format_idle(hub.now() - target.last_active)}, connected since {since} "
+             f"by {getattr(target.peer, 'kind', 'TCP')}"]
+    if target.away:
+        lines.append(f"***   away: {target.away}")
+    if target.operator:
+        lines.append("***   a server operator")
+    elif moderation.is_op(target.room, target) and target.room is not hub.lobby:
+        lines.append(f"***   an operator of {target.room.name}")
+    if session.operator:
+        lines.append(f"***   address: {getattr(target.peer, 'host', None) or 'unknown'}")
+    session.write_lines(lines)
+
+
+@command("away")
+def do_away(session, arg: str) -> None:
+    report(session, moderation.away(session, arg))
+
+
+@command("ignore")
+def do_ignore(session, arg: str) -> None:
+    report(session, moderation.ignore(session, arg))
+
+
+@command("unignore")
+def do_unignore(session, arg: str) -> None:
+    report(session, moderation.unignore(session, arg))
+
+
+def _nick_and_reason(arg: str) -> tuple[str, str]:
+    nick, _, reason = arg.partition(" ")
+    return nick, reason.strip()
+
+
+@command("kick")
+def do_kick(session, arg: str) -> None:
+    report(session, moderation.kick(session.hub, session, *_nick_and_reason(arg)))
+
+
+@command("ban")
+def do_ban(session, arg: str) -> None:
+    report(session, moderation.ban(session.hub, session, arg))
+
+
+@command("unban")
+def do_unban(session, arg: str) -> None:
+    report(session, moderation.unban(session.hub, session, arg))
+
+
+@command("op")
+def do_op(session, arg: str) -> None:
+    report(session, moderation.give_op(session.hub, session, arg))
+
+
+@command("invite")
+def do_invite(session, arg: str) -> None:
+    report(session, moderation.invite(session.hub, session, arg))
+
+
+@command("mode")
+def do_mode(session, arg: str) -> None:
+    report(session, moderation.set_mode(session.hub, session, arg))
+
+
+@command("kill")
+def do_kill(session, arg: str) -> None:
+    report(session, moderation.kill(session.hub, session, *_nick_and_reason(arg)))
+
+
+@command("wall")
+def do_wall(session, arg: str) -> None:
+    report(session, moderation.wall(session.hub, session, arg))
