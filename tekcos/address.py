@@ -76,6 +76,59 @@ def host_key(host: str | None) -> str | None:
     return str(ipaddress.IPv6Network((int(address) >> 64 << 64, 64)))
 
 
+def shown(host: str | None) -> str | None:
+    """An address as people read it: an IPv4 client of a dual-stack socket
+    (``::ffff:10.0.0.7``) is ``10.0.0.7``."""
+    if host and host.startswith("::ffff:") and "." in host:
+        return host[len("::ffff:"):]
+    return host
+
+
+def mapped(host: str) -> str:
+    """``host`` as a dual-stack (IPv6) socket sends to it: an IPv4 address
+    becomes IPv4-mapped."""
+    return host if ":" in host else "::ffff:" + host
+
+
+_DUAL_STACK: list[bool] = []
+
+
+def dual_stack() -> bool:
+    """Whether one IPv6 socket on ``::`` here also takes IPv4 (IPv6 works and
+    ``net.ipv6.bindv6only`` is 0, Linux's default).  Asked once."""
+    if not _DUAL_STACK:
+        _DUAL_STACK.append(_probe_dual_stack())
+    return _DUAL_STACK[0]
+
+
+def _probe_dual_stack() -> bool:
+    if not socket.has_ipv6:
+        return False
+    try:
+        with open("/proc/sys/net/ipv6/bindv6only") as f:
+            if f.read().strip() != "0":
+                return False
+    except OSError:
+        pass
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            probe.bind(("::", 0))
+    except OSError:
+        return False
+    return True
+
+
+def listen_backlog() -> int:
+    """The longest accept queue the kernel allows (``somaxconn``): a crowd
+    reconnecting at once after a restart must not overflow it."""
+    try:
+        with open("/proc/sys/net/core/somaxconn") as f:
+            return max(1024, int(f.read()))
+    except (OSError, ValueError):
+        return max(1024, socket.SOMAXCONN)
+
+
 def local_host(transport) -> str | None:
     """The address of this server that a connection reached (an IPv4 address
     inside an IPv6 one shown as IPv4), for telling people HOST:PORT."""

@@ -12,20 +12,24 @@ from twisted.python import usage
 
 from tekcos import __version__, exits
 from tekcos import config as settings
+from tekcos.address import dual_stack, listen_backlog
 from tekcos.chat.hub import Hub
 from tekcos.chat.server import ChatFactory, ChatService
 from tekcos.chat.session import SessionConfig
 from tekcos.listening import ListeningService
 from tekcos.push.udp import push_service
 
-# Twisted's default listen backlog (50) drops SYNs when many clients connect
-# at once, for example all of them reconnecting after a restart.
-BACKLOG = 1024
-
-
 def endpoint_string(value: str) -> str:
-    """A bare port number means TCP on every IPv4 address."""
-    return f"tcp:{value}:backlog={BACKLOG}" if value.isdecimal() else value
+    """A bare port number means TCP on every address: one IPv6 socket that
+    takes IPv4 too where the system allows it, else every IPv4 address.
+    The accept queue is the kernel's longest (Twisted's default, 50, drops
+    SYNs when a crowd reconnects at once after a restart)."""
+    if not value.isdecimal():
+        return value
+    backlog = listen_backlog()
+    if dual_stack():
+        return f"tcp6:{value}:interface=\\:\\::backlog={backlog}"
+    return f"tcp:{value}:backlog={backlog}"
 
 
 class Options(usage.Options):
@@ -138,6 +142,7 @@ def makeService(config: Options, reactor=None) -> MultiService:
         deliveries = _deliveries(hub, store, values, reactor, top)
 
         def completed(received) -> None:
+            _log_received(received)
             if received.request:   # kept for someone: they are told, not the lobby
                 deliveries.delivered(received.request, received.name, received.size,
                                      reactor.seconds())
@@ -157,6 +162,22 @@ def makeService(config: Options, reactor=None) -> MultiService:
         listening = ListeningService(endpoints.serverFromString(reactor, desc), factory, desc)
         listening.setServiceParent(top)
     return top
+
+
+_push_log = Logger(namespace="tekcos.push")
+
+
+def _log_received(received) -> None:
+    """One log line per completed push: what, how big, from whom, how fast."""
+    sender = f"{received.sender or 'anonymous'}@{received.address[0]}"
+    sent = received.size - received.resumed
+    rate = sent / received.seconds / 1e6 if received.seconds > 0 else 0.0
+    resumed = f", resumed after {received.resumed} bytes" if received.resumed else ""
+    what = f"file {received.name!r}" if received.kind == "file" else "a message"
+    to = f" for offer {received.request}" if received.request else ""
+    _push_log.info("received {what} ({size} bytes) from {sender}{to} in {seconds:.1f} s, "
+                   "{rate:.1f} MB/s{resumed}", what=what, size=received.size, sender=sender,
+                   to=to, seconds=received.seconds, rate=rate, resumed=resumed)
 
 
 DELIVERY_SWEEP = 60.0    # seconds between looks for silent offers and expired files

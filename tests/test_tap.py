@@ -9,7 +9,8 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 
 from tekcos.chat.server import ChatService
-from tekcos.tap import Options, makeService
+from tekcos.listening import describe
+from tekcos.tap import Options, endpoint_string, makeService
 from tests.twistd import REPO
 
 
@@ -28,13 +29,13 @@ def parse(*argv):
 
 def test_defaults_listen_on_9000():
     options = parse()
-    assert options.endpoints == ["tcp:9000:backlog=1024"]
+    assert options.endpoints == [endpoint_string("9000")]
     assert options.settings["rate"] == 5.0
 
 
 def test_port_and_repeated_listen(tmp_path):
     options = parse("--port", "9100", "--listen", "9200", "--listen", f"unix:{tmp_path}/s")
-    assert options.endpoints == ["tcp:9100:backlog=1024", "tcp:9200:backlog=1024",
+    assert options.endpoints == [endpoint_string("9100"), endpoint_string("9200"),
                                 f"unix:{tmp_path}/s"]
 
 
@@ -49,7 +50,7 @@ def test_config_file_and_precedence(tmp_path):
     assert options.settings["history"] == 9
     assert options.settings["rate"] == 0
     assert options.settings["motd"] == "hi"
-    assert options.endpoints == ["tcp:9400:backlog=1024"]
+    assert options.endpoints == [endpoint_string("9400")]
 
 
 @pytest.mark.parametrize("argv, needle", [
@@ -178,13 +179,14 @@ def test_a_port_in_use_is_one_line_naming_the_endpoint(tmp_path):
                      "--port", str(port), "--udp-port", "0", "--downloads", str(tmp_path))
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        f"twistd tekcos: cannot listen on tcp:{port}:backlog=1024: Address already in use"]
+        f"twistd tekcos: cannot listen on {describe(endpoint_string(str(port)))}: "
+        "Address already in use"]
     assert "Traceback" not in result.stdout + (tmp_path / "log").read_text()
 
 
 def test_web_listener_and_downloads_flag():
     options = parse("--web", "8080")
-    assert options.web_endpoint == "tcp:8080:backlog=1024"
+    assert options.web_endpoint == endpoint_string("8080")
     assert options.settings["web-downloads"] is False
     assert parse("--web-downloads").settings["web-downloads"] is True
     assert parse().web_endpoint is None

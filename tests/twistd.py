@@ -104,16 +104,18 @@ CLEAN_EXIT = (0, -signal.SIGTERM)
 
 
 class User:
-    def __init__(self, port: int, nick: str | None = None, rcvbuf: int | None = None):
-        self.sock = socket.socket()
+    def __init__(self, port: int, nick: str | None = None, rcvbuf: int | None = None,
+                 host: str = HOST):
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         if rcvbuf:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.connect((HOST, port))
+        self.sock.connect((host, port))
         self.sock.settimeout(10)
         self.buffer = b""
         self.expect(b"Choose a nick")
         if nick:
-            self.send(nick.encode() + b"\r\n")
+            # LF, as nc and scripts send (a first line in CR LF is telnet's).
+            self.send(nick.encode() + b"\n")
             self.expect(b"You are in lobby")
 
     def send(self, data: bytes) -> None:

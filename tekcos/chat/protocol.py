@@ -18,7 +18,7 @@ from twisted.internet import tcp
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 
-from tekcos.address import local_host
+from tekcos.address import local_host, shown
 from tekcos.chat import telnet
 from tekcos.chat.lineedit import ERASE_LINE, LineEditor
 from tekcos.chat.session import ChatSession
@@ -174,8 +174,10 @@ class ChatProtocol(Protocol):
             peer = self.transport.getPeer()
         except Exception:
             return "?"
-        host, port = getattr(peer, "host", None), getattr(peer, "port", None)
-        return f"{host}:{port}" if host is not None else str(peer)
+        host, port = shown(getattr(peer, "host", None)), getattr(peer, "port", None)
+        if host is None:
+            return str(peer)
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     def _nick_timed_out(self) -> None:
         self._nick_timer = None

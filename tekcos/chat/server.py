@@ -7,6 +7,7 @@ from twisted.internet import defer
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.logger import Logger
 
+from tekcos.address import shown
 from tekcos.admission import CHAT, Admission
 from tekcos.chat.hub import Hub
 from tekcos.chat.protocol import ChatProtocol
@@ -63,10 +64,11 @@ class ChatFactory(ServerFactory):
         return self.admission.refused[CHAT]
 
     def buildProtocol(self, addr):
-        refusal = self.admit(getattr(addr, "host", None))
+        host = shown(getattr(addr, "host", None))
+        refusal = self.admit(host)
         if refusal is not None:
             return _Refused(refusal)
-        protocol = ChatProtocol(self, getattr(addr, "host", None))
+        protocol = ChatProtocol(self, host)
         self.connections.add(protocol)
         return protocol
 

@@ -73,6 +73,8 @@ class Received:
     size: int
     text: str = ""
     request: int = 0   # the offer number of a file addressed to someone (tekcos.delivery)
+    seconds: float = 0.0   # from the offer to the verified file
+    resumed: int = 0       # bytes kept from an earlier attempt
 
 
 @dataclass(eq=False)
@@ -103,6 +105,7 @@ class Session:
     have: int = 0                 # bytes an earlier attempt left, continued from
     limit: int = 0                # the window last advertised, in packets
     request: int = 0              # the accepted offer, for a file addressed to someone
+    started: float = 0.0          # when the offer was taken
 
     @property
     def finished(self) -> bool:
@@ -388,7 +391,7 @@ class Endpoint:
                       sender=fields["sender"], size=size, sha256=fields["sha"],
                       payload=payload, total=-(-size // payload),
                       deadline=now + min(limits.handshake_timeout, limits.idle_timeout),
-                      last_heard=now, limit=limits.window)
+                      last_heard=now, limit=limits.window, started=now)
         if fields["kind"] == "message":
             if offer.get("for") is not None:
                 raise Refusal("only files can be sent to someone; say it in the chat (/msg)")
@@ -677,7 +680,8 @@ class Endpoint:
         session.result = wire.encode_json(wire.DONE, session.token, {
             "name": stored, "sha256": session.sha256})
         self.events.append(Received(session.kind, session.sender, session.addr, stored,
-                                    session.size, text, session.request))
+                                    session.size, text, session.request,
+                                    now - session.started, session.have))
         self._release_buffer(session)
         if session.validated:
             self.outbox.append((session.result, session.addr))

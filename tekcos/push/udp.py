@@ -21,6 +21,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from tekcos import exits
+from tekcos.address import dual_stack, mapped, shown
 from tekcos.push.receiver import Endpoint, Limits
 from tekcos.push.sender import Sender
 from tekcos.push.serve import Outgoing, ServerCores
@@ -76,6 +77,9 @@ class _Driven(DatagramProtocol):
         self._flush_call = None
         self._backlog: list[tuple[bytes, tuple | None]] = []
         self._gso = sys.platform.startswith("linux")
+        # A dual-stack socket (IPv6 on ::) reaches IPv4 hosts by their
+        # IPv4-mapped address; the cores only ever see the plain one.
+        self._dual = False
 
     def _poke(self) -> None:
         if self._flush_call is None:
@@ -112,6 +116,8 @@ class _Driven(DatagramProtocol):
 
     def _write_segments(self, datagrams: list[bytes], addr) -> None:
         sock = getattr(self.transport, "socket", None)
+        if self._dual and addr is not None:
+            addr = (mapped(addr[0]), addr[1])
         control = [(SOL_UDP, UDP_SEGMENT, struct.pack("=H", len(datagrams[0])))]
         try:
             if addr is None:
@@ -142,6 +148,8 @@ class _Driven(DatagramProtocol):
         try:
             if addr is None:
                 self.transport.write(data)
+            elif self._dual:
+                self.transport.write(data, (mapped(addr[0]), addr[1]))
             else:
                 self.transport.write(data, addr)
         except OSError as e:
@@ -222,6 +230,7 @@ class ServerProtocol(_Driven):
 
     def startProtocol(self) -> None:
         size_socket_buffers(self.transport, self.buffer_bytes)
+        self._dual = getattr(self.transport, "addressFamily", None) == socket.AF_INET6
         # The disk worker finishes writes and publications on its own thread;
         # it wakes us here so that DONE or FAIL goes out at once.
         call_from_thread = getattr(self.clock, "callFromThread", None)
@@ -230,6 +239,8 @@ class ServerProtocol(_Driven):
 
     def datagramReceived(self, data: bytes, addr) -> None:
         now = self.clock.seconds()
+        if self._dual and addr[0].startswith("::ffff:"):
+            addr = (shown(addr[0]), addr[1])
         try:
             self.core.receive_datagram(data, addr, now)
         except Exception as e:
@@ -366,6 +377,9 @@ def push_service(values: dict, on_complete, server_info: dict, reactor,
         log.info("removed the partial files of {n} push(es) that cannot be resumed", n=removed)
     server = UDPServer(values["udp-port"], ServerProtocol(core, reactor, on_complete=on_complete),
                        reactor=reactor)
+    server.announce = lambda where: log.info(
+        "pushes and HELLO listening on {where}; files go to {directory}", where=where,
+        directory=os.path.abspath(values["downloads"]))
 
     def sweep() -> None:
         try:
@@ -386,13 +400,15 @@ class UDPServer(Service):
     """Listens on a UDP port while running (like internet.UDPServer, with an
     injectable reactor)."""
 
-    def __init__(self, port: int, protocol, reactor, interface: str = ""):
+    def __init__(self, port: int, protocol, reactor, interface: str | None = None):
         self.port_number = port
         self.protocol = protocol
         self.reactor = reactor
-        self.interface = interface
+        # Every address, IPv4 and IPv6 on one socket where the system allows.
+        self.interface = ("::" if dual_stack() else "") if interface is None else interface
         self.port = None
         self.sweep: task.LoopingCall | None = None   # expires kept partial files
+        self.announce = lambda where: None             # told where it listens
 
     def privilegedStartService(self):
         # Like the TCP endpoints: bind before privileges are dropped.
@@ -413,6 +429,12 @@ class UDPServer(Service):
                                                    maxPacketSize=65535)
             except CannotListenError as e:
                 exits.cannot_listen(f"udp:{self.port_number}", e)
+            else:
+                family = "IPv4 and IPv6" if self.interface == "::" else \
+                    "IPv6" if ":" in self.interface else "IPv4"
+                host = getattr(self.port, "getHost", None)   # memory reactors have none
+                number = host().port if host is not None else self.port_number
+                self.announce(f"UDP port {number} ({family})")
 
     def stopService(self):
         super().stopService()

@@ -69,5 +69,5 @@ def web_service(description: str, values: dict, chat_factory, udp, reactor) -> M
     if worker is not None:   # its own (no pushes); else the push service closes it
         _StopWorker(worker).setServiceParent(top)
     ListeningService(endpoints.serverFromString(reactor, description), site,
-                     f"--web {description}").setServiceParent(top)
+                     description, what="the web page").setServiceParent(top)
     return top

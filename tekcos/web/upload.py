@@ -23,7 +23,7 @@ from twisted.logger import Logger
 from twisted.web import server
 from twisted.web.resource import Resource
 
-from tekcos.address import host_key
+from tekcos.address import host_key, shown
 from tekcos.delivery import SUBDIR as ADDRESSED_DIR
 from tekcos.push.storage import DISK_BACKLOG, Refused, admissible_name, check_space, safe_name
 from tekcos.web.http import CheckedRequest
@@ -81,6 +81,7 @@ class Upload:
         self.error: OSError | None = None
         self.paused = False
         self.bytes = 0
+        self.started = uploads.clock.seconds()
         self.done = False
 
     def received(self, data: bytes) -> None:
@@ -287,6 +288,13 @@ class Uploads:
         self.bytes_received += upload.bytes
         ticket = upload.ticket
         nick = ticket.session.nick or "anonymous"
+        seconds = self.clock.seconds() - upload.started
+        self.events.info("received upload {name!r} ({size} bytes) from {nick}@{host}{to} in "
+                         "{seconds:.1f} s, {rate:.1f} MB/s", name=stored, size=upload.bytes,
+                         nick=nick, host=ticket.host,
+                         to=f" for {ticket.recipient}" if ticket.recipient else "",
+                         seconds=seconds,
+                         rate=upload.bytes / seconds / 1e6 if seconds > 0 else 0.0)
         if ticket.request:   # kept for someone: they are told, not the lobby
             self.deliveries.delivered(ticket.request, stored, upload.bytes,
                                       self.clock.seconds(), upload.part.sha256)
@@ -331,7 +339,7 @@ class UploadRequest(CheckedRequest):
         if uploads is not None and getattr(channel, "_command", b"") == b"POST" \
                 and path.startswith(PREFIX):
             peer = channel.transport.getPeer() if channel.transport else None
-            self.upload = uploads.redeem(self, path, getattr(peer, "host", None), length)
+            self.upload = uploads.redeem(self, path, shown(getattr(peer, "host", None)), length)
             if self.upload is None or self.upload is BUSY:
                 # No ticket, wrong address, not the announced size, or too
                 # many uploads under way: the body is never read.

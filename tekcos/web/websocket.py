@@ -29,7 +29,7 @@ from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerPr
 from autobahn.websocket.types import ConnectionDeny
 from twisted.logger import Logger
 
-from tekcos.address import local_host
+from tekcos.address import local_host, shown
 from tekcos.chat.protocol import discard_queued, make_writer
 from tekcos.chat.session import UTF8, ChatSession
 
@@ -110,7 +110,7 @@ class ChatWebSocket(WebSocketServerProtocol):
                 del self.__dict__[name]
         web = self.factory.web
         peer = self.transport.getPeer()
-        host = getattr(peer, "host", None)
+        host = shown(getattr(peer, "host", None))
         refusal = web.chat.admit(host)
         if refusal is not None:
             self._send_text(f"*** Error: {refusal}\r\n")

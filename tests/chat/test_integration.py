@@ -246,7 +246,7 @@ def test_clients_that_never_read_pin_at_most_max_buffer_and_memory_comes_back(st
     per_client = (peak - base) / len(joiners)
     assert per_client <= max_buffer + 64 * 1024 + 256 * 1024, per_client
     talker.send(b"/who\r\n")
-    talker.expect(rb"\*\*\* big \(1\): talker")
+    talker.expect(rb"\*\*\* big \(1\): @talker")   # @: it created the room
     # The memory comes back once they are gone.
     wait_until(lambda: process.memory_info().rss - base < 8 * max_buffer, timeout=20,
                what=f"RSS back near {base} after the joiners left")

@@ -220,3 +220,35 @@ def test_a_background_push_delivers_like_any_other(start, tmp_path):
     assert record["status"] == "delivered" and record["name"] == "backup.tar"
     with open(os.path.join(server.downloads, "backup.tar"), "rb") as f:
         assert f.read() == data
+
+
+def need_ipv6() -> None:
+    from tekcos.address import dual_stack
+    if not dual_stack():
+        if os.environ.get("TEKCOS_REQUIRE_NETNS") == "1":
+            pytest.fail("IPv6 (::1, bindv6only=0) is needed for the dual-stack tests")
+        pytest.skip("no dual-stack IPv6 here")
+
+
+def test_one_default_server_takes_ipv4_and_ipv6_for_chat_and_pushes(start, tmp_path):
+    need_ipv6()
+    server = start()
+    v4, v6 = User(server.port, "four"), User(server.port, "six", host="::1")
+    v4.expect(rb"-- six joined lobby")
+    v6.send(b"hello over IPv6\n")
+    v4.expect(rb"<six> hello over IPv6")
+    src = tmp_path / "both.bin"
+    src.write_bytes(os.urandom(2_000_000))
+    for to, sender in [(f"[::1]:{server.port}", "v6"), (f"127.0.0.1:{server.port}", "v4")]:
+        result = push(str(src), "--to", to, "--as", sender, "--json")
+        assert result.returncode == 0, result.stderr
+    # An IPv4 client of the IPv6 socket is shown as plain IPv4, never ::ffff:.
+    seen = v6.expect(rb"-- v4@127\.0\.0\.1 pushed both-1\.bin")
+    assert b"-- v6@::1 pushed both.bin" in seen and b"::ffff:" not in seen
+    code, log = server.stop()
+    assert f"chat listening on TCP port {server.port} (IPv4 and IPv6)" in log
+    assert f"pushes and HELLO listening on UDP port {server.port} (IPv4 and IPv6); files go " \
+           f"to {server.downloads}" in log
+    assert re.search(r"received file 'both-1\.bin' \(2000000 bytes\) from v4@127\.0\.0\.1 in "
+                     r"[\d.]+ s, [\d.]+ MB/s", log)
+    assert "::ffff:" not in log          # the log shows IPv4 clients as IPv4 too
