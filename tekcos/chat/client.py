@@ -28,6 +28,11 @@ class ChatFailure(Exception):
 
 
 READY = re.compile(r"^\*\*\* .+ is ready: tekcos get (\S+) --from (\S+)$")
+# A server greets at once.  A connection it has not heard of (the last ACK
+# of a SYN-cookie handshake lost while a crowd reconnects) stays silent for
+# good: after this long without a greeting, connect again.
+GREETING_TIMEOUT = 5.0
+GREETING_TRIES = 3
 
 
 class Session:
@@ -114,6 +119,7 @@ class _ServerConnection(protocol.Protocol):
     def __init__(self, session_factory, done: defer.Deferred):
         self.session_factory = session_factory
         self.done = done
+        self.greeted = defer.Deferred()   # fires with the server's first bytes
         self.buffer = b""
         self.session: Session | None = None
 
@@ -121,6 +127,8 @@ class _ServerConnection(protocol.Protocol):
         self.session = self.session_factory(self)
 
     def dataReceived(self, data: bytes):
+        if not self.greeted.called:
+            self.greeted.callback(True)
         *lines, self.buffer = (self.buffer + data).split(b"\n")
         for raw in lines:
             self.session.server_line(raw.rstrip(b"\r").decode("utf-8", "replace"))
@@ -184,7 +192,6 @@ def chat(reactor, address: str, nick: str | None = None, stdin_fd: int = 0,
         else:
             write_out((text + "\n").encode("utf-8", "replace"))
 
-    done = defer.Deferred()
     state: dict = {}
 
     actions = files(output) if files is not None else None
@@ -195,14 +202,27 @@ def chat(reactor, address: str, nick: str | None = None, stdin_fd: int = 0,
         return session
 
     endpoint = endpoints.HostnameEndpoint(reactor, host, port, timeout=10)
-    try:
-        yield endpoint.connect(protocol.Factory.forProtocol(
-            lambda: _ServerConnection(make_session, done)))
-    except (ConnectError, OSError) as e:
-        raise ChatFailure(exits.UNREACHABLE, f"cannot connect to {host}:{port}: "
-                                            f"{_reason(e)}")
-    except ValueError as e:
-        raise ChatFailure(exits.USAGE, str(e))
+    for attempt in range(1, GREETING_TRIES + 1):
+        done = defer.Deferred()
+        try:
+            conn = yield endpoint.connect(protocol.Factory.forProtocol(
+                lambda: _ServerConnection(make_session, done)))
+        except (ConnectError, OSError) as e:
+            raise ChatFailure(exits.UNREACHABLE, f"cannot connect to {host}:{port}: "
+                                                f"{_reason(e)}")
+        except ValueError as e:
+            raise ChatFailure(exits.USAGE, str(e))
+        greeted = yield _within(reactor, conn.greeted, GREETING_TIMEOUT)
+        if greeted or done.called:   # a greeting, or closed at once (with a reason)
+            break
+        conn.transport.abortConnection()
+        yield done
+        if attempt == GREETING_TRIES:
+            raise ChatFailure(exits.UNREACHABLE, f"no greeting from {host}:{port} in "
+                                                f"{GREETING_TRIES} tries of "
+                                                f"{GREETING_TIMEOUT:g} s")
+        output(f"*** No greeting from {host}:{port} within {GREETING_TIMEOUT:g} s; "
+               "connecting again.")
     restore = _cbreak(stdin_fd) if tty else None
     keyboard = stdio.StandardIO(_Keyboard(lambda: state["session"], editor, write_out),
                                 stdin=stdin_fd, reactor=reactor) if stdin_fd is not None else None
@@ -224,6 +244,21 @@ def chat(reactor, address: str, nick: str | None = None, stdin_fd: int = 0,
     if not session.quitting:
         raise ChatFailure(exits.UNREACHABLE, f"the server at {host}:{port} closed the connection")
     return exits.OK
+
+
+def _within(reactor, waited: defer.Deferred, seconds: float) -> defer.Deferred:
+    """True once ``waited`` fires, False if ``seconds`` pass first."""
+    result = defer.Deferred()
+    timer = reactor.callLater(seconds, lambda: result.called or result.callback(False))
+
+    def fired(value):
+        if timer.active():
+            timer.cancel()
+        if not result.called:
+            result.callback(True)
+        return value
+    waited.addBoth(fired)
+    return result
 
 
 def _reason(e: Exception) -> str:

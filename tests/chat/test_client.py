@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+import pytest_twisted
 
 from tekcos.chat.client import Session, parse_address
 from tests.twistd import User, free_port
@@ -204,3 +205,72 @@ def test_send_in_tekcos_chat_asks_the_person_and_reports(start, tmp_path):
     assert b"*** bob accepted photo.jpg" in said
     alice.stdin.close()
     assert alice.wait(timeout=30) == 0
+
+
+class _Silent:
+    """A server that takes the first ``silent`` connections and never says a
+    word (as after a lost SYN-cookie ACK), then greets as the real one."""
+
+    def __init__(self, factory, silent: int):
+        from twisted.internet.protocol import Protocol
+        self.factory, self.silent, self.seen = factory, silent, 0
+        self.quiet = Protocol
+
+    def buildProtocol(self, addr):
+        self.seen += 1
+        if self.seen <= self.silent:
+            return self.quiet()
+        return self.factory.buildProtocol(addr)
+
+    def doStart(self):
+        pass
+
+    def doStop(self):
+        pass
+
+
+def _chat_against(silent: int, monkeypatch):
+    import io
+
+    from twisted.internet import reactor
+
+    from tekcos.chat import client
+    from tekcos.chat.hub import Hub
+    from tekcos.chat.server import ChatFactory
+    from tekcos.chat.session import SessionConfig
+    monkeypatch.setattr(client, "GREETING_TIMEOUT", 0.2)
+    factory = ChatFactory(Hub(reactor.seconds), SessionConfig(), clock=reactor)
+    front = _Silent(factory, silent)
+    port = reactor.listenTCP(0, front, interface="127.0.0.1")
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"/quit\n")
+    os.close(write_end)
+    out = io.BytesIO()
+    out.fileno = lambda: 1
+    d = client.chat(reactor, f"127.0.0.1:{port.getHost().port}", "bot", stdin_fd=read_end,
+                    stdout=out, tty=False)
+
+    def cleanup(result):
+        os.close(read_end)
+        port.stopListening()
+        return result
+    return d.addBoth(cleanup), out, front
+
+
+@pytest_twisted.ensureDeferred
+async def test_no_greeting_within_five_seconds_means_connect_again(monkeypatch):
+    d, out, front = _chat_against(1, monkeypatch)
+    assert await d == 0
+    text = out.getvalue().decode()
+    assert "*** No greeting from 127.0.0.1:" in text and "connecting again." in text
+    assert "*** You are in lobby" in text and front.seen == 2
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_server_that_never_greets_is_given_up_on_with_exit_three(monkeypatch):
+    from tekcos.chat.client import GREETING_TRIES, ChatFailure
+    d, out, front = _chat_against(10, monkeypatch)
+    with pytest.raises(ChatFailure) as failure:
+        await d
+    assert failure.value.code == 3 and "no greeting from 127.0.0.1:" in str(failure.value)
+    assert front.seen == GREETING_TRIES

@@ -321,3 +321,67 @@ def test_korean_typed_in_debian_telnet_arrives_as_the_same_utf8(start, mode):
         term.close()
     code, log = server.stop()
     assert "Traceback" not in log
+
+
+def test_ten_thousand_silent_clients_arriving_at_once_are_all_greeted(start):
+    # A restart: 10,000 clients connect in one burst and, as tekcos chat
+    # does, wait for the greeting before saying anything (connecting again
+    # after 5 s without one).  The accept queue is the kernel's longest.
+    import resource
+    import selectors
+    count = 10_000
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < count + 512:
+        pytest.fail(f"the open-file limit ({hard}) is below {count + 512}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    server = start("--max-per-ip", "0", "--max-clients", str(count), "--nick-timeout", "0")
+    selector = selectors.DefaultSelector()
+    waiting: dict = {}        # socket -> (client number, when it connected)
+    greeted, retries = set(), 0
+
+    def connect(number: int) -> None:
+        sock = socket.socket()
+        sock.setblocking(False)
+        sock.connect_ex(("127.0.0.1", server.port))
+        selector.register(sock, selectors.EVENT_READ)
+        waiting[sock] = (number, time.monotonic())
+
+    started = time.monotonic()
+    for number in range(count):
+        connect(number)
+    try:
+        while waiting and time.monotonic() - started < 20:
+            for key, _ in selector.select(timeout=0.5):
+                sock = key.fileobj
+                try:
+                    data = sock.recv(4096)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    data = b""
+                number, _ = waiting.pop(sock)
+                selector.unregister(sock)
+                if b"Choose a nick" in data or b"Welcome" in data:
+                    greeted.add(number)
+                    sock.close()
+                    continue
+                sock.close()          # refused or reset: connect again
+                retries += 1
+                connect(number)
+            now = time.monotonic()
+            for sock, (number, since) in list(waiting.items()):
+                if now - since > 5:   # silent for 5 s: connect again
+                    selector.unregister(sock)
+                    sock.close()
+                    del waiting[sock]
+                    retries += 1
+                    connect(number)
+        elapsed = time.monotonic() - started
+    finally:
+        for sock in list(waiting):
+            sock.close()
+        selector.close()
+    print(f"{len(greeted)} of {count} greeted in {elapsed:.1f} s, {retries} reconnections")
+    assert len(greeted) == count, f"{count - len(greeted)} never greeted"
+    code, log = server.stop()
+    assert "Traceback" not in log
