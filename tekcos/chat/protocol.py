@@ -208,6 +208,15 @@ class ChatProtocol(Protocol):
             data = self._edit(data)
         elif b"\r\0" in data:  # telnet's bare CR: treat as end of line
             data = data.replace(b"\r\0", b"\n")
+        session = self.session
+        if session.waiting and session.full and not self._discarding:
+            # A flood past the waiting room: its lines are counted in C and
+            # dropped whole, never split, decoded or queued one by one.
+            ends = data.count(b"\n")
+            if ends:
+                session.drop(ends)
+                self._buffer = b""
+                data = data[data.rindex(b"\n") + 1:]
         if self._buffer:
             data = self._buffer + data
             self._buffer = b""
@@ -316,7 +325,11 @@ class ChatProtocol(Protocol):
     def _lines(self, lines: list[bytes]) -> None:
         limit = self.factory.max_line
         session = self.session
-        for line in lines:
+        for index, line in enumerate(lines):
+            if session.waiting and session.full:   # the rest is dropped: count it
+                session.drop(len(lines) - index)
+                self._discarding = False
+                return
             if self._discarding:  # the tail of an over-long line
                 self._discarding = False
                 continue

@@ -231,15 +231,26 @@ class ChatSession:
         self._handle(raw, now)
 
     # -- pacing: what IRC servers call fake lag ---------------------------------
+    @property
+    def full(self) -> bool:
+        """No more lines can wait: the next ones are dropped (the adapter
+        may count them with :meth:`drop` without splitting them)."""
+        cfg = self.config
+        return len(self.waiting) >= cfg.paste_lines or self.waiting_bytes >= cfg.paste_bytes
+
+    def drop(self, lines: int) -> None:
+        """``lines`` lines arrived while the waiting room was full."""
+        if not self.throttled:
+            self.send(f"*** Too much at once: more than {self.config.paste_lines} lines are "
+                      "waiting, so further lines are dropped until they have gone out.")
+        self.throttled += lines
+        self.hub.dropped_flood += lines
+
     def _wait(self, raw: bytes, now: float) -> None:
         cfg = self.config
         if len(self.waiting) >= cfg.paste_lines or \
                 self.waiting_bytes + len(raw) > cfg.paste_bytes:
-            if not self.throttled:
-                self.send(f"*** Too much at once: more than {cfg.paste_lines} lines are "
-                          "waiting, so further lines are dropped until they have gone out.")
-            self.throttled += 1
-            self.hub.dropped_flood += 1
+            self.drop(1)
             return
         self.waiting.append(raw)
         self.waiting_bytes += len(raw)

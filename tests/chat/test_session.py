@@ -249,13 +249,19 @@ def test_beyond_the_waiting_room_lines_are_dropped_with_one_notice_and_a_count()
     a, b = server.user("alice"), server.user("bob")
     a.read()
     b.type("".join(f"line{i}\n" for i in range(100)))
+    # Later reads while the room is full are counted without being split
+    # (a partial line held from before goes with them).
+    b.type("par")
+    b.type("tial\n" + "".join(f"more{i}\n" for i in range(50)) + "tail")
     notices = b.lines()
     assert len(matching(notices, "Too much at once")) == 1
     server.clock.pump([0.2] * 25)
     said = [line.split()[-1] for line in matching(a.lines(), "<bob>")]
     assert said == [f"line{i}" for i in range(12)]      # 2 at once, 10 waited
-    assert "*** 88 line(s) were dropped: too many were waiting." in b.lines()
-    assert server.hub.dropped_flood == 88
+    assert "*** 139 line(s) were dropped: too many were waiting." in b.lines()
+    assert server.hub.dropped_flood == 139
+    b.type("\n")                                      # "tail" was kept: it is a line
+    assert a.lines()[-1].endswith("<bob> tail")
     assert not server.clock.getDelayedCalls()
 
 
