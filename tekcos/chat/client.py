@@ -2,8 +2,8 @@
 
 In a pipe it sends stdin lines and prints what the server sends, so scripts
 can use it; at end of input it sends ``/quit`` and prints the rest.  In a
-terminal the line being typed stays intact while messages arrive
-(:mod:`tekcos.chat.lineedit`).  Exit status: 0 after our own /quit, 1 when the
+terminal, prompt_toolkit edits the line, which stays intact while messages
+arrive (:mod:`tekcos.chat.terminal`: history, Tab for nicks, Ctrl-C).  Exit status: 0 after our own /quit, 1 when the
 server refuses the nick given with --nick, 3 when the server cannot be
 reached or goes away.
 """
@@ -18,7 +18,7 @@ from twisted.internet.error import ConnectError, DNSLookupError
 
 from tekcos import exits
 from tekcos.address import parse_address
-from tekcos.chat.lineedit import LineEditor
+from tekcos.chat.terminal import Members, Terminal
 
 
 class ChatFailure(Exception):
@@ -45,8 +45,9 @@ class Session:
     server says it is ready.
     """
 
-    def __init__(self, output, send, nick: str | None, files=None):
+    def __init__(self, output, send, nick: str | None, files=None, members=None):
         self.output = output
+        self.members = members      # a terminal.Members to keep up to date, or None
         self.send = send
         self.nick = nick
         self.joined = nick is None  # without --nick the user answers the prompt
@@ -59,6 +60,8 @@ class Session:
 
     def server_line(self, line: str) -> None:
         self.output(line)
+        if self.members is not None:
+            self.members.seen(line)
         ready = READY.match(line)
         if ready and self.accepted and self.files is not None:
             self.accepted -= 1
@@ -140,28 +143,17 @@ class _ServerConnection(protocol.Protocol):
 
 
 class _Keyboard(protocol.Protocol):
-    """stdin: whole lines in a pipe, keystrokes through a LineEditor in a tty."""
+    """stdin in a pipe: whole lines."""
 
-    def __init__(self, session_of, editor: LineEditor | None, write_out):
+    def __init__(self, session_of):
         self.session_of = session_of
-        self.editor = editor
-        self.write_out = write_out
         self.buffer = b""
 
     def dataReceived(self, data: bytes):
         session = self.session_of()
-        if self.editor is None:
-            *lines, self.buffer = (self.buffer + data).split(b"\n")
-            for raw in lines:
-                session.user_line(raw.rstrip(b"\r").decode("utf-8", "replace"))
-            return
-        echo, lines = self.editor.feed(data)
-        if echo:
-            self.write_out(echo.encode())
-        for line in lines:
-            session.user_line(line)
-        if self.editor.eof:
-            session.quit()
+        *lines, self.buffer = (self.buffer + data).split(b"\n")
+        for raw in lines:
+            session.user_line(raw.rstrip(b"\r").decode("utf-8", "replace"))
 
     def connectionLost(self, reason=None):
         session = self.session_of()
@@ -180,15 +172,16 @@ def chat(reactor, address: str, nick: str | None = None, stdin_fd: int = 0,
     if tty is None:
         tty = os.isatty(stdin_fd) and os.isatty(stdout.fileno())
     host, port = parse_address(address)
-    editor = LineEditor() if tty else None
+    members = Members() if tty else None
+    terminal: Terminal | None = None
 
     def write_out(data: bytes) -> None:
         stdout.write(data)
         stdout.flush()
 
     def output(text: str) -> None:
-        if editor is not None:
-            write_out(editor.show(text).encode("utf-8", "replace"))
+        if terminal is not None:
+            terminal.show(text)
         else:
             write_out((text + "\n").encode("utf-8", "replace"))
 
@@ -197,7 +190,7 @@ def chat(reactor, address: str, nick: str | None = None, stdin_fd: int = 0,
     actions = files(output) if files is not None else None
 
     def make_session(conn):
-        session = Session(output, conn.transport.write, nick, actions)
+        session = Session(output, conn.transport.write, nick, actions, members)
         state["session"] = session
         return session
 
@@ -223,22 +216,25 @@ def chat(reactor, address: str, nick: str | None = None, stdin_fd: int = 0,
                                                 f"{GREETING_TIMEOUT:g} s")
         output(f"*** No greeting from {host}:{port} within {GREETING_TIMEOUT:g} s; "
                "connecting again.")
-    restore = _cbreak(stdin_fd) if tty else None
-    keyboard = stdio.StandardIO(_Keyboard(lambda: state["session"], editor, write_out),
-                                stdin=stdin_fd, reactor=reactor) if stdin_fd is not None else None
+    keyboard = None
+    if tty:
+        terminal = Terminal(reactor, lambda line: state["session"].user_line(line),
+                            lambda: state["session"].quit(), members)
+        terminal.start()
+    elif stdin_fd is not None:
+        keyboard = stdio.StandardIO(_Keyboard(lambda: state["session"]), stdin=stdin_fd,
+                                    reactor=reactor)
     try:
         yield done
         if actions is not None and actions.running:
             # The chat is over; files still coming or going finish first.
             yield defer.DeferredList(list(actions.running))
     finally:
-        if restore:
-            restore()
+        if terminal is not None:
+            terminal.stop()
         if keyboard is not None:
             keyboard.loseConnection()
     session = state["session"]
-    if editor is not None:
-        write_out(b"\r\x1b[K")
     if session.refusal:
         raise ChatFailure(exits.REFUSED, f"nick refused: {session.refusal}")
     if not session.quitting:
@@ -267,14 +263,3 @@ def _reason(e: Exception) -> str:
     text = str(e).strip().rstrip(".")
     # Twisted's ConnectError text: "Connection was refused by other side: 111: Connection refused"
     return text.rsplit(": ", 1)[-1] if ": " in text else (text or type(e).__name__)
-
-
-def _cbreak(fd: int):
-    import termios
-    import tty
-    saved = termios.tcgetattr(fd)
-    tty.setcbreak(fd)
-    attrs = termios.tcgetattr(fd)
-    attrs[3] &= ~termios.ISIG  # Ctrl-C reaches the editor, which quits cleanly
-    termios.tcsetattr(fd, termios.TCSANOW, attrs)
-    return lambda: termios.tcsetattr(fd, termios.TCSADRAIN, saved)

@@ -117,29 +117,110 @@ def read_pty(fd, until: bytes, timeout=10) -> bytes:
     return got
 
 
+class Screen:
+    """``tekcos chat`` in a pseudo-terminal, read through a terminal emulator
+    (pyte), so that tests see what a person sees."""
+
+    def __init__(self, argv, columns=80, lines=24):
+        import pyte
+        self.screen = pyte.Screen(columns, lines)
+        self.stream = pyte.ByteStream(self.screen)
+        master, slave = pty.openpty()
+        import fcntl
+        import struct
+        import termios
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
+        # A real terminal answers prompt_toolkit's cursor position requests;
+        # this one does not, so it is told not to ask.
+        env = {**os.environ, "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1"}
+        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave,
+                                     close_fds=True, env=env)
+        os.close(slave)
+        self.fd = master
+
+    def text(self) -> list[str]:
+        return [line.rstrip() for line in self.screen.display]
+
+    def expect(self, wanted, timeout=15) -> list[str]:
+        """Read until ``wanted(lines)`` is true (or a string is on screen)."""
+        check = wanted if callable(wanted) else (lambda lines: any(wanted in l for l in lines))
+        deadline = time.monotonic() + timeout
+        while not check(self.text()):
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.fd], [], [], left)[0]:
+                raise AssertionError(f"{wanted!r} not on screen:\n" + "\n".join(self.text()))
+            try:
+                self.stream.feed(os.read(self.fd, 65536))
+            except OSError:
+                raise AssertionError("the program ended:\n" + "\n".join(self.text()))
+        return self.text()
+
+    def type(self, keys: bytes | str) -> None:
+        os.write(self.fd, keys.encode() if isinstance(keys, str) else keys)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        os.close(self.fd)
+
+
+def _prompt(lines) -> str:
+    """The last non-empty line: the prompt with what is typed."""
+    return [line for line in lines if line][-1]
+
+
 def test_terminal_mode_keeps_the_typed_line_while_messages_arrive(start):
     server = start()
     friend = User(server.port, "friend")
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(TEKCOS + ["chat", f"127.0.0.1:{server.port}", "--nick", "tty"],
-                            stdin=slave, stdout=slave, stderr=slave, close_fds=True)
-    os.close(slave)
+    term = Screen(TEKCOS + ["chat", f"127.0.0.1:{server.port}", "--nick", "tty"])
     try:
-        read_pty(master, b"You are in lobby")
-        os.write(master, "half typed 한".encode())
-        read_pty(master, "half typed 한".encode())
+        term.expect("You are in lobby")
+        term.type("half typed 한")
+        term.expect(lambda lines: _prompt(lines) == "> half typed 한")
         friend.send(b"interrupting\n")
-        screen = read_pty(master, "> half typed 한".encode())
-        assert b"\r\x1b[K" in screen and b"<friend> interrupting\r\n> half typed" in screen
-        os.write(master, b" line\r")
+        # The message is above; the half-typed line is still there, below it.
+        lines = term.expect(lambda lines: any("<friend> interrupting" in line for line in lines)
+                            and _prompt(lines) == "> half typed 한")
+        assert lines.index(next(l for l in lines if "<friend> interrupting" in l)) < \
+            lines.index("> half typed 한")
+        term.type(" line\r")
         friend.expect("<tty> half typed 한 line".encode())
-        os.write(master, b"\x03")   # Ctrl-C quits cleanly
-        assert proc.wait(timeout=10) == 0
+        term.type("\x04")                 # Ctrl-D on an empty line quits cleanly
+        assert term.proc.wait(timeout=10) == 0
         friend.expect(rb"-- tty has quit \(quit\)")
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(master)
+        term.close()
+
+
+def test_terminal_history_nick_completion_and_ctrl_c(start):
+    server = start()
+    friend = User(server.port, "frieda")
+    term = Screen(TEKCOS + ["chat", f"127.0.0.1:{server.port}", "--nick", "tty"])
+    try:
+        term.expect("You are in lobby")
+        friend.send(b"hi tty\n")
+        term.expect("<frieda> hi tty")
+        term.type("fri\t")                           # Tab: the nick, as at a line start
+        term.expect(lambda lines: _prompt(lines) == "> frieda:")
+        term.type("first\r")
+        friend.expect(rb"<tty> frieda: first\r\n")
+        term.type("\x1b[A")                          # Up: the line again
+        term.expect(lambda lines: _prompt(lines) == "> frieda: first")
+        term.type("\r")
+        friend.expect(rb"<tty> frieda: first\r\n")
+        term.type("never sent")
+        term.expect(lambda lines: _prompt(lines) == "> never sent")
+        term.type("\x03")                            # Ctrl-C: the line goes, tty stays
+        term.expect(lambda lines: _prompt(lines) == ">")
+        term.type("after\r")
+        seen = friend.expect(rb"<tty> after\r\n")
+        assert b"never sent" not in seen
+        term.type("\x03")                            # Ctrl-C on an empty line: quit
+        assert term.proc.wait(timeout=10) == 0
+        friend.expect(rb"-- tty has quit \(quit\)")
+    finally:
+        term.close()
 
 
 READY_LINE = rb"is ready: tekcos get \S+ --from \S+"
