@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from twisted.internet import error as neterror
 from twisted.internet import tcp
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from tekcos.address import local_host, shown
 from tekcos.chat import telnet
@@ -109,6 +111,7 @@ def describe_reason(reason) -> str:
     return reason.getErrorMessage() or reason.type.__name__
 
 
+@implementer(IHalfCloseableProtocol)
 class ChatProtocol(Protocol):
     log = Logger()
 
@@ -161,6 +164,16 @@ class ChatProtocol(Protocol):
             self.session.connection_lost(text)
         discard_queued(self.transport)
         self.factory.forget(self)
+
+    # -- IHalfCloseableProtocol: a client that is done sending ---------------------
+    def readConnectionLost(self) -> None:
+        # nc shuts its side down at the end of its input: what it sent and
+        # what still waits its turn (a paste) goes out first.
+        if self.session is None or self.session.input_ended():
+            self.transport.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        self.transport.loseConnection()
 
     def _log_disconnect(self, why: str) -> None:
         # Connections that never chose a nick are not worth a log line each

@@ -89,7 +89,7 @@ class ChatSession:
     __slots__ = ("hub", "peer", "config", "nick", "room", "last_active", "charset",
                  "bucket", "throttled", "warned_charset", "closed", "write", "_sink", "operator",
                  "telnet", "waiting", "waiting_bytes", "paced", "_release", "away", "ignored",
-                 "ignored_names", "since")
+                 "ignored_names", "since", "ending")
 
     def __init__(self, hub, peer, config: SessionConfig):
         self.hub = hub
@@ -106,6 +106,7 @@ class ChatSession:
         self.waiting_bytes = 0
         self.paced = False          # told that its lines are being paced
         self._release = None        # the timer that lets the next line through
+        self.ending = False         # input is over: leave once the waiting lines went
         self.warned_charset = False
         self.closed = False
         self.operator = False
@@ -186,6 +187,16 @@ class ChatSession:
             self.closed = True
             self.hub.leave(self, reason)
         self._forget_waiting()
+
+    def input_ended(self) -> bool:
+        """The client has sent all it will (``nc`` at the end of its input
+        shuts its side down).  True: close now.  False: lines still wait
+        their turn; the session leaves (and the adapter is asked to close)
+        once they have gone out."""
+        if self.waiting and not self.closed:
+            self.ending = True
+            return False
+        return True
 
     def _forget_waiting(self) -> None:
         self.waiting.clear()
@@ -282,6 +293,9 @@ class ChatSession:
             self._arm(now)
             return
         self.paced = False
+        if self.ending:
+            self.quit("connection closed")
+            return
         if self.throttled:
             self.send(f"*** {self.throttled} line(s) were dropped: too many were waiting.")
             self.throttled = 0

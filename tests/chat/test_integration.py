@@ -385,3 +385,20 @@ def test_ten_thousand_silent_clients_arriving_at_once_are_all_greeted(start):
     assert len(greeted) == count, f"{count - len(greeted)} never greeted"
     code, log = server.stop()
     assert "Traceback" not in log
+
+
+def test_nc_and_a_script_never_get_a_telnet_byte_and_pastes_arrive_whole(start):
+    # The OpenBSD nc that Debian ships, as people and scripts use it: lines
+    # in LF, a paste of 30 lines (over the burst of 20) in one go.
+    server = start("--rate", "20", "--burst", "20")
+    other = User(server.port, "other")
+    text = "안녕하세요 여러분 👍"
+    lines = ["ncuser", *(f"{text} {i}" for i in range(30)), "/quit"]
+    proc = subprocess.run([need("nc"), "-q", "5", "127.0.0.1", str(server.port)],
+                          input="".join(line + "\n" for line in lines).encode(),
+                          capture_output=True, timeout=60)
+    seen = other.expect(rb"-- ncuser has quit")
+    said = re.findall(rb"<ncuser> ([^\r]*)\r\n", seen)
+    assert said == [f"{text} {i}".encode() for i in range(30)]
+    assert b"\xff" not in proc.stdout
+    assert b"Pacing your lines" in proc.stdout

@@ -217,3 +217,24 @@ def test_a_telnet_command_flood_is_dropped_with_one_error(server):
     assert a.lines() == []
     b.type(b"fine\r\n")
     assert a.lines()[0].endswith("<bob> fine")
+
+
+def test_a_client_that_shuts_its_side_gets_its_paste_out_first():
+    # nc at the end of its input shuts down its sending side (a half-close).
+    server = Server(rate=5, burst=3)
+    a, b = server.user("alice"), server.user("bob")
+    a.read()
+    b.type("".join(f"line{i}\n" for i in range(10)))
+    b.protocol.readConnectionLost()
+    assert not b.transport.disconnecting            # 8 lines still wait
+    server.clock.pump([0.2] * 10)
+    lines = a.lines()
+    assert [line.split()[-1] for line in matching(lines, "<bob>")] == \
+        [f"line{i}" for i in range(10)]
+    assert lines[-1].endswith("-- bob has quit (connection closed)")
+    assert b.transport.disconnecting
+    assert not server.clock.getDelayedCalls()
+    # Nothing waiting: closed at once.
+    c = server.user("carol")
+    c.protocol.readConnectionLost()
+    assert c.transport.disconnecting
