@@ -12,6 +12,7 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
 from tekcos import exits
+from tekcos.compat import raise_synchronously
 
 _log = Logger(namespace="tekcos")
 _ANY_TCP = re.compile(r"tcp(6?):(\d+)(:interface=\\:\\:)?:backlog=\d+$")
@@ -47,7 +48,7 @@ class ListeningService(StreamServerEndpointService):
         super().__init__(_Announced(endpoint, self._listening), factory)
         self.description = description
         self.what = what
-        self._raiseSynchronously = True
+        raise_synchronously(self)
 
     def privilegedStartService(self):
         try:

@@ -14,7 +14,6 @@ disconnected (it never reads; the others go on).
 from __future__ import annotations
 
 from twisted.internet import error as neterror
-from twisted.internet import tcp
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
@@ -24,82 +23,11 @@ from tekcos.address import local_host, shown
 from tekcos.chat import telnet
 from tekcos.chat.lineedit import ERASE_LINE, LineEditor
 from tekcos.chat.session import ChatSession
+from tekcos.compat import discard_queued, make_writer, tcp_connection
 
 # What FileDescriptor.bufferSize holds before it pauses its producer.
 _TRANSPORT_BUFFER = 64 * 1024
 _ERASE = ERASE_LINE.encode()
-
-
-def _tcp_connection(transport):
-    """The TCP connection whose send buffer holds this transport's output
-    (TLS transports wrap one), or None when there is none to look at."""
-    inner = getattr(transport, "transport", None)
-    for candidate in (transport, inner):
-        if isinstance(candidate, tcp.Connection) and hasattr(candidate, "_tempDataLen"):
-            return candidate
-    return None
-
-
-def queued_bytes(connection) -> int:
-    """Bytes written to a TCP connection that the kernel has not taken yet."""
-    return len(connection.dataBuffer) - connection.offset + connection._tempDataLen
-
-
-def discard_queued(transport) -> None:
-    """Drop what a closed connection still held for its client.
-
-    Twisted keeps an aborted connection's unsent output in the transport
-    object, which our protocol and session keep alive in a reference cycle
-    until the garbage collector's next full pass: with clients that never
-    read, that is up to max-buffer each, long after they are gone."""
-    connection = _tcp_connection(transport)
-    if connection is not None:
-        connection.dataBuffer = b""
-        connection.offset = 0
-        connection._tempDataBuffer = []
-        connection._tempDataLen = 0
-
-
-def make_writer(transport, max_buffer: int, overflow):
-    """A writer for ``transport`` that counts everything queued for it.
-
-    A write that would leave more than ``max_buffer`` bytes waiting calls
-    ``overflow()`` instead.  On a plain TCP connection with nothing queued it
-    sends at once: a plain ``transport.write`` always queues and sends on the
-    reactor's next turn, which costs two epoll_ctl calls and a reactor pass
-    per write, most of the work of a room fan-out.  Transports without a TCP
-    connection to inspect (test transports) get ``transport.write``; their
-    output is counted from the moment the transport pauses us.
-    """
-    buffered = transport.write
-    connection = _tcp_connection(transport)
-    if connection is None:
-        return buffered
-    direct = connection is transport and getattr(transport, "socket", None) is not None
-    send = transport.socket.send if direct else None
-
-    def write(data: bytes) -> None:
-        # The hot path of a room fan-out: nothing queued, send at once.
-        if direct and not connection.dataBuffer and not connection._tempDataLen \
-                and transport.connected and not transport.disconnecting:
-            if len(data) > max_buffer:
-                overflow()
-                return
-            try:
-                sent = send(data)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError:  # let the transport find and report the failure
-                sent = 0
-            if sent == len(data):
-                return
-            data = data[sent:]
-        elif queued_bytes(connection) + len(data) > max_buffer:
-            overflow()
-            return
-        buffered(data)
-
-    return write
 
 
 def describe_reason(reason) -> str:
@@ -395,7 +323,7 @@ class ChatProtocol(Protocol):
         # The transport calls this on every write while its buffer is full.
         # Transports whose queue we can measure are counted on every write
         # already; for the others, counting starts here.
-        if self._paused or _tcp_connection(self.transport) is not None:
+        if self._paused or tcp_connection(self.transport) is not None:
             return
         self._paused = True
         self._unsent = 0

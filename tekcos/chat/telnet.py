@@ -39,6 +39,7 @@ import re
 
 from twisted.conch import telnet as conch
 
+from tekcos.compat import CapturingTelnet
 from tekcos.ratelimit import TokenBucket
 
 IAC = 255
@@ -70,11 +71,11 @@ FLOOD = "flood"
 COMMAND_BURST, COMMAND_RATE = 64, 10.0
 
 
-class _Negotiator(conch.Telnet):
+class _Negotiator(CapturingTelnet):
     """conch's option negotiation, writing into a list instead of a socket."""
 
     def __init__(self, replies: list, events: list):
-        super().__init__()
+        super().__init__(replies.append)
         self.replies = replies
         self.events = events
         self.commandMap[conch.AYT] = lambda arg: events.append(ARE_YOU_THERE)
@@ -82,8 +83,6 @@ class _Negotiator(conch.Telnet):
         self.offered = False
         self.binary = False        # the client sends 8-bit data as it is
 
-    def _write(self, data: bytes) -> None:
-        self.replies.append(data)
 
     def enableLocal(self, option: bytes) -> bool:
         if option == ECHO:

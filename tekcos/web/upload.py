@@ -24,6 +24,7 @@ from twisted.web import server
 from twisted.web.resource import Resource
 
 from tekcos.address import host_key, shown
+from tekcos.compat import request_gone, request_line
 from tekcos.delivery import SUBDIR as ADDRESSED_DIR
 from tekcos.push.storage import DISK_BACKLOG, Refused, admissible_name, check_space, safe_name
 from tekcos.web.http import CheckedRequest
@@ -317,7 +318,7 @@ class Uploads:
 
 
 def _answer(request, code: int, body: dict) -> None:
-    if request.finished or request._disconnected:
+    if request.finished or request_gone(request):
         return
     request.setResponseCode(code)
     request.setHeader(b"content-type", b"application/json")
@@ -334,10 +335,9 @@ class UploadRequest(CheckedRequest):
 
     def gotLength(self, length):
         channel = self.channel
-        path = getattr(channel, "_path", b"") or b""
+        command, path = request_line(channel)
         uploads = getattr(channel.site, "uploads", None)
-        if uploads is not None and getattr(channel, "_command", b"") == b"POST" \
-                and path.startswith(PREFIX):
+        if uploads is not None and command == b"POST" and path.startswith(PREFIX):
             peer = channel.transport.getPeer() if channel.transport else None
             self.upload = uploads.redeem(self, path, shown(getattr(peer, "host", None)), length)
             if self.upload is None or self.upload is BUSY:

@@ -30,8 +30,8 @@ from autobahn.websocket.types import ConnectionDeny
 from twisted.logger import Logger
 
 from tekcos.address import local_host, shown
-from tekcos.chat.protocol import discard_queued, make_writer
 from tekcos.chat.session import UTF8, ChatSession
+from tekcos.compat import discard_queued, forget_option_copies, make_writer, options_on_class
 
 CONTROL = "\x00"
 STATE_DELAY = 0.25       # seconds: state updates are coalesced
@@ -45,7 +45,6 @@ EXCESS_FLOOD = 200       # requests refused in a row before the connection is cl
 
 _HANDSHAKE = ("http_headers", "http_request_data", "http_response_data", "http_status_line",
               "http_request_params", "_wskey")
-_MISSING = object()
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -104,10 +103,7 @@ class ChatWebSocket(WebSocketServerProtocol):
         for name in _HANDSHAKE:
             if name in self.__dict__:
                 self.__dict__[name] = None
-        for name in self.CONFIG_ATTRS:   # copies of the factory's options
-            if self.__dict__.get(name, _MISSING) is getattr(self.factory, name, None) \
-                    and name in type(self).__dict__:
-                del self.__dict__[name]
+        forget_option_copies(self)
         web = self.factory.web
         peer = self.transport.getPeer()
         host = shown(getattr(peer, "host", None))
@@ -332,10 +328,5 @@ def websocket_factory(web, max_line: int) -> WebSocketServerFactory:
     factory.setProtocolOptions(maxFramePayloadSize=limit, maxMessagePayloadSize=limit,
                                openHandshakeTimeout=10, closeHandshakeTimeout=3,
                                autoPingInterval=30, autoPingTimeout=30)
-    # The options on the class, not copied into every connection.
-    # (Functions among them stay functions, not methods.)
-    factory.protocol = type("ChatWebSocket", (ChatWebSocket,), {
-        name: staticmethod(value) if callable(value) else value
-        for name in ChatWebSocket.CONFIG_ATTRS
-        for value in [getattr(factory, name)]})
+    factory.protocol = options_on_class(factory, ChatWebSocket)
     return factory
