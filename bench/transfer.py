@@ -3,22 +3,25 @@
 Builds two network namespaces joined by a veth pair (offloads off, so that
 nftables' loss applies per frame), and run after run, for each loss rate in
 turn, pushes a file with ``tekcos push`` to ``twistd tekcos`` and copies it
-with a plain TCP stream (Python sendfile -> recv into a file).  Prints MB/s,
-the tekcos/TCP ratio, tekcos's figure against its own 0% figure, and
-retransmitted bytes against the payload bytes nftables dropped.
+with a plain TCP stream, as fast as ``nc > file`` would be (sendfile, then
+``recv_into`` one reused buffer, written to the file and fsynced).  Prints
+MB/s, the tekcos/TCP ratio, tekcos's figure against its own 0% figure,
+retransmitted bytes against the payload bytes nftables dropped, and the CPU
+seconds per GiB moved of each side (sender, receiver) against TCP's.
 
 With ``--baseline REV`` a checkout of REV runs too (its own server on the
 next port), its push alternating with this tree's in every run (which goes
 first alternates too), so that a noisy machine affects both alike.
 
 Needs root, iproute2, nftables (and ethtool for the offloads).
-Usage: sudo python bench/transfer.py [--mib 100] [--loss 0 1 5] [--runs 1] [--baseline REV]
+Usage: sudo python bench/transfer.py [--mib 100] [--loss 0 1 5] [--runs 5] [--baseline REV] [--get]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -34,21 +37,23 @@ TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 SERVER, CLIENT = "10.78.0.2", "10.78.0.1"
 
 TCP_RECEIVER = r"""
-import socket, sys, time
+import os, socket, sys, time
 srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 srv.bind((sys.argv[1], int(sys.argv[2]))); srv.listen(1)
 print("ready", flush=True)
 conn, _ = srv.accept()
-with open(sys.argv[3], "wb") as f:
+buffer = bytearray(1 << 20)
+view = memoryview(buffer)
+with open(sys.argv[3], "wb", buffering=0) as f:
     while True:
-        data = conn.recv(1 << 20)
-        if not data:
+        n = conn.recv_into(buffer)
+        if not n:
             break
-        f.write(data)
-    f.flush()
-    import os; os.fsync(f.fileno())
+        f.write(view[:n])
+    os.fsync(f.fileno())
 conn.sendall(b"ok")
 conn.close()
+print(time.process_time(), flush=True)
 """
 
 TCP_SENDER = r"""
@@ -59,7 +64,7 @@ with open(sys.argv[3], "rb") as f:
     s.sendfile(f)
 s.shutdown(socket.SHUT_WR)
 s.recv(2)
-print(time.perf_counter() - start)
+print(time.perf_counter() - start, time.process_time())
 """
 
 
@@ -112,27 +117,46 @@ def set_loss(lab, *ends, loss: float = 0.0) -> None:
                  "mod", "10000", "<", str(int(round(loss * 100))), "drop")
 
 
-def tcp_copy(lab, client, server, src, dst) -> float:
+def tcp_copy(lab, client, server, src, dst) -> tuple[float, float, float]:
+    """MB/s, and the CPU seconds of the sender and of the receiver."""
     recv = lab.popen(server, [sys.executable, "-c", TCP_RECEIVER, SERVER, "9100", dst],
                      stdout=subprocess.PIPE, text=True)
     recv.stdout.readline()
-    out = lab.exec(client, sys.executable, "-c", TCP_SENDER, SERVER, "9100", src)
+    seconds, sender_cpu = map(float, lab.exec(client, sys.executable, "-c", TCP_SENDER,
+                                              SERVER, "9100", src).split())
+    receiver_cpu = float(recv.stdout.readline())
     recv.wait(120)
-    return os.path.getsize(src) / float(out) / 1e6
+    return os.path.getsize(src) / seconds / 1e6, sender_cpu, receiver_cpu
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def tekcos_push(lab, client, src, tree: str = ROOT, port: int = 9000) -> dict:
+    before = children_cpu()
     out = subprocess.run(["ip", "netns", "exec", client, sys.executable, "-m", "tekcos.cli",
                           "push", src, "--to", f"{SERVER}:{port}", "--json", "--timeout", "30"],
                          capture_output=True, text=True, cwd=tree, timeout=600)
     if out.returncode:
         raise SystemExit(f"tekcos push failed: {out.stdout} {out.stderr}")
-    return json.loads(out.stdout.splitlines()[0])
+    record = json.loads(out.stdout.splitlines()[0])
+    record["cpu"] = children_cpu() - before
+    return record
 
 
-def tekcos_get(lab, client, src, acceptor, work: str, port: int = 9000) -> dict:
+def tekcos_get(lab, client, src, acceptor, work: str, server_pid: int,
+               port: int = 9000) -> dict:
     """Push ``src`` for the accepting chat user, then fetch it with its
-    CODE: the download direction's record."""
+    CODE: the download direction's record (with the CPU seconds of the
+    fetching client and of the server while it sends)."""
     sent = subprocess.run(["ip", "netns", "exec", client, sys.executable, "-m", "tekcos.cli",
                            "push", src, "--to", f"{SERVER}:{port}", "--for", "bench", "-q",
                            "--timeout", "30"], capture_output=True, text=True, cwd=ROOT,
@@ -144,6 +168,7 @@ def tekcos_get(lab, client, src, acceptor, work: str, port: int = 9000) -> dict:
         raise SystemExit(f"the accepting chat user went away ({acceptor.poll()}); "
                          f"the push said: {sent.stdout} {sent.stderr}")
     target = os.path.join(work, "got")
+    before, served = children_cpu(), process_cpu(server_pid)
     out = subprocess.run(["ip", "netns", "exec", client, sys.executable, "-m", "tekcos.cli",
                           "get", code, "--from", f"{SERVER}:{port}", "-o", target, "--json",
                           "--timeout", "30"], capture_output=True, text=True, cwd=ROOT,
@@ -151,14 +176,17 @@ def tekcos_get(lab, client, src, acceptor, work: str, port: int = 9000) -> dict:
     if out.returncode:
         raise SystemExit(f"tekcos get failed: {out.stdout} {out.stderr}")
     shutil.rmtree(target)
-    return json.loads(out.stdout.splitlines()[0])
+    record = json.loads(out.stdout.splitlines()[0])
+    record["cpu"] = children_cpu() - before
+    record["server_cpu"] = process_cpu(server_pid) - served
+    return record
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mib", type=int, default=100)
     parser.add_argument("--loss", type=float, nargs="+", default=[0, 1, 5])
-    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--baseline", help="git revision to run alongside (alternating)")
     parser.add_argument("--get", action="store_true",
                         help="also the download direction: this tree's file kept for a chat "
@@ -176,7 +204,12 @@ def main() -> None:
         for _ in range(args.mib):
             f.write(os.urandom(1 << 20))
     results = {loss: {"tek": {name: [] for name, _, _ in trees}, "tcp": [], "retx": [],
-                      "get": []} for loss in args.loss}
+                      "get": [], "cpu": {}} for loss in args.loss}
+    gib = args.mib / 1024
+    servers: dict[str, int] = {}   # tree -> the server's pid, for its CPU time
+
+    def cpu(got, what: str, seconds: float) -> None:
+        got["cpu"].setdefault(what, []).append(seconds / gib)
     acceptor = None
     try:
         with netlab.Lab() as lab:
@@ -189,10 +222,12 @@ def main() -> None:
                 # This tree keeps its database in the bench's own directory
                 # (a baseline before the database has no such option).
                 state = ["--state-dir", os.path.join(work, "state")] if tree == ROOT else []
-                lab.popen(server, TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos",
-                                            "--port", str(port), "--downloads", downloads,
-                                            "--max-file-size", str(1 << 40), *state],
-                          stdout=log, stderr=subprocess.STDOUT, cwd=tree)
+                started = lab.popen(server, TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos",
+                                                      "--port", str(port), "--downloads",
+                                                      downloads, "--max-file-size",
+                                                      str(1 << 40), *state],
+                                    stdout=log, stderr=subprocess.STDOUT, cwd=tree)
+                servers[tree] = started.pid   # ip netns exec runs twistd in its place
                 for _ in range(100):
                     if f":{port} " in lab.exec(server, "ss", "-Huln"):
                         break
@@ -211,7 +246,11 @@ def main() -> None:
                     # Which tree goes first alternates too.
                     for name, tree, port in (trees if run % 2 == 0 else trees[::-1]):
                         before = lab.dropped(server)[0]
+                        served = process_cpu(servers[tree])
                         record = tekcos_push(lab, client, src, tree, port)
+                        if tree == ROOT:
+                            cpu(got, "push sender", record["cpu"])
+                            cpu(got, "push receiver", process_cpu(servers[tree]) - served)
                         lost_packets = lab.dropped(server)[0] - before
                         got["tek"][name].append(record["mb_per_s"])
                         lost_payload = lost_packets * 1400
@@ -221,11 +260,16 @@ def main() -> None:
                         for left in os.listdir(downloads):   # not .for/ or the database
                             if not left.startswith("."):
                                 os.unlink(os.path.join(downloads, left))
-                    got["tcp"].append(tcp_copy(lab, client, server, src,
-                                               os.path.join(work, "tcp.bin")))
+                    rate, sender_cpu, receiver_cpu = tcp_copy(lab, client, server, src,
+                                                              os.path.join(work, "tcp.bin"))
+                    got["tcp"].append(rate)
+                    cpu(got, "TCP sender", sender_cpu)
+                    cpu(got, "TCP receiver", receiver_cpu)
                     if acceptor is not None:
-                        got["get"].append(tekcos_get(lab, client, src, acceptor, work)
-                                          ["mb_per_s"])
+                        fetched = tekcos_get(lab, client, src, acceptor, work, servers[ROOT])
+                        got["get"].append(fetched["mb_per_s"])
+                        cpu(got, "get sender", fetched["server_cpu"])
+                        cpu(got, "get receiver", fetched["cpu"])
         rows = [(loss, statistics.median(got["tek"]["this tree"]), statistics.median(got["tcp"]),
                  statistics.median(got["retx"]) if got["retx"] else None, offloaded,
                  {n: statistics.median(v) for n, v in got["tek"].items()})
@@ -245,6 +289,15 @@ def main() -> None:
     for loss, got in results.items():
         for name, figures in got["tek"].items():
             print(f"{loss:>5g}% {name}, run by run: " + " ".join(f"{f:.1f}" for f in figures))
+    print("CPU seconds per GiB moved (this tree, medians; the commands' own start-up, "
+          "about 0.4 s, included):")
+    kinds = ["push sender", "push receiver", "TCP sender", "TCP receiver"] + \
+        (["get sender", "get receiver"] if args.get else [])
+    print(f"{'loss':>6} " + " ".join(f"{kind:>14}" for kind in kinds))
+    for loss, got in results.items():
+        print(f"{loss:>5g}% " + " ".join(
+            f"{statistics.median(got['cpu'][kind]):>14.2f}" if got["cpu"].get(kind)
+            else f"{'-':>14}" for kind in kinds))
     if args.get:
         print(f"{'loss':>6} {'get MB/s':>12} {'push MB/s':>10} {'get/push':>9}  (this tree)")
         for loss, got in results.items():
