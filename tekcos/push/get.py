@@ -24,6 +24,7 @@ from tekcos.push.command import Progress
 from tekcos.push.receiver import Endpoint, Limits
 from tekcos.push.serve import new_get_id
 from tekcos.push.storage import Downloads
+from tekcos.push.gro import listen_udp
 from tekcos.push.udp import ServerProtocol, size_socket_buffers
 from tekcos.push.worker import DiskWorker
 
@@ -187,8 +188,8 @@ def fetch(reactor, code: str, source: str, output: str, timeout: float = 10.0,
 
     protocol = FetchProtocol(endpoint, reactor, code, timeout,
                              on_progress=on_progress if bar else None)
-    listening = reactor.listenUDP(0, protocol, interface="::" if family == socket.AF_INET6
-                                  else "")
+    listening = listen_udp(reactor, 0, protocol, interface="::" if family == socket.AF_INET6
+                           else "")
     size_socket_buffers(protocol.transport, 32 << 20)
     finished = stopping if stopping is not None else defer.Deferred()
 

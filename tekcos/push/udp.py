@@ -22,6 +22,7 @@ from twisted.logger import Logger
 
 from tekcos import exits
 from tekcos.address import dual_stack, mapped, shown
+from tekcos.push.gro import listen_udp
 from tekcos.push.receiver import Endpoint, Limits
 from tekcos.push.sender import Sender
 from tekcos.push.serve import Outgoing, ServerCores
@@ -424,9 +425,8 @@ class UDPServer(Service):
     def _listen(self):
         if self.port is None:
             try:
-                self.port = self.reactor.listenUDP(self.port_number, self.protocol,
-                                                   interface=self.interface,
-                                                   maxPacketSize=65535)
+                self.port = listen_udp(self.reactor, self.port_number, self.protocol,
+                                       interface=self.interface)
             except CannotListenError as e:
                 exits.cannot_listen(f"udp:{self.port_number}", e)
             else:
