@@ -33,6 +33,11 @@ class GroPort(udp.Port):
     gro = False          # the kernel agreed to coalesce for this socket
     reads = 0            # system calls that returned data
     datagrams = 0        # datagrams they held
+    connected_to = None  # (host, port) once connected
+
+    def connect(self, host, port):
+        super().connect(host, port)
+        self.connected_to = (host, port)
 
     def startListening(self):
         super().startListening()
@@ -53,8 +58,11 @@ class GroPort(udp.Port):
             try:
                 size, control, _flags, addr = sock.recvmsg_into([buffer], _CONTROL)
             except OSError as e:
-                # (A listening socket is not connected: no ICMP errors to report.)
-                if e.errno in _AGAIN or e.errno in _REFUSED:
+                if e.errno in _AGAIN:
+                    return
+                if e.errno in _REFUSED:   # ICMP port unreachable (connected sockets)
+                    if self.connected_to is not None:
+                        protocol.connectionRefused()
                     return
                 raise
             read += size
