@@ -34,8 +34,8 @@ INITIAL_WINDOW = 16        # packets: a first round trip on a LAN may carry this
 MINIMUM_WINDOW = 4
 BETA = 0.7
 # Packets that may leave back to back.  Each burst costs the sender a timer
-# and a pass through the reactor: through veth at 0% loss, 24 gave 14% more
-# throughput than 16 (six alternating runs each), at 5% loss the same.
+# and a pass through the reactor, so fewer, larger bursts go faster, up to
+# what queues on the way hold (docs/performance.md).
 BURST = 24
 RANDOM_LOSS = 0.1          # above this share of packets lost, loss is congestion anyway
 LOSS_SAMPLE = 1000         # packets the loss share is measured over, at least
@@ -159,9 +159,8 @@ class Controller:
 
 # Seconds of queueing a background push allows itself.  LEDBAT's 100 ms is
 # for the Internet; on a LAN a queue of a few ms is already someone's wait,
-# and a TCP stream that paces itself (BBR) never builds much more: measured
-# through a 200 Mbit/s bottleneck, a 10 ms target left such a stream 8% of
-# its rate, 2.5 ms left it 97%.
+# and a TCP stream that paces itself (BBR) never builds much more, so a
+# larger target takes most of such a stream's rate (docs/performance.md).
 BACKGROUND_TARGET = 0.0025
 BACKGROUND_GAIN = 1.0       # packets per round trip it grows by, at most, with no queue
 BACKGROUND_BACKOFF = 0.5    # share of the window given up per round trip over the target

@@ -38,15 +38,15 @@ WAITING = "waiting"          # the receiver is busy: offer again at retry_at
 MAX_RETRY_AFTER = 60.0
 DELIVERED, REJECTED, FAILED = "delivered", "rejected", "failed"
 DUP_THRESHOLD = 3
-# Until a round trip is measured.  An answer on a LAN takes milliseconds; at
-# 0.5 s a lost OFFER or ACCEPT (5% each way on a lossy link) cost half a
-# second, a second loss a second more, on pushes that take under one.
+# Until a round trip is measured.  An answer on a LAN takes milliseconds, and
+# a lost OFFER or ACCEPT must not cost a large share of a push that takes
+# under a second.
 INITIAL_RTO = 0.2
 # The OFFER alone is repeated sooner, and doubles from there (50, 100, 200 ms
-# ...): at 0.2 s a lost OFFER or ACCEPT was a fifth of the time of a 100 MiB
-# push at 5% loss (one run in ten).  A path slower than that gets one or two
-# spare OFFERs, which the receiver answers from memory; no round trip is
-# sampled from a repeated OFFER (Karn), so the data starts from INITIAL_RTO.
+# ...).  A path slower than that gets one or two spare OFFERs, which the
+# receiver answers from memory; no round trip is sampled from a repeated
+# OFFER (Karn), so the data starts from INITIAL_RTO.  (Measurements:
+# docs/performance.md.)
 HANDSHAKE_RTO = 0.05
 TAIL_PROBE_MIN = 0.002   # a tail probe waits at least this long (a busy host answers late)
 

@@ -33,12 +33,11 @@ RETRY_SEND = 0.001   # when the socket buffer is full
 LATE_TIMER = 0.002   # a timer this late means the process was not running
 SWEEP_EVERY = 3600   # seconds between looks for expired partial files
 # UDP generic segmentation offload (Linux 4.18+): one sendmsg carries several
-# datagrams of one size, cut apart by the kernel.  Pacing lets 24 new packets
-# leave at once (tekcos.push.congestion.BURST); a train also carries the
-# retransmissions that go first, so that they do not cost a system call of
-# their own.  Not the kernel's 64: longer trains overflow receive queues on
-# the way and cost retransmissions (measured through veth with 5% loss: 64
-# gave half the rate of 16).
+# datagrams of one size, cut apart by the kernel.  A train holds a paced
+# burst (tekcos.push.congestion.BURST) and the retransmissions that go first,
+# so that they cost no system call of their own; it stays well under the
+# kernel's 64, because long trains overflow receive queues on the way (the
+# measurements are in docs/performance.md).
 SOL_UDP = getattr(socket, "SOL_UDP", 17)
 UDP_SEGMENT = getattr(socket, "UDP_SEGMENT", 103)
 GSO_SEGMENTS = 32
