@@ -35,7 +35,7 @@ GREETING_TIMEOUT = 5.0
 GREETING_TRIES = 3
 
 
-class Session:
+class ClientSession:
     """What the client does with server lines and user lines (no I/O).
 
     ``output(text)`` shows server text; ``send(bytes)`` goes to the server.
@@ -124,7 +124,7 @@ class _ServerConnection(protocol.Protocol):
         self.done = done
         self.greeted = defer.Deferred()   # fires with the server's first bytes
         self.buffer = b""
-        self.session: Session | None = None
+        self.session: ClientSession | None = None
 
     def connectionMade(self):
         self.session = self.session_factory(self)
@@ -167,7 +167,7 @@ def chat(reactor, address: str, nick: str | None = None, stdin_fd: int = 0,
          stdout=None, tty: bool | None = None, files=None):
     """Run one chat; returns (Deferred) the exit status or raises ChatFailure.
     ``files(say)``, if given, makes the object that sends and fetches files
-    (see :class:`Session`)."""
+    (see :class:`ClientSession`)."""
     stdout = stdout or sys.stdout.buffer
     if tty is None:
         tty = os.isatty(stdin_fd) and os.isatty(stdout.fileno())
@@ -190,7 +190,7 @@ def chat(reactor, address: str, nick: str | None = None, stdin_fd: int = 0,
     actions = files(output) if files is not None else None
 
     def make_session(conn):
-        session = Session(output, conn.transport.write, nick, actions, members)
+        session = ClientSession(output, conn.transport.write, nick, actions, members)
         state["session"] = session
         return session
 

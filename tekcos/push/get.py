@@ -1,7 +1,7 @@
 """``tekcos get CODE --from HOST[:PORT]``: fetch a file kept for you.
 
 The server is the sender and this command the receiver: it asks with GET,
-then runs the same receiving :class:`~tekcos.push.receiver.Endpoint` that
+then runs the same receiving :class:`~tekcos.push.receiver.Receiver` that
 the server runs for pushes (windows, selective ACKs, the SHA-256 check, a
 hidden part file published under a safe name that never overwrites) in the
 output directory.  Interrupted (Ctrl-C, killed, the network gone), it keeps
@@ -21,7 +21,7 @@ from tekcos import exits
 from tekcos.address import parse_address, resolve_server
 from tekcos.push import wire
 from tekcos.push.command import Progress
-from tekcos.push.receiver import Endpoint, Limits
+from tekcos.push.receiver import Limits, Receiver
 from tekcos.push.serve import new_get_id
 from tekcos.push.storage import Downloads
 from tekcos.push.gro import listen_udp
@@ -41,7 +41,7 @@ class FetchProtocol(ServerProtocol):
     """Asks for ``code`` until the server offers the file, then receives it;
     ``done`` fires with (status, record)."""
 
-    def __init__(self, endpoint: Endpoint, clock, code: str, timeout: float,
+    def __init__(self, endpoint: Receiver, clock, code: str, timeout: float,
                  on_progress=None):
         super().__init__(endpoint, clock, buffer_bytes=32 << 20, on_complete=self.completed)
         self.code = code
@@ -173,7 +173,7 @@ def fetch(reactor, code: str, source: str, output: str, timeout: float = 10.0,
     def log(text: str) -> None:
         protocol.failed(text)
 
-    endpoint = Endpoint(downloads, Limits(max_file_size=(1 << 63) - 1, max_sessions=1,
+    endpoint = Receiver(downloads, Limits(max_file_size=(1 << 63) - 1, max_sessions=1,
                                           max_pending=1, idle_timeout=timeout,
                                           handshake_timeout=timeout,
                                           resume_seconds=24 * 3600), log=log)

@@ -1,6 +1,6 @@
 """Sans-IO receiving side: every push arriving at one UDP port.
 
-:class:`Endpoint` demultiplexes datagrams by token, refuses before any data
+:class:`Receiver` demultiplexes datagrams by token, refuses before any data
 flows (size, disk space, name, session count), keeps out-of-order packets
 inside the window, acknowledges selectively, verifies the SHA-256 and
 publishes the file.  It never sends an address that has not echoed a token
@@ -78,7 +78,7 @@ class Received:
 
 
 @dataclass(eq=False)
-class Session:
+class Incoming:
     token: int
     addr: tuple
     offer_id: int
@@ -112,7 +112,7 @@ class Session:
         return self.result is not None
 
 
-class Endpoint:
+class Receiver:
     def __init__(self, downloads: Downloads, limits: Limits | None = None,
                  on_complete: Callable[[Received], None] | None = None,
                  server_info: dict | None = None, token: Callable[[], int] | None = None,
@@ -132,16 +132,16 @@ class Endpoint:
         # Decides offers addressed to people (tekcos.delivery.Deliveries):
         # decide(offer, host, owner, now) -> ("wait"|"refused"|"accepted", detail).
         self.addressing = addressing
-        self.sessions: dict[int, Session] = {}
-        self.offers: dict[tuple, Session | bytes] = {}   # (addr, offer id) -> session or REJECT
+        self.sessions: dict[int, Incoming] = {}
+        self.offers: dict[tuple, Incoming | bytes] = {}   # (addr, offer id) -> session or REJECT
         self.budget: dict[tuple, list[int]] = {}          # addr -> [bytes in, bytes out]
         self.outbox: list[tuple[bytes, tuple]] = []
-        self.acks: dict[int, Session] = {}
+        self.acks: dict[int, Incoming] = {}
         # Accepted offers pushed out of the pending table: if their token
         # comes back after all, the sender is told to retry, not left to time out.
         self.evicted: dict[tuple, int] = {}    # (addr, token) -> offer id
         self.buffered = 0                        # out-of-order bytes held, all sessions
-        self.publishing: dict[int, Session] = {}   # files the disk worker is finishing
+        self.publishing: dict[int, Incoming] = {}   # files the disk worker is finishing
         # Interrupted files put away since start-up: key -> bytes kept.  Read
         # before the disk, whose checkpoint the worker may still be writing.
         self.suspended: dict[str, int] = {}
@@ -218,7 +218,7 @@ class Endpoint:
             "error": f"busy: {reason}; retry in {wait:g} s", "retry_after": wait,
             **(extra or {})})
 
-    def _validate(self, session: Session) -> bool:
+    def _validate(self, session: Incoming) -> bool:
         """The sender echoed its token: the offer becomes a transfer if a slot
         is free; otherwise it is told to retry, and forgotten."""
         limits = self.limits
@@ -263,7 +263,7 @@ class Endpoint:
     def _offer(self, offer_id: int, payload: bytes, addr: tuple, now: float) -> None:
         known = self.offers.get((addr, offer_id))
         if known is not None:   # our answer was lost: repeat it
-            if isinstance(known, Session):
+            if isinstance(known, Incoming):
                 self._send_unvalidated(self._accept(known), addr)
             else:
                 self._send_unvalidated(known, addr)
@@ -369,14 +369,14 @@ class Endpoint:
         else:
             self._refusals_unlogged += 1
 
-    def _accept(self, session: Session) -> bytes:
+    def _accept(self, session: Incoming) -> bytes:
         body = {"token": session.token, "window": self.limits.window,
                 "payload": session.payload}
         if session.have:
             body["have"] = session.have
         return wire.encode_json(wire.ACCEPT, session.offer_id, body)
 
-    def _check_offer(self, offer_id: int, offer: dict, addr: tuple, now: float) -> Session:
+    def _check_offer(self, offer_id: int, offer: dict, addr: tuple, now: float) -> Incoming:
         """A new session for a valid offer that fits, or Refusal saying why."""
         fields = _offer_fields(offer)
         self._make_room(addr, now)
@@ -397,7 +397,7 @@ class Endpoint:
                 raise Refusal("only files can be sent to someone; say it in the chat (/msg)")
             if size > limits.max_message:
                 raise Refusal(f"message larger than {limits.max_message} bytes")
-            return Session(name="", **common)
+            return Incoming(name="", **common)
         name = self._check_file(offer.get("name"), size)
         client = offer.get("client")
         owner = f"client:{client}" if isinstance(client, str) and _CLIENT.match(client) \
@@ -408,7 +408,7 @@ class Endpoint:
         request = self._addressed(offer.get("for"), fields, name, addr, owner, now)
         # The .part file is created once the sender echoes the token: a flood
         # of offers leaves nothing on disk.
-        return Session(name=name, key=key, have=have, cum=have // payload, request=request,
+        return Incoming(name=name, key=key, have=have, cum=have // payload, request=request,
                        **common)
 
     def _addressed(self, recipient, fields: dict, name: str, addr: tuple, owner: str,
@@ -535,7 +535,7 @@ class Endpoint:
         except Refused as e:
             raise Refusal(str(e)) from None
 
-    def _open_part(self, session: Session) -> bool:
+    def _open_part(self, session: Incoming) -> bool:
         if session.part is not None or session.kind != "file":
             return True
         template = None
@@ -553,7 +553,7 @@ class Endpoint:
             self.outbox.append((session.result, session.addr))
             return False
 
-    def _data(self, session: Session, seq: int, payload: bytes, now: float) -> None:
+    def _data(self, session: Incoming, seq: int, payload: bytes, now: float) -> None:
         session.validated = True
         if session.finished:
             self.outbox.append((session.result, session.addr))
@@ -615,7 +615,7 @@ class Endpoint:
         if session.cum == session.total:
             self._complete(session, now)
 
-    def _consume(self, session: Session, payload: bytes) -> None:
+    def _consume(self, session: Incoming, payload: bytes) -> None:
         self.stats["bytes"] += len(payload)
         if session.part is not None:
             session.part.append(payload)    # hashed and written by the disk worker
@@ -623,7 +623,7 @@ class Endpoint:
             session.hasher.update(payload)
             session.message += payload
 
-    def _complete(self, session: Session, now: float) -> None:
+    def _complete(self, session: Incoming, now: float) -> None:
         """Every packet arrived.  A message is checked at once; a file once
         the disk worker has written, hashed, fsynced and linked it
         (:meth:`poll`, which runs whenever the worker wakes the adapter).
@@ -660,7 +660,7 @@ class Endpoint:
             else:
                 self._delivered(session, now, stored, "")
 
-    def _mismatch(self, session: Session, now: float) -> None:
+    def _mismatch(self, session: Incoming, now: float) -> None:
         if session.have:   # the bytes kept from before were wrong: send it all again
             self._fail(session, now, "SHA-256 mismatch after resuming: the partial file "
                                      "was removed", restart=True)
@@ -668,13 +668,13 @@ class Endpoint:
         self._fail(session, now, "SHA-256 mismatch: the data arrived but does not match "
                                  "the offer")
 
-    def _fail_storing(self, session: Session, now: float, error: OSError) -> None:
+    def _fail_storing(self, session: Incoming, now: float, error: OSError) -> None:
         if isinstance(error, DamagedPartial):
             self._fail(session, now, f"cannot resume: {error.strerror}", restart=True)
         else:
             self._fail(session, now, f"cannot store the file: {error.strerror or error}")
 
-    def _delivered(self, session: Session, now: float, stored: str, text: str) -> None:
+    def _delivered(self, session: Incoming, now: float, stored: str, text: str) -> None:
         self.stats["delivered"] += 1
         session.deadline = now + self.limits.linger
         session.result = wire.encode_json(wire.DONE, session.token, {
@@ -686,7 +686,7 @@ class Endpoint:
         if session.validated:
             self.outbox.append((session.result, session.addr))
 
-    def _fail(self, session: Session, now: float, reason: str, restart: bool = False) -> None:
+    def _fail(self, session: Incoming, now: float, reason: str, restart: bool = False) -> None:
         """Give up on a transfer at once: the sender is told why (FAIL, and
         again on every duplicate until the session lingers out) and the
         partial file goes.  ``restart``: what was kept from an earlier
@@ -706,12 +706,12 @@ class Endpoint:
             self.outbox.append((session.result, session.addr))
         self.log(f"push of {session.name!r} from {session.addr[0]} failed: {reason}")
 
-    def _release_buffer(self, session: Session) -> None:
+    def _release_buffer(self, session: Incoming) -> None:
         if session.buffer:
             self.buffered -= sum(len(held) for held in session.buffer.values())
             session.buffer.clear()
 
-    def _drop(self, session: Session) -> None:
+    def _drop(self, session: Incoming) -> None:
         self._release_buffer(session)
         self.publishing.pop(session.token, None)
         if session.part is not None and not session.finished:
@@ -725,7 +725,7 @@ class Endpoint:
         self.offers.pop((session.addr, session.offer_id), None)
 
     # -- output and time --------------------------------------------------------------
-    def window(self, session: Session) -> int:
+    def window(self, session: Incoming) -> int:
         """Packets the sender may have in flight: the configured window,
         shrunk while the disk lags behind (back-pressure instead of memory)."""
         window = self.limits.window

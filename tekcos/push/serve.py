@@ -5,7 +5,7 @@ way round.  ``tekcos get`` sends GET (``{code}``, padded like HELLO so that
 the answer fits the 3x budget); the server looks the CODE up and, if it
 names a file kept for someone, starts a :class:`~tekcos.push.sender.Sender`
 towards the asker: OFFER, then the asker's receiving
-:class:`~tekcos.push.receiver.Endpoint` answers ACCEPT (with ``have`` when
+:class:`~tekcos.push.receiver.Receiver` answers ACCEPT (with ``have`` when
 it kept part of the file from an earlier run), DATA and ACK flow with the
 same windows, pacing and congestion control, and DONE ends it.  A wrong or
 expired CODE gets REJECT ``{"error": "no such file"}``.

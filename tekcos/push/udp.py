@@ -23,7 +23,7 @@ from twisted.logger import Logger
 from tekcos import exits
 from tekcos.address import dual_stack, mapped, shown
 from tekcos.push.gro import listen_udp
-from tekcos.push.receiver import Endpoint, Limits
+from tekcos.push.receiver import Limits, Receiver
 from tekcos.push.sender import Sender
 from tekcos.push.serve import Outgoing, ServerCores
 from tekcos.push.storage import Downloads
@@ -211,7 +211,7 @@ class ServerProtocol(_Driven):
     ``on_complete(Received)`` is told of each completed push once the
     datagrams of that flush have gone out."""
 
-    def __init__(self, endpoint: Endpoint, clock, buffer_bytes: int = 32 << 20,
+    def __init__(self, endpoint: Receiver, clock, buffer_bytes: int = 32 << 20,
                  on_complete=None):
         super().__init__(endpoint, clock)
         self.buffer_bytes = buffer_bytes
@@ -363,7 +363,7 @@ def push_service(values: dict, on_complete, server_info: dict, reactor,
     limits = Limits(max_file_size=values["max-file-size"], max_message=values["max-message"],
                     max_sessions=values["max-transfers"], idle_timeout=values["transfer-timeout"],
                     resume_seconds=keep)
-    endpoint = Endpoint(downloads, limits, server_info=server_info,
+    endpoint = Receiver(downloads, limits, server_info=server_info,
                         log=lambda text: log.info("{text}", text=text), addressing=deliveries)
     core = endpoint
     if deliveries is not None:

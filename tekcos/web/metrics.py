@@ -22,7 +22,7 @@ class Sources:
     no push figures)."""
     hub: object
     connections: Callable[[], dict]          # transport -> connected users
-    endpoint: object | None = None           # tekcos.push.receiver.Endpoint
+    endpoint: object | None = None           # tekcos.push.receiver.Receiver
     uploads: object | None = None            # tekcos.web.upload.Uploads
     neighbourhood: Callable[[], object] = field(default=lambda: None)
 

@@ -10,7 +10,7 @@ import time
 import pytest
 import pytest_twisted
 
-from tekcos.chat.client import Session, parse_address
+from tekcos.chat.client import ClientSession, parse_address
 from tests.twistd import User, free_port
 
 TEKCOS = [sys.executable, "-m", "tekcos.cli"]
@@ -28,7 +28,7 @@ def test_parse_address():
 
 def make_session(nick):
     shown, sent = [], []
-    return Session(shown.append, sent.append, nick), shown, sent
+    return ClientSession(shown.append, sent.append, nick), shown, sent
 
 
 def test_session_holds_input_until_the_nick_is_accepted():

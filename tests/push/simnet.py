@@ -1,4 +1,4 @@
-"""A simulated datagram channel between a Sender and an Endpoint, driven by
+"""A simulated datagram channel between a Sender and a Receiver, driven by
 explicit time: drops, duplicates, reorders and corrupts datagrams."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import hashlib
 import heapq
 import random
 
-from tekcos.push.receiver import Endpoint
+from tekcos.push.receiver import Receiver
 from tekcos.push.sender import Sender
 
 CLIENT = ("127.0.0.2", 40000)
@@ -52,7 +52,7 @@ def make_sender(data: bytes, *, window=64, payload=100, timeout=5.0, kind="file"
                   background=background, client=client)
 
 
-def run(sender: Sender, endpoint: Endpoint, channel: Channel, now=0.0, limit=600.0,
+def run(sender: Sender, endpoint: Receiver, channel: Channel, now=0.0, limit=600.0,
         until=None):
     """Run until the sender finishes (or ``limit`` simulated seconds, or
     ``until()`` is true: the sender is killed there, nothing more is sent)."""

@@ -8,7 +8,7 @@ import pytest
 
 from tekcos import hello
 from tekcos.push import wire
-from tekcos.push.receiver import Endpoint, Limits
+from tekcos.push.receiver import Limits, Receiver
 from tekcos.push.worker import DiskWorker
 from tests.fakes import Disk
 
@@ -25,7 +25,7 @@ def offer(offer_id=1, name="a.bin", data=b"", kind="file", sender="alice", paylo
 @pytest.fixture
 def ep(tmp_path):
     done = []
-    endpoint = Endpoint(Disk(tmp_path), Limits(max_file_size=10_000, max_sessions=2,
+    endpoint = Receiver(Disk(tmp_path), Limits(max_file_size=10_000, max_sessions=2,
                                                max_pending=2, idle_timeout=5, linger=2,
                                                window=8, payload=100),
                         on_complete=done.append, server_info={"server": "test"},
@@ -180,7 +180,7 @@ def test_data_from_another_address_or_token_is_ignored(ep):
 
 
 def test_one_address_holds_at_most_four_unanswered_offers(tmp_path):
-    ep = Endpoint(Disk(tmp_path), Limits(max_sessions=32))
+    ep = Receiver(Disk(tmp_path), Limits(max_sessions=32))
     for i in range(10):
         ep.receive_datagram(offer(offer_id=i, data=b"x" * 500), PEER, 0.0)
     replies = [wire.decode(d) for d, _ in ep.datagrams_to_send(0.0)]
@@ -205,7 +205,7 @@ def test_silent_sender_is_cleaned_up(ep):
 
 
 def test_silent_sender_leaves_nothing_when_resuming_is_off(tmp_path):
-    endpoint = Endpoint(Disk(tmp_path), Limits(idle_timeout=5, payload=100, resume_seconds=0),
+    endpoint = Receiver(Disk(tmp_path), Limits(idle_timeout=5, payload=100, resume_seconds=0),
                         token=iter(range(100, 200)).__next__)
     endpoint.receive_datagram(offer(data=b"x" * 500), PEER, 0.0)
     endpoint.datagrams_to_send(0.0)
@@ -281,7 +281,7 @@ class FullDisk(Disk):
 
 def test_a_disk_that_fills_up_fails_the_push_at_once_and_removes_the_part(tmp_path):
     from tekcos.push import storage
-    endpoint = Endpoint(FullDisk(tmp_path, room=1000), Limits(window=64, payload=100),
+    endpoint = Receiver(FullDisk(tmp_path, room=1000), Limits(window=64, payload=100),
                         token=iter(range(100, 200)).__next__)
     data = os.urandom(3000)
     original = storage.FLUSH_AT
@@ -321,7 +321,7 @@ def test_an_offer_pushed_out_of_the_pending_table_is_told_to_retry(ep):
 
 
 def test_transfers_under_way_are_never_evicted_and_one_address_is_capped(tmp_path):
-    ep = Endpoint(Disk(tmp_path), Limits(max_sessions=4, max_per_address=2, max_pending=1,
+    ep = Receiver(Disk(tmp_path), Limits(max_sessions=4, max_per_address=2, max_pending=1,
                                          payload=100), token=iter(range(100, 200)).__next__)
     tokens = []
     for i in range(2):   # two different files
@@ -341,7 +341,7 @@ def test_transfers_under_way_are_never_evicted_and_one_address_is_capped(tmp_pat
 
 
 def test_reordering_memory_is_capped_across_transfers(tmp_path):
-    ep = Endpoint(Disk(tmp_path), Limits(max_buffered=300, window=64, payload=100),
+    ep = Receiver(Disk(tmp_path), Limits(max_buffered=300, window=64, payload=100),
                   token=iter(range(100, 200)).__next__)
     data = os.urandom(1000)
     ep.receive_datagram(offer(data=data), PEER, 0.0)
@@ -376,7 +376,7 @@ def test_the_last_ack_goes_out_while_the_file_is_still_being_published(tmp_path)
     worker = HeldWorker()
     disk = Disk(tmp_path)
     disk.worker = worker
-    ep = Endpoint(disk, Limits(window=8, payload=100))
+    ep = Receiver(disk, Limits(window=8, payload=100))
     data = os.urandom(250)
     ep.receive_datagram(offer(data=data), PEER, 0.0)
     token = wire.decode_json(wire.decode(ep.datagrams_to_send(0.0)[0][0])[3])["token"]
@@ -395,7 +395,7 @@ def test_the_last_ack_goes_out_while_the_file_is_still_being_published(tmp_path)
 def test_caps_count_a_host_not_its_sockets(tmp_path):
     # One host with many sockets (ports) holds four unanswered offers in
     # all, as one socket would; another host is answered at once.
-    ep = Endpoint(Disk(tmp_path), Limits(max_sessions=32))
+    ep = Receiver(Disk(tmp_path), Limits(max_sessions=32))
     for port in range(10):
         ep.receive_datagram(offer(offer_id=port, data=b"x" * 500), ("127.0.0.9", 1000 + port),
                             0.0)
@@ -406,7 +406,7 @@ def test_caps_count_a_host_not_its_sockets(tmp_path):
 
 
 def test_an_ipv6_host_is_counted_on_its_slash_64(tmp_path):
-    ep = Endpoint(Disk(tmp_path), Limits(max_sessions=32))
+    ep = Receiver(Disk(tmp_path), Limits(max_sessions=32))
     for i in range(6):   # temporary addresses (RFC 8981): one host, many addresses
         ep.receive_datagram(offer(offer_id=i, data=b"x" * 500),
                             (f"2001:db8:0:1::{i + 1:x}", 5000, 0, 0), 0.0)
@@ -415,7 +415,7 @@ def test_an_ipv6_host_is_counted_on_its_slash_64(tmp_path):
 
 
 def test_transfers_per_address_count_a_host_not_its_sockets(tmp_path):
-    ep = Endpoint(Disk(tmp_path), Limits(max_sessions=8, max_per_address=2, payload=100),
+    ep = Receiver(Disk(tmp_path), Limits(max_sessions=8, max_per_address=2, payload=100),
                   token=iter(range(100, 200)).__next__)
     tokens = {}
     for i in range(3):   # three sockets of one host offer, then all start at once
@@ -447,7 +447,7 @@ def flood(ep, count, now, first_id=10_000):
 
 
 def test_an_offer_flood_gets_cookies_not_state_and_a_real_sender_gets_through(tmp_path):
-    ep = Endpoint(Disk(tmp_path), Limits(max_sessions=32, max_pending=256, payload=100))
+    ep = Receiver(Disk(tmp_path), Limits(max_sessions=32, max_pending=256, payload=100))
     answers = flood(ep, 1000, 0.0)
     kinds = [wire.decode(d)[0] for d, _ in answers]
     # The first ones are checked in full; past the rate, a RETRY and no state.
@@ -467,7 +467,7 @@ def test_an_offer_flood_gets_cookies_not_state_and_a_real_sender_gets_through(tm
 
 
 def test_a_cookie_is_good_only_for_its_address_and_offer_and_for_a_while(tmp_path):
-    ep = Endpoint(Disk(tmp_path), Limits(max_sessions=32, payload=100))
+    ep = Receiver(Disk(tmp_path), Limits(max_sessions=32, payload=100))
     flood(ep, 400, 0.0)
     ep.receive_datagram(offer(offer_id=5, data=b"x" * 500), PEER, 0.0)
     [(retry, _)] = ep.datagrams_to_send(0.0)
@@ -482,7 +482,7 @@ def test_a_cookie_is_good_only_for_its_address_and_offer_and_for_a_while(tmp_pat
 
 
 def test_a_host_with_a_cookie_still_gets_only_its_share_of_checks(tmp_path):
-    ep = Endpoint(Disk(tmp_path), Limits(max_sessions=32, payload=100))
+    ep = Receiver(Disk(tmp_path), Limits(max_sessions=32, payload=100))
     answers = []
     for i in range(200):   # one real host offering as fast as it can
         ep.receive_datagram(offer(offer_id=i, data=b"x" * 500, resume=False), PEER, 0.0)

@@ -9,7 +9,7 @@ import os
 import random
 
 from tekcos.push import resume, storage, wire
-from tekcos.push.receiver import Endpoint, Limits
+from tekcos.push.receiver import Limits, Receiver
 from tests.fakes import Disk
 from tests.push.simnet import CLIENT, Channel, make_sender, run
 
@@ -19,7 +19,7 @@ PAYLOAD = 100
 
 def endpoint_in(directory, **limits):
     completed = []
-    endpoint = Endpoint(Disk(directory), Limits(window=16, payload=PAYLOAD, idle_timeout=30,
+    endpoint = Receiver(Disk(directory), Limits(window=16, payload=PAYLOAD, idle_timeout=30,
                                                 linger=5, **limits),
                         on_complete=completed.append)
     endpoint.completed = completed

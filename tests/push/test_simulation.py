@@ -10,7 +10,7 @@ import random
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tekcos.push.receiver import Endpoint, Limits
+from tekcos.push.receiver import Limits, Receiver
 from tests.fakes import Disk
 from tests.push.simnet import Channel, make_sender, run
 
@@ -32,7 +32,7 @@ def simulate(scenario: dict, directory):
     rng = random.Random(scenario["seed"])
     data = rng.randbytes(scenario["size"])
     completed = []
-    endpoint = Endpoint(Disk(str(directory), reserve=0),
+    endpoint = Receiver(Disk(str(directory), reserve=0),
                         Limits(window=scenario["window"], payload=1400, idle_timeout=30, linger=5),
                         on_complete=completed.append)
     sender = make_sender(data, window=scenario["window"], payload=scenario["payload"],
@@ -106,7 +106,7 @@ def test_heavy_but_finite_trouble_always_delivers(tmp_path):
         data = rng.randbytes(20_000)
         directory = tmp_path / f"{seed}-{background}"
         directory.mkdir()
-        endpoint = Endpoint(Disk(str(directory), reserve=0), Limits(window=32))
+        endpoint = Receiver(Disk(str(directory), reserve=0), Limits(window=32))
         sender = make_sender(data, window=32, payload=500, timeout=30.0, background=background)
         run(sender, endpoint, Channel(rng, loss=0.2, dup=0.1, reorder=0.2, corrupt=0.1))
         assert sender.status == "delivered", sender.error

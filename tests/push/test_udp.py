@@ -10,7 +10,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import FakeDatagramTransport
 
 from tekcos.push import wire
-from tekcos.push.receiver import Endpoint, Limits
+from tekcos.push.receiver import Limits, Receiver
 from tekcos.push.sender import Sender
 from tekcos.push.congestion import BURST
 from tekcos.push.udp import PushProtocol, ServerProtocol
@@ -21,7 +21,7 @@ CLIENT, SERVER = ("127.0.0.2", 40001), ("127.0.0.1", 9000)
 
 def make_pair(tmp_path, data, drop=lambda i, d: False, timeout=10.0, window=16):
     clock = Clock()
-    endpoint = Endpoint(Disk(str(tmp_path), reserve=0), Limits(window=window, idle_timeout=5,
+    endpoint = Receiver(Disk(str(tmp_path), reserve=0), Limits(window=window, idle_timeout=5,
                                                                  linger=1))
     server = ServerProtocol(endpoint, clock)
     server.makeConnection(FakeDatagramTransport())
@@ -130,7 +130,7 @@ def test_push_on_the_real_reactor_over_loopback(tmp_path):
 
     from tekcos.push.command import push_one
     received = []
-    endpoint = Endpoint(Disk(tmp_path), Limits(), on_complete=received.append)
+    endpoint = Receiver(Disk(tmp_path), Limits(), on_complete=received.append)
     server = ServerProtocol(endpoint, reactor)
     port = reactor.listenUDP(0, server, interface="127.0.0.1")
     data = os.urandom(300_000)
@@ -151,7 +151,7 @@ def test_push_on_the_real_reactor_over_loopback(tmp_path):
 
 def test_a_datagram_that_breaks_the_core_costs_a_throttled_line_not_a_traceback(tmp_path):
     logged = []
-    endpoint = Endpoint(Disk(tmp_path), Limits(), log=logged.append)
+    endpoint = Receiver(Disk(tmp_path), Limits(), log=logged.append)
 
     def broken(data, addr, now):
         raise KeyError("a bug")
