@@ -14,7 +14,7 @@ FEATURES = ("chat", "push", "scan")
 SHARED = {"address", "admission", "exits", "identity", "ratelimit", "text", "config",
           "listening", "hello", "store", "delivery", "compat"}
 # No sockets, file system, clock, threads or Twisted (time is passed in).
-SANS_IO = ["push/sender.py", "push/receiver.py", "push/congestion.py", "push/rtt.py",
+SANS_IO = ["push/sender.py", "push/receiver.py", "push/offers.py", "push/congestion.py", "push/rtt.py",
            "push/wire.py", "scan/arp.py", "scan/service.py", "chat/session.py",
            "chat/names.py", "chat/lineedit.py", "text.py", "ratelimit.py", "admission.py",
            "config.py"]

@@ -11,8 +11,6 @@ more than three times the bytes received from it.  Drive it with
 from __future__ import annotations
 
 import hashlib
-import hmac
-import re
 import secrets
 from collections import deque
 from dataclasses import dataclass, field
@@ -22,28 +20,17 @@ from tekcos import hello
 from tekcos.address import host_key
 from tekcos.delivery import SUBDIR as ADDRESSED_DIR
 from tekcos.push import resume, wire
+from tekcos.push.offers import (CHECK, RETRY, AbortHistory, Busy, OfferGate, Refusal,
+                                offer_fields, owner_of)
 from tekcos.push.storage import (DISK_BACKLOG, DamagedPartial, Downloads, Refused,
                                  admissible_name, check_space)
 from tekcos.ratelimit import TokenBucket
 
 AMPLIFICATION = 3
 UNANSWERED_PER_ADDRESS = 4   # accepted offers whose token has not come back yet
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MAX_REASON = 300             # a refusal reason sent back or logged, in characters
-MAX_NAME = 1024              # an offered name longer than this is refused unread
 TAKEOVER_SILENCE = 1.0       # a transfer silent this long may be continued by a new run
-# Offers are checked in full (JSON, name, disk space, a checkpoint read) at
-# this rate from senders whose address is not proven; past it, an offer
-# without a valid cookie gets a RETRY carrying one (QUIC's Retry): a flood
-# from spoofed sources then costs a hash each and leaves no state.
-OFFERS_PER_SECOND = 200.0
-COOKIE_PERIOD = 10.0         # a cookie is good for one to two periods
-OFFERS_PER_HOST = 20.0       # full checks a second for one host, cookie or not
 RESUMING_PER_HOST = 2        # resumed files being reopened (re-hashed) at once per host
-ABORT_WINDOW = 60.0          # aborted resumed pushes are counted over this many seconds
-ABORTS_ALLOWED = 4           # before a host's next resumed push is told to wait
-MAX_TRACKED = 4096           # hosts remembered by each per-host table
-_CLIENT = re.compile(r"^[0-9a-f]{32}$")
 
 
 @dataclass
@@ -153,12 +140,8 @@ class Receiver:
         # 20): a flood of bad offers must not become a flood of log lines.
         self._refusal_log = TokenBucket(rate=1.0, burst=20, now=0.0)
         self._refusals_unlogged = 0
-        # The offer prefilter (see _admit_offer).
-        self._cookie_secret = secrets.token_bytes(32)
-        self._offer_budget = TokenBucket(rate=OFFERS_PER_SECOND, burst=int(OFFERS_PER_SECOND),
-                                         now=0.0)
-        self._host_offers: dict[str, TokenBucket] = {}
-        self.aborts: dict[str, list[float]] = {}   # host -> when its resumed pushes were cut
+        self.gate = OfferGate(0.0)       # which offers get a full check (push/offers.py)
+        self.aborts = AbortHistory()     # resumed pushes cut off, per host
         self.stats["retries"] = 0
 
     # -- input ------------------------------------------------------------------
@@ -199,7 +182,7 @@ class Receiver:
             elif kind == wire.ABORT:
                 self.log(f"push of {session.name!r} from {addr[0]} aborted by the sender")
                 if session.have and not session.finished:
-                    self._count_abort(session.host, now)
+                    self.aborts.count(session.host, now)
                 self._drop(session)
             return
         self._count_in(addr, len(data))
@@ -275,7 +258,7 @@ class Receiver:
         if isinstance(offer, dict):
             if not self._admit_offer(offer_id, offer, addr, now):
                 return
-        elif not self._offer_budget.allow(now):
+        elif not self.gate.malformed_allowed(now):
             return   # malformed, in a flood: not even a refusal
         try:
             if not isinstance(offer, dict):
@@ -300,65 +283,21 @@ class Receiver:
         self._send_unvalidated(self._accept(session), addr)
 
     # -- the offer prefilter ------------------------------------------------------------
-    def _cookie(self, addr: tuple, offer_id: int, period: int) -> str:
-        text = f"{addr[0]}|{addr[1]}|{offer_id}|{period}".encode()
-        return hmac.new(self._cookie_secret, text, hashlib.sha256).hexdigest()[:32]
-
-    def _cookie_valid(self, cookie, addr: tuple, offer_id: int, now: float) -> bool:
-        if not isinstance(cookie, str) or len(cookie) != 32:
-            return False
-        period = int(now // COOKIE_PERIOD)
-        return any(hmac.compare_digest(cookie, self._cookie(addr, offer_id, p))
-                   for p in (period, period - 1))
-
     def _admit_offer(self, offer_id: int, offer: dict, addr: tuple, now: float) -> bool:
-        """Whether a new offer is worth a full check.
-
-        Within the global rate every offer is; past it, only one that
-        carries a cookie we made for its address (so the sender receives
-        what we send there), and the others get a RETRY with that cookie.
-        Either way one host gets at most its own rate of full checks, and
-        past that a busy answer."""
-        cookie = offer.get("cookie")
-        if cookie is not None and self._cookie_valid(cookie, addr, offer_id, now):
-            pass
-        elif not self._offer_budget.allow(now):
+        """Whether a new offer gets a full check; the others are answered
+        here (a RETRY with a cookie, or busy)."""
+        verdict = self.gate.admit(offer, offer_id, addr, host_key(addr[0]), now)
+        if verdict == CHECK:
+            return True
+        if verdict == RETRY:
             self.stats["retries"] += 1
             self._send_unvalidated(wire.encode_json(wire.RETRY, offer_id, {
-                "cookie": self._cookie(addr, offer_id, int(now // COOKIE_PERIOD))}), addr)
+                "cookie": self.gate.cookie(addr, offer_id, now)}), addr)
             return False
-        host = host_key(addr[0])
-        bucket = self._host_offers.get(host)
-        if bucket is None:
-            if len(self._host_offers) >= MAX_TRACKED:
-                self._host_offers.pop(next(iter(self._host_offers)))
-            bucket = self._host_offers[host] = TokenBucket(OFFERS_PER_HOST,
-                                                           int(2 * OFFERS_PER_HOST), now)
-        if bucket.allow(now):
-            return True
         self.stats["rejected"] += 1
         self._send_unvalidated(self._busy(offer_id, "too many offers from your address", 1.0),
                                addr)
         return False
-
-    def _count_abort(self, host: str, now: float) -> None:
-        times = self.aborts.get(host)
-        if times is None:
-            if len(self.aborts) >= MAX_TRACKED:
-                self.aborts.pop(next(iter(self.aborts)))
-            times = self.aborts[host] = []
-        times.append(now)
-        del times[:-2 * ABORTS_ALLOWED]
-
-    def _abort_backoff(self, host: str, now: float) -> float:
-        """Seconds a host whose resumed pushes keep being cut must wait
-        before the next one (0: none).  Doubles with every abort past the
-        allowance, up to a minute."""
-        times = [t for t in self.aborts.get(host, ()) if now - t < ABORT_WINDOW]
-        if len(times) < ABORTS_ALLOWED:
-            return 0.0
-        wait = min(ABORT_WINDOW, 2.0 ** (len(times) - ABORTS_ALLOWED + 1))
-        return max(0.0, times[-1] + wait - now)
 
     def log_refusal(self, text: str, now: float) -> None:
         if self._refusal_log.allow(now):
@@ -378,7 +317,7 @@ class Receiver:
 
     def _check_offer(self, offer_id: int, offer: dict, addr: tuple, now: float) -> Incoming:
         """A new session for a valid offer that fits, or Refusal saying why."""
-        fields = _offer_fields(offer)
+        fields = offer_fields(offer)
         self._make_room(addr, now)
         limits = self.limits
         payload = min(fields["want"], limits.payload)
@@ -399,9 +338,7 @@ class Receiver:
                 raise Refusal(f"message larger than {limits.max_message} bytes")
             return Incoming(name="", **common)
         name = self._check_file(offer.get("name"), size)
-        client = offer.get("client")
-        owner = f"client:{client}" if isinstance(client, str) and _CLIENT.match(client) \
-            else addr[0]
+        owner = owner_of(offer, addr)
         key, have = self._resume_point(fields, payload, addr, offer.get("resume") is not False,
                                        now, owner)
         self._check_space(size - have)
@@ -476,7 +413,7 @@ class Receiver:
         if not wanted or not have or have % payload or have >= fields["size"]:
             return key, 0
         host = host_key(addr[0])
-        wait = self._abort_backoff(host, now)
+        wait = self.aborts.backoff(host, now)
         if wait:
             self._remember_suspended(key, have)
             raise Busy("your resumed pushes keep being cut off", retry_after=max(1.0, wait))
@@ -774,7 +711,7 @@ class Receiver:
                     self.log(f"push of {session.name or 'a message'!r} from {session.addr[0]} "
                              f"timed out after {session.cum} of {session.total} packets")
                     if session.have and session.validated:
-                        self._count_abort(session.host, now)
+                        self.aborts.count(session.host, now)
                 self._drop(session)
         if not self.sessions:
             self.offers.clear()
@@ -793,41 +730,3 @@ class Receiver:
         for resumption where that is on."""
         for session in list(self.sessions.values()):
             self._drop(session)
-
-
-class Refusal(Exception):
-    """An offer is refused; ``str()`` is the reason sent back in the REJECT."""
-
-
-class Busy(Refusal):
-    """No slot now: the REJECT says when to try again (``retry_after``
-    seconds, or the configured default)."""
-
-    def __init__(self, reason: str, retry_after: float | None = None,
-                 extra: dict | None = None):
-        super().__init__(reason)
-        self.retry_after = retry_after
-        self.extra = extra   # more for the REJECT's body
-
-
-def _offer_fields(offer: dict) -> dict:
-    """The offer's fields, type-checked; raises Refusal."""
-    kind = offer.get("kind")
-    size = offer.get("size")
-    sha = offer.get("sha256")
-    sender = offer.get("from", "")
-    want = offer.get("payload", wire.DEFAULT_PAYLOAD)
-    if kind not in ("file", "message"):
-        raise Refusal("unknown kind of push")
-    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size < 1 << 63:
-        raise Refusal("bad size")
-    if not isinstance(sha, str) or not _SHA256.match(sha):
-        raise Refusal("bad sha256")
-    if not isinstance(sender, str) or len(sender) > 64:
-        raise Refusal("bad sender name")
-    if not isinstance(want, int) or isinstance(want, bool) or want < 16:
-        raise Refusal("bad payload size")
-    name = offer.get("name")
-    if isinstance(name, str) and len(name) > MAX_NAME:
-        raise Refusal(f"name longer than {MAX_NAME} characters")
-    return {"kind": kind, "size": size, "sha": sha, "sender": sender, "want": want}
