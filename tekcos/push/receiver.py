@@ -23,7 +23,7 @@ from tekcos.push import resume, wire
 from tekcos.push.offers import (CHECK, RETRY, AbortHistory, Busy, OfferGate, Refusal,
                                 offer_fields, owner_of)
 from tekcos.push.storage import (DISK_BACKLOG, DamagedPartial, Downloads, Refused,
-                                 admissible_name, check_space)
+                                 admissible_name, disk_room, fits)
 from tekcos.ratelimit import TokenBucket
 
 AMPLIFICATION = 3
@@ -31,6 +31,8 @@ UNANSWERED_PER_ADDRESS = 4   # accepted offers whose token has not come back yet
 MAX_REASON = 300             # a refusal reason sent back or logged, in characters
 TAKEOVER_SILENCE = 1.0       # a transfer silent this long may be continued by a new run
 RESUMING_PER_HOST = 2        # resumed files being reopened (re-hashed) at once per host
+MAX_EXAMINING = 64           # offers whose disk look (free space, checkpoint) is under way
+EXAMINING = b""              # in ``offers``: the answer to this one is being worked out
 
 
 @dataclass
@@ -121,6 +123,9 @@ class Receiver:
         self.addressing = addressing
         self.sessions: dict[int, Incoming] = {}
         self.offers: dict[tuple, Incoming | bytes] = {}   # (addr, offer id) -> session or REJECT
+        # Offers whose disk look runs on the disk thread: (addr, offer id) ->
+        # (Future, finish, when asked).
+        self.examining: dict[tuple, tuple] = {}
         self.budget: dict[tuple, list[int]] = {}          # addr -> [bytes in, bytes out]
         self.outbox: list[tuple[bytes, tuple]] = []
         self.acks: dict[int, Incoming] = {}
@@ -245,6 +250,8 @@ class Receiver:
 
     def _offer(self, offer_id: int, payload: bytes, addr: tuple, now: float) -> None:
         known = self.offers.get((addr, offer_id))
+        if known is EXAMINING or (addr, offer_id) in self.examining:
+            return   # the disk is being looked at for it: the answer follows
         if known is not None:   # our answer was lost: repeat it
             if isinstance(known, Incoming):
                 self._send_unvalidated(self._accept(known), addr)
@@ -263,24 +270,60 @@ class Receiver:
         try:
             if not isinstance(offer, dict):
                 raise offer
-            session = self._check_offer(offer_id, offer, addr, now)
+            checked = self._check_offer(offer_id, offer, addr, now)
         except (wire.Malformed, Refusal) as e:
-            reason = str(e)[:MAX_REASON]
-            self.stats["rejected"] += 1
-            self.log_refusal(f"refused push from {addr[0]}: {reason}", now)
-            if isinstance(e, Busy):
-                # Not remembered: the same offer may find a slot later.
-                self._send_unvalidated(self._busy(offer_id, reason, e.retry_after, e.extra),
-                                       addr)
-                return
-            reply = wire.encode_json(wire.REJECT, offer_id, {"error": reason})
-            if len(self.offers) < 4096:
-                self.offers[(addr, offer_id)] = reply
-            self._send_unvalidated(reply, addr)
+            self._refuse(offer_id, addr, e, now)
             return
+        if isinstance(checked, Incoming):
+            self._accepted(checked)
+            return
+        if len(self.examining) >= MAX_EXAMINING:
+            self._refuse(offer_id, addr, Busy("busy checking other offers", 1.0), now)
+            return
+        # The rest needs the disk (free space, a kept checkpoint): on the
+        # disk thread; :meth:`poll` finishes it.  Inline workers (tests, the
+        # simulation) have the answer at once.
+        look, finish = checked
+        self.offers[(addr, offer_id)] = EXAMINING
+        self.examining[(addr, offer_id)] = (self.downloads.worker.submit(look), finish, now)
+        self._examined(now)
+
+    def _examined(self, now: float) -> None:
+        """Finish the offers whose disk look is done."""
+        for (addr, offer_id), (future, finish, _) in list(self.examining.items()):
+            if not future.done():
+                continue
+            del self.examining[(addr, offer_id)]
+            self.offers.pop((addr, offer_id), None)
+            try:
+                session = finish(future.result())
+            except (Refusal, OSError) as e:
+                self._refuse(offer_id, addr, e if isinstance(e, Refusal) else
+                             Refusal(f"cannot check the disk: {e.strerror or e}"), now)
+                continue
+            self._accepted(session)
+
+    def _accepted(self, session: Incoming) -> None:
         self.sessions[session.token] = session
-        self.offers[(addr, offer_id)] = session
-        self._send_unvalidated(self._accept(session), addr)
+        self.offers[(session.addr, session.offer_id)] = session
+        self._send_unvalidated(self._accept(session), session.addr)
+
+    def _refuse(self, offer_id: int, addr: tuple, e: Exception, now: float) -> None:
+        """Answer an offer that is refused (REJECT, remembered) or busy (not
+        remembered: the same offer may find a slot later)."""
+        reason = str(e)[:MAX_REASON]
+        self.stats["rejected"] += 1
+        self.log_refusal(f"refused push from {addr[0]}: {reason}", now)
+        if isinstance(e, Busy):
+            # Not remembered: the same offer may find a slot later.
+            self._send_unvalidated(self._busy(offer_id, reason, e.retry_after, e.extra),
+                                   addr)
+            return
+        reply = wire.encode_json(wire.REJECT, offer_id, {"error": reason})
+        if len(self.offers) < 4096:
+            self.offers[(addr, offer_id)] = reply
+        self._send_unvalidated(reply, addr)
+
 
     # -- the offer prefilter ------------------------------------------------------------
     def _admit_offer(self, offer_id: int, offer: dict, addr: tuple, now: float) -> bool:
@@ -315,8 +358,12 @@ class Receiver:
             body["have"] = session.have
         return wire.encode_json(wire.ACCEPT, session.offer_id, body)
 
-    def _check_offer(self, offer_id: int, offer: dict, addr: tuple, now: float) -> Incoming:
-        """A new session for a valid offer that fits, or Refusal saying why."""
+    def _check_offer(self, offer_id: int, offer: dict, addr: tuple, now: float):
+        """A new session for a valid offer that fits, or Refusal saying why.
+        For a file, what needs the disk is not done here: the answer is a
+        pair ``(look, finish)``, where ``look()`` (for the disk thread) reads
+        the free space and any kept checkpoint, and ``finish(looked)`` (on
+        ours) returns the session or raises Refusal."""
         fields = offer_fields(offer)
         self._make_room(addr, now)
         limits = self.limits
@@ -339,14 +386,28 @@ class Receiver:
             return Incoming(name="", **common)
         name = self._check_file(offer.get("name"), size)
         owner = owner_of(offer, addr)
-        key, have = self._resume_point(fields, payload, addr, offer.get("resume") is not False,
-                                       now, owner)
-        self._check_space(size - have)
-        request = self._addressed(offer.get("for"), fields, name, addr, owner, now)
-        # The .part file is created once the sender echoes the token: a flood
-        # of offers leaves nothing on disk.
-        return Incoming(name=name, key=key, have=have, cum=have // payload, request=request,
-                       **common)
+        key = self._resume_key(fields, now, owner)
+        kept = self.suspended.pop(key, None) if key else None
+        downloads = self.downloads
+        look_for = key if key and kept is None else ""
+
+        def look():     # on the disk thread
+            return (downloads.checkpoint(look_for) if look_for else None), disk_room(downloads)
+
+        def finish(looked) -> Incoming:
+            checkpoint, room = looked
+            have = self._resume_point(key, kept, checkpoint, fields, payload, addr,
+                                      offer.get("resume") is not False, now)
+            try:
+                fits(room, size - have)
+            except Refused as e:
+                raise Refusal(str(e)) from None
+            request = self._addressed(offer.get("for"), fields, name, addr, owner, now)
+            # The .part file is created once the sender echoes the token: a
+            # flood of offers leaves nothing on disk.
+            return Incoming(name=name, key=key, have=have, cum=have // payload,
+                            request=request, **common)
+        return look, finish
 
     def _addressed(self, recipient, fields: dict, name: str, addr: tuple, owner: str,
                    now: float) -> int:
@@ -368,31 +429,30 @@ class Receiver:
             raise Refusal(detail)
         return detail
 
-    def _resume_point(self, fields: dict, payload: int, addr: tuple, wanted: bool,
-                      now: float, owner: str) -> tuple[str, int]:
-        """(key, bytes to continue from) for a file offer.  The key names the
-        part file when the file is kept across interruptions ("" when it is
-        not); an unfinished transfer of the same file from the same sender
-        that has gone silent (the sender killed and run again) is put away
-        first.  The sender is its client id where the offer has one (a
-        secret only its user's ``tekcos push`` knows, so it survives an
-        address change and nobody else at the address can touch the file),
-        else its IP address."""
+    def _resume_key(self, fields: dict, now: float, owner: str) -> str:
+        """The key naming a file offer's part file when the file is kept
+        across interruptions ("" when it is not, or when a transfer of the
+        same file runs and this one starts afresh); an unfinished transfer
+        of the same file from the same sender that has gone silent (the
+        sender killed and run again) is put away first.  The sender is its
+        client id where the offer has one (a secret only its user's
+        ``tekcos push`` knows, so it survives an address change and nobody
+        else at the address can touch the file), else its IP address."""
         if not self.limits.resume_seconds:
-            return "", 0
+            return ""
         key = resume.key_for(fields["sha"], fields["size"], owner)
         live = next((s for s in self.sessions.values() if s.key == key), None)
         if live is not None:
             if live.finished or live.token in self.publishing or not live.cum:
                 # All of it is there already, or nothing yet: this one starts afresh.
-                return "", 0
+                return ""
             if now - live.last_heard < TAKEOVER_SILENCE:
                 asked = self.takeover_asked.get(key)
                 if asked is not None and now - asked < 4 * TAKEOVER_SILENCE:
                     # Heard from since we asked this one to wait: it is alive
                     # (the same file pushed twice at once).  Both go on.
                     del self.takeover_asked[key]
-                    return "", 0
+                    return ""
                 # Perhaps its sender was just killed: wait and see.
                 if len(self.takeover_asked) >= 4096:
                     self.takeover_asked.pop(next(iter(self.takeover_asked)))
@@ -404,14 +464,21 @@ class Receiver:
                 self.outbox.append((wire.encode_json(wire.FAIL, live.token, {
                     "error": "superseded by a newer push of the same file"}), live.addr))
             self._drop(live)
-        have = self.suspended.pop(key, None)
-        if have is None:
-            checkpoint = self.downloads.checkpoint(key)
-            if checkpoint is not None and (checkpoint.sha256, checkpoint.size) == \
-                    (fields["sha"], fields["size"]):
-                have = checkpoint.have if checkpoint.payload == payload else 0
+        return key
+
+    def _resume_point(self, key: str, kept: int | None, checkpoint, fields: dict,
+                      payload: int, addr: tuple, wanted: bool, now: float) -> int:
+        """The bytes a file offer continues from: what this process put away
+        (``kept``) or what the part file's ``checkpoint`` says, when the
+        sender wants it and its host may reopen one now (else Busy)."""
+        if not key:
+            return 0
+        have = kept
+        if have is None and checkpoint is not None and (checkpoint.sha256, checkpoint.size) == \
+                (fields["sha"], fields["size"]):
+            have = checkpoint.have if checkpoint.payload == payload else 0
         if not wanted or not have or have % payload or have >= fields["size"]:
-            return key, 0
+            return 0
         host = host_key(addr[0])
         wait = self.aborts.backoff(host, now)
         if wait:
@@ -424,7 +491,7 @@ class Receiver:
             # Reopening one re-reads what it kept on the disk thread.
             self._remember_suspended(key, have)
             raise Busy("other resumed pushes from your address are starting", retry_after=1.0)
-        return key, have
+        return have
 
     def _make_room(self, addr: tuple, now: float) -> None:
         """Refuse (busy) when the transfers are at their caps; otherwise make
@@ -463,12 +530,6 @@ class Receiver:
         """The name to store a file under, once name and size allow it."""
         try:
             return admissible_name(offered_name, size, self.limits.max_file_size)
-        except Refused as e:
-            raise Refusal(str(e)) from None
-
-    def _check_space(self, size: int) -> None:
-        try:
-            check_space(self.downloads, size)
         except Refused as e:
             raise Refusal(str(e)) from None
 
@@ -581,7 +642,10 @@ class Receiver:
         self.poll(now)
 
     def poll(self, now: float) -> None:
-        """Finish the files whose publication the disk worker has done."""
+        """Finish the offers whose disk look, and the files whose
+        publication, the disk worker has done."""
+        if self.examining:
+            self._examined(now)
         for token, session in list(self.publishing.items()):
             try:
                 stored = session.part.publish_result()
@@ -674,7 +738,7 @@ class Receiver:
         return window
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, tuple]]:
-        if self.publishing:
+        if self.publishing or self.examining:
             self.poll(now)
         out = self.outbox
         self.outbox = []
@@ -703,7 +767,7 @@ class Receiver:
         return min(s.deadline for s in self.sessions.values())
 
     def handle_timer(self, now: float) -> None:
-        if self.publishing:
+        if self.publishing or self.examining:
             self.poll(now)
         for session in list(self.sessions.values()):
             if session.deadline <= now:

@@ -400,13 +400,26 @@ def admissible_name(offered, size: int, max_file_size: int) -> str:
 
 def check_space(downloads: "Downloads", size: int) -> None:
     """Refused unless ``size`` bytes fit with the reserve left free."""
+    fits(disk_room(downloads), size)
+
+
+def disk_room(downloads: "Downloads") -> tuple[int, int] | OSError:
+    """(free bytes, reserve) of the downloads' filesystem, or the error
+    that says it is unavailable (a statvfs: run it on the disk thread)."""
     try:
-        free = downloads.free_bytes()
+        return downloads.free_bytes(), downloads.reserve
     except OSError as e:
-        raise Refused(f"downloads directory unavailable: {e.strerror}") from None
-    if size + downloads.reserve > free:
+        return e
+
+
+def fits(room: tuple[int, int] | OSError, size: int) -> None:
+    """Refused unless ``size`` bytes fit in ``room`` (from :func:`disk_room`)."""
+    if isinstance(room, OSError):
+        raise Refused(f"downloads directory unavailable: {room.strerror}")
+    free, reserve = room
+    if size + reserve > free:
         raise Refused(f"not enough disk space: {size} bytes offered, "
-                      f"{max(0, free - downloads.reserve)} available")
+                      f"{max(0, free - reserve)} available")
 
 
 RESERVE_MAX = 64 << 20

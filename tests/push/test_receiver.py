@@ -379,6 +379,7 @@ def test_the_last_ack_goes_out_while_the_file_is_still_being_published(tmp_path)
     ep = Receiver(disk, Limits(window=8, payload=100))
     data = os.urandom(250)
     ep.receive_datagram(offer(data=data), PEER, 0.0)
+    worker.run_all()                                  # the offer's disk look
     token = wire.decode_json(wire.decode(ep.datagrams_to_send(0.0)[0][0])[3])["token"]
     send_data(ep, token, data, [0, 1, 2])
     # Written, hashed and fsynced later: the sender still learns at once
@@ -390,6 +391,44 @@ def test_the_last_ack_goes_out_while_the_file_is_still_being_published(tmp_path)
     ep.poll(0.01)
     [((kind, _, _, body), _)] = out(ep, 0.01)
     assert kind == wire.DONE and wire.decode_json(body)["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_an_offer_is_answered_once_the_disk_thread_has_looked(tmp_path):
+    # Free space and a kept checkpoint are read on the disk thread, never
+    # on the reactor's; the sender's repeated OFFERs meanwhile start no
+    # second look, and the answer comes when the look is done.
+    worker = HeldWorker()
+    disk = Disk(tmp_path)
+    disk.worker = worker
+    ep = Receiver(disk, Limits(window=8, payload=100))
+    data = os.urandom(250)
+    for _ in range(3):
+        ep.receive_datagram(offer(data=data), PEER, 0.0)
+        assert ep.datagrams_to_send(0.0) == []
+    assert len(worker.held) == 1
+    worker.run_all()
+    ep.poll(0.01)
+    [((kind, _, _, body), _)] = out(ep, 0.01)
+    assert kind == wire.ACCEPT and wire.decode_json(body)["token"]
+    ep.receive_datagram(offer(data=data), PEER, 0.02)          # its ACCEPT was lost
+    [((kind, _, _, _), _)] = out(ep, 0.02)
+    assert kind == wire.ACCEPT and not worker.held
+
+
+def test_an_offer_the_disk_cannot_hold_is_refused_after_the_look(tmp_path):
+    class Tiny(Disk):
+        def free_bytes(self):
+            return 100
+
+    worker = HeldWorker()
+    disk = Tiny(tmp_path)
+    disk.worker = worker
+    ep = Receiver(disk, Limits(window=8, payload=100))
+    ep.receive_datagram(offer(data=os.urandom(250)), PEER, 0.0)
+    assert ep.datagrams_to_send(0.0) == []
+    worker.run_all()
+    [((kind, _, _, body), _)] = out(ep, 0.01)
+    assert kind == wire.REJECT and "not enough disk space" in wire.decode_json(body)["error"]
 
 
 def test_caps_count_a_host_not_its_sockets(tmp_path):
