@@ -47,6 +47,11 @@ def resolve_server(text: str) -> tuple[int, str, int]:
         family, ip = resolve_udp(host, port)
     except OSError as e:
         raise OSError(f"cannot resolve {host}: {e.strerror or e}") from None
+    if family == socket.AF_INET6 and ipaddress.IPv6Address(ip.split("%")[0]).is_link_local:
+        # Twisted's UDP ports carry no zone (the interface of fe80::1%eth0),
+        # without which such an address cannot be reached.
+        raise OSError(f"cannot reach {host}: a link-local address (fe80::) does not work for "
+                      "files yet; use the host's IPv4, global or ULA address")
     return family, ip, port
 
 

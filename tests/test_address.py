@@ -49,3 +49,10 @@ def test_dual_stack_means_one_ipv6_socket_takes_ipv4():
             peer = server.accept()[0]
             assert shown(peer.getpeername()[0]) == "127.0.0.1"
             peer.close()
+
+
+def test_a_link_local_server_is_refused_with_a_reason_not_a_traceback():
+    from tekcos.address import resolve_server
+    with pytest.raises(OSError, match="link-local address .* does not work for files yet"):
+        resolve_server("[fe80::1%lo]:9000")
+    assert resolve_server("[::1]:9000")[1:] == ("::1", 9000)
