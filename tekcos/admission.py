@@ -13,7 +13,7 @@ Plain bookkeeping: no Twisted, no clock.
 """
 from __future__ import annotations
 
-from tekcos.address import host_key
+from tekcos.hosts import host_key
 
 CHAT, HTTP = "chat", "http"
 HTTP_PER_HOST = 16      # HTTP connections in progress from one host

@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from tekcos import __version__, exits
-from tekcos.address import DEFAULT_PORT, parse_address
+from tekcos.hosts import DEFAULT_PORT, parse_address
 
 
 def build_parser() -> argparse.ArgumentParser:

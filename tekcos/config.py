@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from tekcos.address import DEFAULT_PORT
+from tekcos.hosts import DEFAULT_PORT
 
 
 class ConfigError(ValueError):

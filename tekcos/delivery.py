@@ -85,6 +85,8 @@ class Ready:
 
 
 class Deliveries:
+    subdir = SUBDIR     # where the receiver stores what it takes for people
+
     def __init__(self, hub, store, now, downloads: str, keep_days: float = 7.0,
                  quota: int = 2 << 30, udp_port: int = 9000):
         self.hub = hub

@@ -15,27 +15,9 @@ import time
 
 from tekcos.push import wire
 
-HELLO_MIN = 256
-
-
-def request() -> bytes:
-    return wire.encode(wire.HELLO, 0, 0, b" " * HELLO_MIN)
-
-
-def reply(info: dict) -> bytes:
-    return wire.encode_json(wire.HELLO_REPLY, 0, {"tekcos": 1, **info})
-
-
-def parse_reply(data: bytes) -> dict | None:
-    """The server's information if ``data`` is a tekcos HELLO_REPLY, else None."""
-    try:
-        kind, _, _, payload = wire.decode(data)
-        if kind != wire.HELLO_REPLY:
-            return None
-        info = wire.decode_json(payload)
-    except wire.Malformed:
-        return None
-    return info if info.get("tekcos") == 1 else None
+# The datagram formats live in tekcos.push.wire.
+HELLO_MIN = wire.HELLO_MIN
+request, reply, parse_reply = wire.hello_request, wire.hello_reply, wire.parse_hello_reply
 
 
 def hello_replies(targets: list[str], port: int, timeout: float = 0.5,

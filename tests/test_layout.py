@@ -12,9 +12,10 @@ PACKAGE = pathlib.Path(tekcos.__file__).parent
 DOC = (PACKAGE.parent / "docs" / "architecture.md").read_text()
 FEATURES = ("chat", "push", "scan")
 SHARED = {"address", "admission", "exits", "identity", "ratelimit", "text", "config",
-          "listening", "hello", "store", "delivery", "compat"}
+          "listening", "hello", "store", "delivery", "compat", "hosts"}
 # No sockets, file system, clock, threads or Twisted (time is passed in).
-SANS_IO = ["push/sender.py", "push/receiver.py", "push/offers.py", "push/congestion.py", "push/rtt.py",
+SANS_IO = ["push/sender.py", "push/receiver.py", "push/offers.py", "push/policy.py",
+           "hosts.py", "push/congestion.py", "push/rtt.py",
            "push/wire.py", "scan/arp.py", "scan/service.py", "chat/session.py",
            "chat/names.py", "chat/lineedit.py", "text.py", "ratelimit.py", "admission.py",
            "config.py"]
@@ -108,6 +109,30 @@ def test_sans_io_cores_import_no_io_and_are_documented():
         assert used == set(), module
         stem = module.rsplit("/", 1)[-1]
         assert stem in DOC.split("## Sans-IO cores")[1].split("\n## ")[0], module
+
+
+# The push engine's cores are sans-IO all the way down: nothing they import,
+# directly or through other tekcos modules, does I/O (the storage and the
+# clock are handed to them).
+SANS_IO_DEEP = ["push/sender.py", "push/receiver.py", "push/offers.py", "push/policy.py",
+                "push/congestion.py", "push/rtt.py", "push/wire.py", "hosts.py"]
+
+
+def test_the_push_cores_reach_no_io_through_what_they_import():
+    edges = graph()
+    found = {}
+    for module in SANS_IO_DEEP:
+        seen, todo = set(), [module_name(PACKAGE / module)]
+        while todo:
+            name = todo.pop()
+            if name not in seen:
+                seen.add(name)
+                todo.extend(edges.get(name, ()))
+        for name in seen:
+            used = {n.split(".")[0] for n in imported(MODULES[name])} & IO_MODULES
+            if used:
+                found[f"{module} -> {name}"] = sorted(used)
+    assert found == {}
 
 
 def test_plain_modules_import_nothing_from_twisted():

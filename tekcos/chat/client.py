@@ -17,8 +17,8 @@ from twisted.internet import defer, endpoints, protocol, stdio
 from twisted.internet.error import ConnectError, DNSLookupError
 
 from tekcos import exits
-from tekcos.address import parse_address
 from tekcos.chat.terminal import Members, Terminal
+from tekcos.hosts import parse_address
 
 
 class ChatFailure(Exception):

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import hmac
 
-from tekcos.address import host_key
 from tekcos.chat.names import look_keys, name_key
+from tekcos.hosts import host_key
 
 MAX_IGNORED = 100
 MAX_BANS = 100          # per room

@@ -19,11 +19,12 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from tekcos.address import local_host, shown
+from tekcos.address import local_host
 from tekcos.chat import telnet
 from tekcos.chat.lineedit import ERASE_LINE, LineEditor
 from tekcos.chat.session import ChatSession
 from tekcos.compat import discard_queued, make_writer, tcp_connection
+from tekcos.hosts import shown
 
 # What FileDescriptor.bufferSize holds before it pauses its producer.
 _TRANSPORT_BUFFER = 64 * 1024

@@ -7,11 +7,11 @@ from twisted.internet import defer
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.logger import Logger
 
-from tekcos.address import shown
 from tekcos.admission import CHAT, Admission
 from tekcos.chat.hub import Hub
 from tekcos.chat.protocol import ChatProtocol
 from tekcos.chat.session import SessionConfig
+from tekcos.hosts import shown
 
 
 class _Refused(Protocol):

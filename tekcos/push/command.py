@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from twisted.internet import defer
 
 from tekcos import exits
-from tekcos.address import parse_address, resolve_server
+from tekcos.address import resolve_server
+from tekcos.hosts import parse_address
 from tekcos.identity import client_id
 from tekcos.push import wire
 from tekcos.push.sender import DELIVERED, REJECTED, WAITING, Sender

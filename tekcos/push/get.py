@@ -18,13 +18,14 @@ import sys
 from twisted.internet import defer
 
 from tekcos import exits
-from tekcos.address import parse_address, resolve_server
+from tekcos.address import resolve_server
+from tekcos.hosts import parse_address
 from tekcos.push import wire
 from tekcos.push.command import Progress
+from tekcos.push.gro import listen_udp
 from tekcos.push.receiver import Limits, Receiver
 from tekcos.push.serve import new_get_id
 from tekcos.push.storage import Downloads
-from tekcos.push.gro import listen_udp
 from tekcos.push.udp import ServerProtocol, size_socket_buffers
 from tekcos.push.worker import DiskWorker
 

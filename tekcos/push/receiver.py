@@ -16,14 +16,12 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
-from tekcos import hello
-from tekcos.address import host_key
-from tekcos.delivery import SUBDIR as ADDRESSED_DIR
-from tekcos.push import resume, wire
+from tekcos.hosts import host_key
+from tekcos.push import wire
 from tekcos.push.offers import (CHECK, RETRY, AbortHistory, Busy, OfferGate, Refusal,
                                 offer_fields, owner_of)
-from tekcos.push.storage import (DISK_BACKLOG, DamagedPartial, Downloads, Refused,
-                                 admissible_name, disk_room, fits)
+from tekcos.push.policy import (DISK_BACKLOG, Checkpoint, DamagedPartial, Refused,
+                                admissible_name, fits, key_for)
 from tekcos.ratelimit import TokenBucket
 
 AMPLIFICATION = 3
@@ -102,7 +100,14 @@ class Incoming:
 
 
 class Receiver:
-    def __init__(self, downloads: Downloads, limits: Limits | None = None,
+    """``downloads`` is the storage (tekcos.push.storage.Downloads, or a
+    fake): ``worker.submit(job)`` (a Future), ``checkpoint(key)`` and
+    ``space()`` (run as disk jobs), ``open_part(...)`` (a part file that
+    appends, publishes and is put away on the disk thread).  ``addressing``
+    (tekcos.delivery.Deliveries) decides files sent to people and names
+    their ``subdir``."""
+
+    def __init__(self, downloads, limits: Limits | None = None,
                  on_complete: Callable[[Received], None] | None = None,
                  server_info: dict | None = None, token: Callable[[], int] | None = None,
                  log: Callable[[str], None] | None = None, addressing=None):
@@ -246,7 +251,7 @@ class Receiver:
         return True
 
     def _hello(self, addr: tuple) -> None:
-        self._send_unvalidated(hello.reply(self.server_info), addr)
+        self._send_unvalidated(wire.hello_reply(self.server_info), addr)
 
     def _offer(self, offer_id: int, payload: bytes, addr: tuple, now: float) -> None:
         known = self.offers.get((addr, offer_id))
@@ -392,7 +397,7 @@ class Receiver:
         look_for = key if key and kept is None else ""
 
         def look():     # on the disk thread
-            return (downloads.checkpoint(look_for) if look_for else None), disk_room(downloads)
+            return (downloads.checkpoint(look_for) if look_for else None), downloads.space()
 
         def finish(looked) -> Incoming:
             checkpoint, room = looked
@@ -440,7 +445,7 @@ class Receiver:
         else at the address can touch the file), else its IP address."""
         if not self.limits.resume_seconds:
             return ""
-        key = resume.key_for(fields["sha"], fields["size"], owner)
+        key = key_for(fields["sha"], fields["size"], owner)
         live = next((s for s in self.sessions.values() if s.key == key), None)
         if live is not None:
             if live.finished or live.token in self.publishing or not live.cum:
@@ -538,12 +543,12 @@ class Receiver:
             return True
         template = None
         if session.key:
-            template = resume.Checkpoint(session.sha256, session.size, session.name,
+            template = Checkpoint(session.sha256, session.size, session.name,
                                          session.payload, 0, "")
         try:
             session.part = self.downloads.open_part(
                 session.name, session.key or f"{session.token:016x}", template, session.have,
-                ADDRESSED_DIR if session.request else "")
+                self.addressing.subdir if session.request else "")
             return True
         except OSError as e:
             session.result = wire.encode_json(wire.FAIL, session.token, {

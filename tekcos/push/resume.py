@@ -27,7 +27,9 @@ import json
 import os
 import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
+
+from tekcos.push.policy import Checkpoint, key_for  # noqa: F401
 
 CHECKPOINT_EVERY = 64 << 20
 MAX_STATE = 4096            # a checkpoint file larger than this is not ours
@@ -37,35 +39,12 @@ PART = re.compile(r"^\.([0-9a-f]{16})\.part$")
 STATE = re.compile(r"^\.([0-9a-f]{16})\.resume$")
 
 
-def key_for(sha256: str, size: int, host: str) -> str:
-    """The 16 hex digits naming a resumable push's files."""
-    return hashlib.sha256(f"{sha256}:{size}:{host}".encode()).hexdigest()[:16]
-
-
 def part_path(directory: str, key: str) -> str:
     return os.path.join(directory, f".{key}.part")
 
 
 def state_path(directory: str, key: str) -> str:
     return os.path.join(directory, f".{key}.resume")
-
-
-@dataclass
-class Checkpoint:
-    """What a part file holds: ``have`` bytes of the offered file, whose
-    SHA-256 is ``prefix_sha256``; received in packets of ``payload`` bytes."""
-    sha256: str
-    size: int
-    name: str
-    payload: int
-    have: int
-    prefix_sha256: str
-
-    def valid(self) -> bool:
-        return (_SHA256.match(self.sha256) is not None
-                and _SHA256.match(self.prefix_sha256) is not None
-                and self.payload > 0 and 0 < self.have < self.size
-                and self.have % self.payload == 0)
 
 
 def read(directory: str, key: str) -> Checkpoint | None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import secrets
 from typing import Callable
 
-from tekcos.address import host_key
+from tekcos.hosts import host_key
 from tekcos.push import wire
 from tekcos.push.sender import DELIVERED, Sender
 from tekcos.ratelimit import TokenBucket

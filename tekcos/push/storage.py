@@ -11,52 +11,15 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import re
-import unicodedata
 from collections import deque
 from concurrent.futures import Future
 
 from tekcos.push import resume
+from tekcos.push.policy import (DISK_BACKLOG, MAX_NAME_BYTES, BadName,  # noqa: F401
+                                DamagedPartial, Refused, admissible_name, fits, safe_name)
 from tekcos.push.worker import DiskWorker
-from tekcos.text import strip_bidi
 
-MAX_NAME_BYTES = 255
-_WINDOWS_RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$)$",
-                               re.IGNORECASE)
 FLUSH_AT = 1 << 20
-
-
-class BadName(ValueError):
-    """The offered name cannot be stored; ``str()`` says why."""
-
-
-def safe_name(offered: str) -> str:
-    """Reduce ``offered`` to a plain file name, or raise BadName.
-
-    Directory parts (``/`` or ``\\``) are dropped; control characters and NUL
-    are refused; bidi controls are removed; leading dots (hidden files, ``..``) become ``_``; trailing dots
-    and spaces (which Windows drops) are removed; reserved Windows device
-    names get a ``_`` prefix; names over 255 bytes are refused.
-    """
-    if not isinstance(offered, str) or not offered:
-        raise BadName("empty name")
-    if any(unicodedata.category(c) == "Cc" for c in offered):
-        raise BadName("control characters in the name")
-    if any(0xD800 <= ord(c) <= 0xDFFF for c in offered):
-        raise BadName("invalid characters in the name")
-    # Bidi controls would let a name show another extension than it has.
-    name = strip_bidi(unicodedata.normalize("NFC", re.split(r"[/\\]", offered)[-1]))
-    name = name.rstrip(". ")
-    if name.startswith("."):
-        name = "_" + name.lstrip(".")
-    if not name.strip(" _"):
-        raise BadName(f"no usable file name in {offered!r}")
-    stem = name.split(".", 1)[0].rstrip(" ")
-    if _WINDOWS_RESERVED.match(stem):
-        name = "_" + name
-    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
-        raise BadName(f"name longer than {MAX_NAME_BYTES} bytes")
-    return name
 
 
 def numbered(name: str, n: int) -> str:
@@ -370,34 +333,6 @@ class VerifiedPrefixes:
         return len(self._known)
 
 
-class DamagedPartial(OSError):
-    """What the server kept of an earlier attempt cannot be continued."""
-
-    def __init__(self, reason: str):
-        super().__init__(errno.EIO, reason)
-
-
-# Bytes of a file received but not yet written, at most: past it a push's
-# window shrinks and an upload's socket is read more slowly.
-DISK_BACKLOG = 16 << 20
-
-
-class Refused(ValueError):
-    """An offered file cannot be taken; ``str()`` says why (sent back)."""
-
-
-def admissible_name(offered, size: int, max_file_size: int) -> str:
-    """The name to store an offered file under, once its name and size
-    allow it; raises Refused.  The one check for pushes and web uploads."""
-    try:
-        name = safe_name(offered)
-    except BadName as e:
-        raise Refused(f"invalid name: {e}") from None
-    if size > max_file_size:
-        raise Refused(f"file too large: {size} bytes, the limit is {max_file_size}")
-    return name
-
-
 def check_space(downloads: "Downloads", size: int) -> None:
     """Refused unless ``size`` bytes fit with the reserve left free."""
     fits(disk_room(downloads), size)
@@ -410,16 +345,6 @@ def disk_room(downloads: "Downloads") -> tuple[int, int] | OSError:
         return downloads.free_bytes(), downloads.reserve
     except OSError as e:
         return e
-
-
-def fits(room: tuple[int, int] | OSError, size: int) -> None:
-    """Refused unless ``size`` bytes fit in ``room`` (from :func:`disk_room`)."""
-    if isinstance(room, OSError):
-        raise Refused(f"downloads directory unavailable: {room.strerror}")
-    free, reserve = room
-    if size + reserve > free:
-        raise Refused(f"not enough disk space: {size} bytes offered, "
-                      f"{max(0, free - reserve)} available")
 
 
 RESERVE_MAX = 64 << 20
@@ -452,6 +377,11 @@ class Downloads:
             total = psutil.disk_usage(self.directory).total
             self._reserve = min(RESERVE_MAX, total // RESERVE_SHARE)
         return self._reserve
+
+    def space(self) -> tuple[int, int] | OSError:
+        """(free bytes, reserve), or why they cannot be known (a statvfs:
+        for the disk thread)."""
+        return disk_room(self)
 
     def free_bytes(self) -> int:
         import psutil

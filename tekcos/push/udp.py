@@ -21,7 +21,8 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from tekcos import exits
-from tekcos.address import dual_stack, mapped, shown
+from tekcos.address import dual_stack
+from tekcos.hosts import mapped, shown
 from tekcos.push.gro import listen_udp
 from tekcos.push.receiver import Limits, Receiver
 from tekcos.push.sender import Sender

@@ -103,3 +103,27 @@ def decode_ack(seq: int, payload: bytes) -> tuple[int, int, int, int]:
         raise Malformed("short ACK")
     window, trigger = ACK_HEAD.unpack_from(payload)
     return seq, window, trigger, int.from_bytes(payload[ACK_HEAD.size:], "little")
+
+
+# -- HELLO: how a server makes itself known on the LAN (tekcos.hello) --------------
+HELLO_MIN = 256
+
+
+def hello_request() -> bytes:
+    return encode(HELLO, 0, 0, b" " * HELLO_MIN)
+
+
+def hello_reply(info: dict) -> bytes:
+    return encode_json(HELLO_REPLY, 0, {"tekcos": 1, **info})
+
+
+def parse_hello_reply(data: bytes) -> dict | None:
+    """The server's information if ``data`` is a tekcos HELLO_REPLY, else None."""
+    try:
+        kind, _, _, payload = decode(data)
+        if kind != HELLO_REPLY:
+            return None
+        info = decode_json(payload)
+    except Malformed:
+        return None
+    return info if info.get("tekcos") == 1 else None

@@ -3,8 +3,8 @@ an ARP scan, then a HELLO to every neighbour; without raw-socket rights, a
 HELLO to the subnet's broadcast address instead."""
 from __future__ import annotations
 
-from tekcos.address import DEFAULT_PORT
 from tekcos.hello import hello_replies
+from tekcos.hosts import DEFAULT_PORT
 from tekcos.scan import engine
 from tekcos.scan import iface as ifaces
 

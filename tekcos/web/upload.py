@@ -23,9 +23,9 @@ from twisted.logger import Logger
 from twisted.web import server
 from twisted.web.resource import Resource
 
-from tekcos.address import host_key, shown
 from tekcos.compat import request_gone, request_line
 from tekcos.delivery import SUBDIR as ADDRESSED_DIR
+from tekcos.hosts import host_key, shown
 from tekcos.push.storage import DISK_BACKLOG, Refused, admissible_name, check_space, safe_name
 from tekcos.web.http import CheckedRequest
 

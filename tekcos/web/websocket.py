@@ -29,9 +29,10 @@ from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerPr
 from autobahn.websocket.types import ConnectionDeny
 from twisted.logger import Logger
 
-from tekcos.address import local_host, shown
+from tekcos.address import local_host
 from tekcos.chat.session import UTF8, ChatSession
 from tekcos.compat import discard_queued, forget_option_copies, make_writer, options_on_class
+from tekcos.hosts import shown
 
 CONTROL = "\x00"
 STATE_DELAY = 0.25       # seconds: state updates are coalesced
