@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import nullcontext
 
 from common import ROOT, checkout, free_port, rss_kib
 
@@ -183,7 +184,7 @@ def main() -> None:
     parser.add_argument("--baseline", default=BASELINE)
     parser.add_argument("--seconds", type=float, default=16.0)
     args = parser.parse_args()
-    with (checkout(args.baseline) if args.baseline != "none" else _none()) as baseline:
+    with (checkout(args.baseline) if args.baseline != "none" else nullcontext()) as baseline:
         trees = [("this tree", ROOT)] + ([(f"baseline {args.baseline}", baseline)]
                                          if baseline else [])
         print(f"{'tree':22}{'paste: lines arrived':>22}{'in order':>10}{'last after s':>14}")
@@ -201,14 +202,6 @@ def main() -> None:
                   f"{statistics.median(busy):>8.2f}/{p(busy, .99):<7.2f}"
                   f"{p(busy, .99) / max(0.01, p(idle, .99)):>11.2f}{r['peak_mib']:>14.1f}",
                   flush=True)
-
-
-class _none:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 if __name__ == "__main__":

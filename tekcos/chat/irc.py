@@ -89,61 +89,31 @@ def do_whois(session, arg: str) -> None:
     session.write_lines(lines)
 
 
-@command("away")
-def do_away(session, arg: str) -> None:
-    report(session, moderation.away(session, arg))
-
-
-@command("ignore")
-def do_ignore(session, arg: str) -> None:
-    report(session, moderation.ignore(session, arg))
-
-
-@command("unignore")
-def do_unignore(session, arg: str) -> None:
-    report(session, moderation.unignore(session, arg))
-
-
 def _nick_and_reason(arg: str) -> tuple[str, str]:
     nick, _, reason = arg.partition(" ")
     return nick, reason.strip()
 
 
-@command("kick")
-def do_kick(session, arg: str) -> None:
-    report(session, moderation.kick(session.hub, session, *_nick_and_reason(arg)))
+def _acting(name: str, action, with_reason: bool = False, own: bool = False) -> None:
+    """Register /name: ``action(hub, session, arg)`` (``action(session,
+    arg)`` for what only concerns the user: ``own``), its refusal reported."""
+    def handler(session, arg: str) -> None:
+        args = _nick_and_reason(arg) if with_reason else (arg,)
+        report(session, action(session, *args) if own else action(session.hub, session, *args))
+    handler.__name__ = f"do_{name}"
+    command(name)(handler)
 
 
-@command("ban")
-def do_ban(session, arg: str) -> None:
-    report(session, moderation.ban(session.hub, session, arg))
-
-
-@command("unban")
-def do_unban(session, arg: str) -> None:
-    report(session, moderation.unban(session.hub, session, arg))
-
-
-@command("op")
-def do_op(session, arg: str) -> None:
-    report(session, moderation.give_op(session.hub, session, arg))
-
-
-@command("invite")
-def do_invite(session, arg: str) -> None:
-    report(session, moderation.invite(session.hub, session, arg))
-
-
-@command("mode")
-def do_mode(session, arg: str) -> None:
-    report(session, moderation.set_mode(session.hub, session, arg))
-
-
-@command("kill")
-def do_kill(session, arg: str) -> None:
-    report(session, moderation.kill(session.hub, session, *_nick_and_reason(arg)))
-
-
-@command("wall")
-def do_wall(session, arg: str) -> None:
-    report(session, moderation.wall(session.hub, session, arg))
+for _name, _action, _with_reason, _own in [
+        ("away", moderation.away, False, True),
+        ("ignore", moderation.ignore, False, True),
+        ("unignore", moderation.unignore, False, True),
+        ("kick", moderation.kick, True, False),
+        ("ban", moderation.ban, False, False),
+        ("unban", moderation.unban, False, False),
+        ("op", moderation.give_op, False, False),
+        ("invite", moderation.invite, False, False),
+        ("mode", moderation.set_mode, False, False),
+        ("kill", moderation.kill, True, False),
+        ("wall", moderation.wall, False, False)]:
+    _acting(_name, _action, _with_reason, _own)
