@@ -51,6 +51,7 @@ class FetchProtocol(ServerProtocol):
         self.on_progress = on_progress
         self.done: defer.Deferred = defer.Deferred()
         self.started = 0.0
+        self.completed_at = None   # when the file was verified and stored
         self.offered = False
         self.received = None          # the Received, once verified
         self.progress = (0, 0, 0)
@@ -102,7 +103,10 @@ class FetchProtocol(ServerProtocol):
     # -- what the endpoint reports ------------------------------------------------------
     def completed(self, received) -> None:
         self.received = received
-        # The DONE goes out with this flush; a repeat answers a lost one.
+        # The file is here, verified and stored: that ends the transfer's
+        # time (as a push's ends with the DONE).  The DONE goes out with
+        # this flush; the linger is for answering a lost one.
+        self.completed_at = self.clock.seconds()
         self.clock.callLater(LINGER, self._finish, exits.OK, "")
 
     def failed(self, text: str) -> None:
@@ -139,6 +143,11 @@ class FetchProtocol(ServerProtocol):
         self._get_call = self._watch = None
         self._flush()
         self.done.callback((status, error))
+
+    def elapsed(self) -> float:
+        """Seconds from the GET to the verified file (or to now, when it
+        did not come): the linger for a lost DONE is not the transfer's."""
+        return (self.completed_at or self.clock.seconds()) - self.started
 
     def bytes_received(self) -> tuple[int, int, int]:
         """(bytes in order, file size, bytes kept from before); once
@@ -209,7 +218,7 @@ def fetch(reactor, code: str, source: str, output: str, timeout: float = 10.0,
         yield listening.stopListening()     # the endpoint keeps an unfinished part file
     finally:
         reactor.removeSystemEventTrigger(trigger)
-    seconds = reactor.seconds() - protocol.started
+    seconds = protocol.elapsed()
     return status, error, _record(output, protocol, status, error, seconds)
 
 

@@ -185,3 +185,25 @@ def test_a_full_disk_on_the_fetching_side_is_told_and_exits_one(start, tmp_path)
     assert got.stderr.startswith("tekcos get: cannot take the file here: not enough disk "
                                  "space: 3000000 bytes offered")
     assert got.stderr.count("\n") == 1
+
+
+def test_the_time_of_a_get_ends_with_the_verified_file_not_the_linger(tmp_path):
+    # A push's figure ends with its DONE; a get's with the file verified and
+    # stored.  The linger after it (for a lost DONE) is not the transfer's.
+    from twisted.internet.task import Clock
+    from twisted.internet.testing import FakeDatagramTransport
+
+    from tekcos.push.get import LINGER, FetchProtocol
+    from tekcos.push.receiver import Limits, Receiver
+    from tests.fakes import Disk
+    clock = Clock()
+    clock.advance(100)
+    fetching = FetchProtocol(Receiver(Disk(tmp_path), Limits()), clock, "c" * 22, 30.0)
+    fetching.makeConnection(FakeDatagramTransport())
+    fetching.begin()
+    clock.advance(2.0)
+    fetching.completed(object())
+    clock.advance(LINGER)
+    assert fetching.done.called
+    assert fetching.elapsed() == 2.0
+    assert not clock.getDelayedCalls()
