@@ -14,7 +14,8 @@ FEATURES = ("chat", "push", "scan")
 SHARED = {"address", "admission", "exits", "identity", "ratelimit", "text", "config",
           "listening", "hello", "store", "delivery", "compat", "hosts"}
 # No sockets, file system, clock, threads or Twisted (time is passed in).
-SANS_IO = ["push/sender.py", "push/receiver.py", "push/offers.py", "push/policy.py",
+SANS_IO = ["push/sender.py", "push/handshake.py", "push/receiver.py", "push/offers.py",
+           "push/policy.py",
            "hosts.py", "push/congestion.py", "push/rtt.py",
            "push/wire.py", "scan/arp.py", "scan/service.py", "chat/session.py",
            "chat/names.py", "chat/lineedit.py", "text.py", "ratelimit.py", "admission.py",
@@ -114,7 +115,8 @@ def test_sans_io_cores_import_no_io_and_are_documented():
 # The push engine's cores are sans-IO all the way down: nothing they import,
 # directly or through other tekcos modules, does I/O (the storage and the
 # clock are handed to them).
-SANS_IO_DEEP = ["push/sender.py", "push/receiver.py", "push/offers.py", "push/policy.py",
+SANS_IO_DEEP = ["push/sender.py", "push/handshake.py", "push/receiver.py", "push/offers.py",
+                "push/policy.py",
                 "push/congestion.py", "push/rtt.py", "push/wire.py", "hosts.py"]
 
 

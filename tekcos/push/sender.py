@@ -29,13 +29,12 @@ from collections import deque
 from itertools import compress, repeat
 from typing import Callable
 
-from tekcos.push import wire
+from tekcos.push import handshake, wire
 from tekcos.push.congestion import BackgroundController, Controller
 from tekcos.push.rtt import RttEstimator
 
 OFFERING, SENDING, CONFIRMING, FINISHED = "offering", "sending", "confirming", "finished"
 WAITING = "waiting"          # the receiver is busy: offer again at retry_at
-MAX_RETRY_AFTER = 60.0
 DELIVERED, REJECTED, FAILED = "delivered", "rejected", "failed"
 DUP_THRESHOLD = 3
 # Until a round trip is measured.  An answer on a LAN takes milliseconds, and
@@ -184,28 +183,31 @@ class Sender:
             return
         if self.state == FINISHED:
             return
-        if kind == wire.RETRY:
-            self._retry(session, payload, now)
-            return
-        if kind in (wire.ACCEPT, wire.REJECT):
+        if kind in (wire.ACCEPT, wire.REJECT, wire.RETRY):
             if session != self.offer_id or self.state == WAITING:
                 return
             # A busy answer may also come after ACCEPT, when the receiver had
             # no slot left once our token came back.
-            if self.state != OFFERING and (kind == wire.ACCEPT or self.base):
+            if self.state != OFFERING and (kind != wire.REJECT or self.base):
                 return
-            try:
-                body = wire.decode_json(payload)
-            except wire.Malformed:
+            answer = handshake.read_answer(kind, payload, offered_payload=self.payload_size,
+                                           window=self.window, size=self.size,
+                                           resume=self.offer["resume"])
+            if answer is None:
+                return
+            if isinstance(answer, handshake.Retry):
+                self._retry(answer.cookie, now)
                 return
             if self.state == OFFERING and self.control_tries == 1:
                 sample = now - self.control_sent          # Karn: an OFFER sent once
                 self.rtt.sample(sample)
                 self.cc.on_rtt(sample)
-            if kind == wire.REJECT:
-                self._rejected(body, now)
-                return
-            self._accepted(body, now)
+            if isinstance(answer, handshake.Accepted):
+                self._accepted(answer, now)
+            elif isinstance(answer, handshake.Busy):
+                self._busy(answer, now)
+            else:
+                self._finish(REJECTED, answer.error)
             return
         if session != self.token or self.state == OFFERING:
             return
@@ -236,17 +238,11 @@ class Sender:
             self.failed_by_peer = True
             self._finish(FAILED, error)
 
-    def _retry(self, offer_id: int, payload: bytes, now: float) -> None:
+    def _retry(self, cookie: str, now: float) -> None:
         """The receiver is checking few offers (a flood): it sent a cookie
         to prove that we receive at this address.  The offer goes again at
         once with it; a few times at most, then only on the usual timer."""
-        if self.state != OFFERING or offer_id != self.offer_id or self.retries_answered >= 4:
-            return
-        try:
-            cookie = wire.decode_json(payload).get("cookie")
-        except wire.Malformed:
-            return
-        if not isinstance(cookie, str) or len(cookie) > 64:
+        if self.retries_answered >= 4:
             return
         self.retries_answered += 1
         self.offer["cookie"] = cookie
@@ -257,19 +253,13 @@ class Sender:
         self.control_tries = 0
         self._send_control(now)
 
-    def _rejected(self, body: dict, now: float) -> None:
-        error = str(body.get("error", "refused"))
-        retry = body.get("retry_after")
-        if not isinstance(retry, (int, float)) or isinstance(retry, bool) \
-                or not 0 < retry <= MAX_RETRY_AFTER:
-            self._finish(REJECTED, error)
-            return
-        waiting = body.get("waiting")
-        if isinstance(waiting, str):
+    def _busy(self, answer: handshake.Busy, now: float) -> None:
+        error, retry = answer.error, answer.retry_after
+        if answer.waiting is not None:
             # Not a slot: a person, who may take minutes to answer.
             if self.waiting_for is None:
                 self.wait_deadline = now + self.wait_accept
-            self.waiting_for = waiting[:64]
+            self.waiting_for = answer.waiting
         elif self.wait_deadline is None:
             self.wait_deadline = now + self.timeout
         if now + retry > self.wait_deadline:
@@ -301,26 +291,16 @@ class Sender:
         self.control_tries = 0
         self.tail_probe_at = None
 
-    def _accepted(self, body: dict, now: float) -> None:
-        try:
-            token = int(body["token"])
-            window = int(body.get("window", self.window))
-            payload = int(body.get("payload", self.payload_size))
-        except (KeyError, TypeError, ValueError):
-            return
-        if not (0 < token < 1 << 64) or window < 1 or not (1 <= payload <= self.payload_size):
-            return
-        self.token = token
-        self.peer_window = window
-        self.payload_size = payload
+    def _accepted(self, answer: handshake.Accepted, now: float) -> None:
+        self.token = answer.token
+        self.peer_window = answer.window
+        self.payload_size = payload = answer.payload
         self.waiting_for = None
         self.total = -(-self.size // payload)
-        have = body.get("have", 0)
-        if isinstance(have, int) and not isinstance(have, bool) and 0 < have < self.size \
-                and have % payload == 0 and self.offer["resume"]:
+        if answer.have:
             # The receiver checked what it kept of an earlier attempt.
-            self.resumed_bytes = have
-            self.base = self.next_seq = self.fast_mark = have // payload
+            self.resumed_bytes = answer.have
+            self.base = self.next_seq = self.fast_mark = answer.have // payload
         self.last_progress = now
         self.control_tries = 0
         self.state = SENDING if self.total else CONFIRMING
