@@ -192,9 +192,11 @@ class ServerCores:
         return getattr(self.endpoint, name)
 
     def receive_datagram(self, data: bytes, addr: tuple, now: float) -> None:
-        if len(data) >= wire.HEADER_SIZE:
+        outgoing = self.outgoing
+        if len(data) >= wire.HEADER_SIZE and (outgoing.by_offer or data[1] == wire.GET):
+            # (No download under way: every datagram is the endpoint's but a GET.)
             kind, session = data[1], int.from_bytes(data[4:12], "big")
-            if self.outgoing.claims(kind, session, addr):
+            if outgoing.claims(kind, session, addr):
                 self.outgoing.receive_datagram(data, addr, now)
                 return
         self.endpoint.receive_datagram(data, addr, now)

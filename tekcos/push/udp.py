@@ -217,6 +217,7 @@ class ServerProtocol(_Driven):
         super().__init__(endpoint, clock)
         self.buffer_bytes = buffer_bytes
         self.on_complete = on_complete
+        self._plain: dict[tuple, tuple] = {}   # IPv4-mapped address -> as IPv4
 
     def _sending(self) -> bool:
         # Downloads served from here (tekcos.push.serve) are senders.
@@ -241,7 +242,14 @@ class ServerProtocol(_Driven):
     def datagramReceived(self, data: bytes, addr) -> None:
         now = self.clock.seconds()
         if self._dual and addr[0].startswith("::ffff:"):
-            addr = (shown(addr[0]), addr[1])
+            # The same few senders, datagram after datagram: a table, not
+            # a new tuple each time.
+            plain = self._plain.get(addr)
+            if plain is None:
+                if len(self._plain) >= 4096:
+                    self._plain.clear()
+                plain = self._plain[addr] = (shown(addr[0]), addr[1])
+            addr = plain
         try:
             self.core.receive_datagram(data, addr, now)
         except Exception as e:
