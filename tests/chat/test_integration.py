@@ -103,6 +103,16 @@ def test_client_mistakes_never_log_a_traceback(start):
     user.send(b"\xff\xf0\n/join ../..\n/charset rot13\n/msg\n/history -5\n" + b"\x80" * 300 + b"\n")
     user.expect(rb"line too long")
     user.send(b"\x00\x01\x02\n")
+    # The IRC users' commands with odd arguments, and telnet answering the
+    # BINARY offer with garbage and in loops.
+    other = User(server.port, "other")
+    for line in ["/kick", "/kick other \x1b[2J", "/ban alice", "/mode +i +o", "/invite",
+                 "/whois " + "x" * 3000, "/ignore \u3164", "/away " + "y" * 500, "/kill other",
+                 "/wall", "/op", "/unban", "/names " + "../" * 10, "/help /kick extra"]:
+        other.send(line.encode() + b"\n")
+    other.send(b"\xff\xfd\x00\xff\xfb\x00" * 40 + b"\xff\xfe\x00\xff\xfc\x00" * 40 + b"\n")
+    other.send(b"\xff\xfa\x00" + b"\x00" * 5000 + b"\n/quit\n")
+    other.expect(rb"Bye|too many telnet commands", timeout=10)
     user.sock.close()
     code, log = server.stop()
     assert code in CLEAN_EXIT and "Server Shut Down." in log
