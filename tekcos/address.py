@@ -19,11 +19,10 @@ def resolve_server(text: str) -> tuple[int, str, int]:
         family, ip = resolve_udp(host, port)
     except OSError as e:
         raise OSError(f"cannot resolve {host}: {e.strerror or e}") from None
-    if family == socket.AF_INET6 and ipaddress.IPv6Address(ip.split("%")[0]).is_link_local:
-        # Twisted's UDP ports carry no zone (the interface of fe80::1%eth0),
-        # without which such an address cannot be reached.
-        raise OSError(f"cannot reach {host}: a link-local address (fe80::) does not work for "
-                      "files yet; use the host's IPv4, global or ULA address")
+    if family == socket.AF_INET6 and "%" not in ip and \
+            ipaddress.IPv6Address(ip).is_link_local:
+        raise OSError(f"cannot reach {host}: a link-local address needs its interface, "
+                      "as in [fe80::1%eth0]")
     return family, ip, port
 
 
@@ -33,7 +32,12 @@ def resolve_udp(host: str, port: int) -> tuple[int, str]:
     for family in (socket.AF_INET, socket.AF_INET6):
         for info in infos:
             if info[0] == family:
-                return family, info[4][0]
+                ip = info[4][0]
+                # A link-local address means nothing without its zone
+                # (fe80::1%eth0): keep it, as the interface's number.
+                if family == socket.AF_INET6 and info[4][3] and "%" not in ip:
+                    ip = f"{ip}%{info[4][3]}"
+                return family, ip
     raise OSError(f"no address for {host}")
 
 

@@ -31,6 +31,17 @@ def request_gone(request) -> bool:
     return request._disconnected
 
 
+# -- twisted.internet.udp.Port ----------------------------------------------------
+def connect_udp(port, host: str, number: int, sockaddr: tuple) -> None:
+    """Connect a UDP ``port`` to ``sockaddr`` (an IPv6 4-tuple with the
+    zone of a link-local address, which Twisted's ``connect`` cannot pass),
+    so that ``port.write(data)`` sends there as after ``port.connect``."""
+    if port._connectedAddr:
+        raise RuntimeError("already connected")
+    port.socket.connect(sockaddr)
+    port._connectedAddr = (host, number)
+
+
 # -- twisted.conch.telnet.Telnet ----------------------------------------------------
 class CapturingTelnet(conch.Telnet):
     """conch's option negotiation (the Q method of RFC 1143), whose output

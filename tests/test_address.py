@@ -51,8 +51,12 @@ def test_dual_stack_means_one_ipv6_socket_takes_ipv4():
             peer.close()
 
 
-def test_a_link_local_server_is_refused_with_a_reason_not_a_traceback():
+def test_a_link_local_server_keeps_its_zone_and_needs_one():
+    import socket as sockets
+
     from tekcos.address import resolve_server
-    with pytest.raises(OSError, match="link-local address .* does not work for files yet"):
-        resolve_server("[fe80::1%lo]:9000")
+    lo = sockets.if_nametoindex("lo")
+    assert resolve_server("[fe80::1%lo]:9000") == (sockets.AF_INET6, f"fe80::1%{lo}", 9000)
+    with pytest.raises(OSError, match="a link-local address needs its interface"):
+        resolve_server("[fe80::1]:9000")
     assert resolve_server("[::1]:9000")[1:] == ("::1", 9000)

@@ -100,3 +100,20 @@ def test_tempDataLen_dataBuffer_count_what_the_kernel_has_not_taken():
             transport.stopReading()
         left.close()
         right.close()
+
+
+def test_udp_connectedAddr_makes_a_port_connected_to_a_4_tuple_write_there():
+    from twisted.internet.protocol import DatagramProtocol
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as peer:
+        peer.bind(("::1", 0))
+        peer.settimeout(5)
+        port = reactor.listenUDP(0, DatagramProtocol(), interface="::1")
+        try:
+            compat.connect_udp(port, "::1", peer.getsockname()[1],
+                               ("::1", peer.getsockname()[1], 0, 0))
+            port.write(b"over the 4-tuple")
+            assert peer.recvfrom(100)[0] == b"over the 4-tuple"
+            with pytest.raises(RuntimeError):
+                compat.connect_udp(port, "::1", 1, ("::1", 1, 0, 0))
+        finally:
+            port.stopListening()

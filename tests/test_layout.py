@@ -156,7 +156,7 @@ PRIVATE = [("_tempDataLen", r"_tempDataLen"), ("_raiseSynchronously", r"_raiseSy
            ("_disconnected", r"\._disconnected\b"), ("CONFIG_ATTRS", r"CONFIG_ATTRS"),
            ("_path", r"\"_path\""), ("_command", r"\"_command\""),
            ("Telnet._write", r"\(conch\.Telnet\):[\s\S]*def _write\("),
-           ("dataBuffer", r"\.dataBuffer\b")]
+           ("dataBuffer", r"\.dataBuffer\b"), ("_connectedAddr", r"_connectedAddr")]
 
 
 def test_private_third_party_apis_live_in_compat_each_listed_with_a_canary():

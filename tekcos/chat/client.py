@@ -194,7 +194,10 @@ def chat(reactor, address: str, nick: str | None = None, stdin_fd: int = 0,
         state["session"] = session
         return session
 
-    endpoint = endpoints.HostnameEndpoint(reactor, host, port, timeout=10)
+    if "%" in host:   # a link-local address with its zone: not a name to look up
+        endpoint = endpoints.TCP6ClientEndpoint(reactor, host, port, timeout=10)
+    else:
+        endpoint = endpoints.HostnameEndpoint(reactor, host, port, timeout=10)
     for attempt in range(1, GREETING_TRIES + 1):
         done = defer.Deferred()
         try:

@@ -25,6 +25,7 @@ from tekcos.address import resolve_server
 from tekcos.hosts import parse_address
 from tekcos.identity import client_id
 from tekcos.push import wire
+from tekcos.push.gro import listen_udp
 from tekcos.push.sender import DELIVERED, REJECTED, WAITING, Sender
 from tekcos.push.udp import PushProtocol
 
@@ -99,7 +100,7 @@ def push_one(reactor, family: int, ip: str, port: int, *, label: str, kind: str,
     if running is not None:   # for an interruption to cancel it
         running["protocol"] = protocol
     interface = "::" if family == socket.AF_INET6 else ""
-    port_obj = reactor.listenUDP(0, protocol, interface=interface)
+    port_obj = listen_udp(reactor, 0, protocol, interface=interface)
     started = time.monotonic()
     try:
         protocol.transport.connect(ip, port)

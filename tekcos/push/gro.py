@@ -19,6 +19,8 @@ import struct
 
 from twisted.internet import udp
 
+from tekcos.compat import connect_udp
+
 UDP_GRO = 104            # linux/udp.h
 _SEGMENT = struct.Struct("=i")
 _CONTROL = socket.CMSG_SPACE(_SEGMENT.size)
@@ -36,7 +38,14 @@ class GroPort(udp.Port):
     connected_to = None  # (host, port) once connected
 
     def connect(self, host, port):
-        super().connect(host, port)
+        ip, _, zone = host.partition("%")
+        if zone and self.addressFamily == socket.AF_INET6:
+            # A link-local address means nothing without its zone, which
+            # only a 4-tuple carries.
+            scope = int(zone) if zone.isdigit() else socket.if_nametoindex(zone)
+            connect_udp(self, host, port, (ip, port, 0, scope))
+        else:
+            super().connect(host, port)
         self.connected_to = (host, port)
 
     def startListening(self):
@@ -67,7 +76,9 @@ class GroPort(udp.Port):
                 raise
             read += size
             if ipv6:
-                addr = addr[:2]     # as Twisted's own port: (host, port)
+                # As Twisted's own port, (host, port); but a link-local
+                # sender keeps its zone, without which it cannot be answered.
+                addr = addr[:2] if not addr[3] else (addr[0], addr[1], 0, addr[3])
             segment = size
             for level, kind, data in control:
                 if level == socket.SOL_UDP and kind == UDP_GRO:

@@ -117,7 +117,7 @@ class _Driven(DatagramProtocol):
 
     def _write_segments(self, datagrams: list[bytes], addr) -> None:
         sock = getattr(self.transport, "socket", None)
-        if self._dual and addr is not None:
+        if self._dual and addr is not None and ":" not in addr[0]:
             addr = (mapped(addr[0]), addr[1])
         control = [(SOL_UDP, UDP_SEGMENT, struct.pack("=H", len(datagrams[0])))]
         try:
@@ -149,7 +149,7 @@ class _Driven(DatagramProtocol):
         try:
             if addr is None:
                 self.transport.write(data)
-            elif self._dual:
+            elif self._dual and ":" not in addr[0]:
                 self.transport.write(data, (mapped(addr[0]), addr[1]))
             else:
                 self.transport.write(data, addr)

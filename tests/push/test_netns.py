@@ -203,3 +203,33 @@ def test_an_interrupted_push_run_again_continues_where_it_stopped(lab, tmp_path,
     proc.terminate()
     proc.wait(20)
     assert "Traceback" not in (tmp_path / "server.log").read_text()
+
+
+def test_link_local_addresses_with_their_zone_reach_chat_and_pushes(lab, tmp_path):
+    # tekcos chat [fe80::…%eth0]:9000 and tekcos push F --to [fe80::…%eth0]:9000,
+    # as on a LAN where nothing hands out addresses.
+    client, server = lab.ns("a"), lab.ns("b")
+    dev_a, dev_b = lab.link(client, "10.76.0.1/24", server, "10.76.0.2/24")
+
+    def link_local() -> str | None:
+        shown = lab.exec(server, "ip", "-6", "-o", "addr", "show", "dev", dev_b, "scope", "link")
+        return shown.split()[3].split("/")[0] if "tentative" not in shown and shown else None
+    address = wait_until(link_local, timeout=20, what="a link-local address (DAD done)")
+    downloads = tmp_path / "dl"
+    with open(tmp_path / "server.log", "w") as log:
+        serve_in(lab, server, downloads, log=log)
+    where = f"[{address}%{dev_a}]:9000"
+    chat = subprocess.run(["ip", "netns", "exec", client, sys.executable, "-m", "tekcos.cli",
+                           "chat", where, "--nick", "zed"], input=b"hello\n/who\n",
+                          capture_output=True, timeout=60, cwd=REPO)
+    assert chat.returncode == 0, chat.stderr
+    assert b"<zed> hello" in chat.stdout and b"*** lobby (1): zed" in chat.stdout
+    src = tmp_path / "ll.bin"
+    data = os.urandom(300_000)
+    src.write_bytes(data)
+    pushed = subprocess.run(["ip", "netns", "exec", client, sys.executable, "-m", "tekcos.cli",
+                             "push", str(src), "--to", where, "--json"],
+                            capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+    assert json.loads(pushed.stdout)["status"] == "delivered"
+    assert (downloads / "ll.bin").read_bytes() == data
