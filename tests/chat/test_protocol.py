@@ -238,3 +238,26 @@ def test_a_client_that_shuts_its_side_gets_its_paste_out_first():
     c = server.user("carol")
     c.protocol.readConnectionLost()
     assert c.transport.disconnecting
+
+
+def test_putty_and_windows_telnet_negotiation_then_korean_arrives_whole(server):
+    text = "안녕하세요 여러분 👍"
+    b = server.user("bob")
+    # PuTTY's recorded first bytes, then its answers to the offer (it takes
+    # BINARY both ways); Windows telnet's WILL NAWS, then DO ECHO/SGA/BINARY.
+    for nick, first, answers in [
+            ("putty", bytes.fromhex("fffb1ffffb20fffb18fffb27fffd01fffb03fffd03"),
+             [b"\xff\xfd\x00", b"\xff\xfb\x00"]),
+            ("win", b"\xff\xfb\x1f", [b"\xff\xfd\x01\xff\xfd\x03\xff\xfd\x00", b"\xff\xfb\x00"])]:
+        c = server.connect()
+        c.type(first)
+        for answer in answers:
+            c.type(answer)
+        assert c.protocol.telnet.binary and c.protocol.editor is not None
+        for key in (nick + "\r\n").encode():
+            c.type(bytes([key]))
+        c.read()
+        for byte in text.encode():
+            c.type(bytes([byte]))
+        c.type(b"\r\0")
+        assert b.lines()[-1].endswith(f"<{nick}> {text}")
