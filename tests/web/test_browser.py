@@ -13,6 +13,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 
 import pytest
 
@@ -266,3 +267,36 @@ def test_a_file_dropped_on_a_members_name_goes_to_that_person(start, browser, tm
     wait_until(lambda: len(bob.find_elements(By.CSS_SELECTOR, "#log a.download")) == 2,
                what="the second Download link")
     alice.save_screenshot(os.path.join(ARTIFACTS, "web-send-to.png"))
+
+
+def test_the_page_reconnects_by_itself_after_a_restart_and_rejoins_its_room(start, browser):
+    from selenium.webdriver.common.by import By
+    web = free_port()
+    server = start("--web", str(web))
+    page = browser()
+    join(page, f"http://127.0.0.1:{web}/", "webby")
+    say(page, "/join dev")
+    wait_until(lambda: page.find_element(By.ID, "where").text == "webby in dev",
+               what="webby in dev")
+    server.stop()
+    wait_until(lambda: "connecting again" in page.find_element(By.ID, "status").text,
+               what="the page to say it connects again")
+    again = start("--web", str(web), "--oper-password", "pw")
+    wait_until(lambda: page.find_element(By.ID, "status").text == "connected"
+               and page.find_element(By.ID, "line-form").is_displayed()
+               and page.find_element(By.ID, "where").text == "webby in dev", timeout=60,
+               what="webby back in dev after the restart")
+    friend = User(again.port, "friend")
+    friend.send(b"/join dev\n")
+    friend.expect(rb"You are in dev")
+    say(page, "back again")
+    friend.expect(rb"<webby> back again")
+    assert page.find_element(By.ID, "status").text == "connected"
+    # Disconnected by an operator: it does not come back by itself.
+    friend.send(b"/oper pw\n/kill webby enough\n")
+    friend.expect(rb"webby has quit")
+    wait_until(lambda: "reload the page" in page.find_element(By.ID, "status").text,
+               what="the page to stay away")
+    time.sleep(2.5)    # longer than the first retry would wait
+    friend.send(b"/who\n")
+    assert b"webby" not in friend.expect(rb"\*\*\* dev \(\d+\): [^\r]*\r\n")

@@ -10,6 +10,12 @@ let ws = null;
 let state = {};
 let scansSeen;
 let sendTo = null;           // the member whose "Send to…" was clicked
+// Reconnecting by itself (a server restart, a Wi-Fi blip): who we were and
+// where, and how long to wait before the next try (doubling up to 30 s).
+let lastNick = null;
+let lastRoom = null;
+let retryDelay = 1000;
+let stayAway = false;        // disconnected by an operator: not again by itself
 const waitingTickets = [];   // uploads asked for, in order: the server answers in order
 
 function setStatus(text, bad) {
@@ -21,11 +27,23 @@ function setStatus(text, bad) {
 function connect() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   ws = new WebSocket(`${scheme}//${location.host}/ws`);
-  ws.onopen = () => setStatus("connected");
+  ws.onopen = () => {
+    setStatus("connected");
+    if (lastNick) {            // back in as who we were, where we were
+      send(lastNick);
+      if (lastRoom && lastRoom !== "lobby") send(`/join ${lastRoom}`);
+    }
+  };
   ws.onclose = () => {
-    setStatus("disconnected: reload the page to join again", true);
     $("line-form").hidden = true;
     $("nick-form").hidden = true;
+    if (!lastNick || stayAway) {
+      setStatus("disconnected: reload the page to join again", true);
+      return;
+    }
+    setStatus(`disconnected: connecting again in ${retryDelay / 1000} s…`, true);
+    setTimeout(connect, retryDelay);
+    retryDelay = Math.min(retryDelay * 2, 30000);
   };
   ws.onmessage = (event) => {
     const data = event.data;
@@ -59,6 +77,7 @@ function clock() {
 }
 
 function output(text) {
+  if (text.includes("*** You were disconnected by ")) stayAway = true;
   const log = $("log");
   const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
   for (const line of text.split("\r\n")) {
@@ -123,6 +142,11 @@ function control(message) {
 function showState(next) {
   state = next;
   const joined = Boolean(state.nick);
+  if (joined) {
+    lastNick = state.nick;
+    lastRoom = state.room;
+    retryDelay = 1000;
+  }
   $("nick-form").hidden = joined;
   $("line-form").hidden = !joined;
   $("where").textContent = joined ? `${state.nick} in ${state.room}` : "";
