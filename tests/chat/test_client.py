@@ -186,6 +186,8 @@ def test_terminal_mode_keeps_the_typed_line_while_messages_arrive(start):
             lines.index("> half typed 한")
         term.type(" line\r")
         friend.expect("<tty> half typed 한 line".encode())
+        term.expect(lambda lines: any(l.endswith("<tty> half typed 한 line") for l in lines)
+                    and _prompt(lines) == ">")
         term.type("\x04")                 # Ctrl-D on an empty line quits cleanly
         assert term.proc.wait(timeout=10) == 0
         friend.expect(rb"-- tty has quit \(quit\)")
@@ -216,6 +218,10 @@ def test_terminal_history_nick_completion_and_ctrl_c(start):
         term.type("after\r")
         seen = friend.expect(rb"<tty> after\r\n")
         assert b"never sent" not in seen
+        # (once the next prompt is up: between two prompts the terminal is
+        # briefly the kernel's, where Ctrl-C is a signal)
+        term.expect(lambda lines: any(l.endswith("<tty> after") for l in lines)
+                    and _prompt(lines) == ">")
         term.type("\x03")                            # Ctrl-C on an empty line: quit
         assert term.proc.wait(timeout=10) == 0
         friend.expect(rb"-- tty has quit \(quit\)")
