@@ -372,11 +372,14 @@ class HeldWorker(DiskWorker):
             future.set_result(job(*args))
 
 
+def held(disk):
+    """A receiver on ``disk`` whose disk jobs run when the test says so."""
+    disk.worker = worker = HeldWorker()
+    return worker, Receiver(disk, Limits(window=8, payload=100))
+
+
 def test_the_last_ack_goes_out_while_the_file_is_still_being_published(tmp_path):
-    worker = HeldWorker()
-    disk = Disk(tmp_path)
-    disk.worker = worker
-    ep = Receiver(disk, Limits(window=8, payload=100))
+    worker, ep = held(Disk(tmp_path))
     data = os.urandom(250)
     ep.receive_datagram(offer(data=data), PEER, 0.0)
     worker.run_all()                                  # the offer's disk look
@@ -397,10 +400,7 @@ def test_an_offer_is_answered_once_the_disk_thread_has_looked(tmp_path):
     # Free space and a kept checkpoint are read on the disk thread, never
     # on the reactor's; the sender's repeated OFFERs meanwhile start no
     # second look, and the answer comes when the look is done.
-    worker = HeldWorker()
-    disk = Disk(tmp_path)
-    disk.worker = worker
-    ep = Receiver(disk, Limits(window=8, payload=100))
+    worker, ep = held(Disk(tmp_path))
     data = os.urandom(250)
     for _ in range(3):
         ep.receive_datagram(offer(data=data), PEER, 0.0)
@@ -420,10 +420,7 @@ def test_an_offer_the_disk_cannot_hold_is_refused_after_the_look(tmp_path):
         def free_bytes(self):
             return 100
 
-    worker = HeldWorker()
-    disk = Tiny(tmp_path)
-    disk.worker = worker
-    ep = Receiver(disk, Limits(window=8, payload=100))
+    worker, ep = held(Tiny(tmp_path))
     ep.receive_datagram(offer(data=os.urandom(250)), PEER, 0.0)
     assert ep.datagrams_to_send(0.0) == []
     worker.run_all()
