@@ -153,6 +153,8 @@ SETTINGS: dict[str, Setting] = {
         Setting("crowd", 100, "room size from which joins and quits are summarised in one "
                 "line before the next message instead of one line each (0 = never)",
                 _integer(0, 1_000_000)),
+        Setting("max-rooms-per-user", 20, "rooms one user may be in at once (/join adds one, "
+                "/part leaves one)", _integer(1, 1000)),
         Setting("motd", "", "message of the day shown after the greeting", _text(4000)),
         Setting("udp-port", None, "UDP port for pushes and discovery (default: the same number "
                 "as --port, or 9000; 0 turns UDP off)", _integer(0, 65535)),

@@ -115,7 +115,8 @@ def makeService(config: Options, reactor=None) -> MultiService:
         from twisted.internet import reactor
     values = config.settings
     hub = Hub(reactor.seconds, history=values["history"], history_bytes=values["history-bytes"],
-              crowd=values["crowd"], push_rate=values["rate"], push_burst=values["burst"])
+              crowd=values["crowd"], push_rate=values["rate"], push_burst=values["burst"],
+              max_rooms=values["max-rooms-per-user"])
     store = open_store(values["state-dir"], values["history"])
     hub.restore(store.snapshot)
     hub.store = store

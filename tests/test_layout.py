@@ -12,7 +12,7 @@ PACKAGE = pathlib.Path(tekcos.__file__).parent
 DOC = (PACKAGE.parent / "docs" / "architecture.md").read_text()
 FEATURES = ("chat", "push", "scan")
 SHARED = {"address", "admission", "exits", "identity", "ratelimit", "text", "config",
-          "listening", "hello", "store", "delivery", "compat", "hosts"}
+          "listening", "hello", "store", "delivery", "compat", "hosts", "heap"}
 # No sockets, file system, clock, threads or Twisted (time is passed in).
 SANS_IO = ["push/sender.py", "push/handshake.py", "push/receiver.py", "push/offers.py",
            "push/policy.py",

@@ -16,8 +16,9 @@ HELP = [
     ("/nick NEW", "change your nick"),
     ("/who", "who is in your room, with idle times"),
     ("/rooms", "rooms with member counts and topics"),
-    ("/join ROOM", "go to ROOM (created if new)"),
-    ("/part", "go back to the lobby"),
+    ("/join ROOM", "join ROOM too (created if new) and talk there"),
+    ("/switch ROOM", "talk in ROOM, one of the rooms you are in"),
+    ("/part [ROOM]", "leave ROOM (default: the room you talk in)"),
     ("/msg NICK TEXT", "private message"),
     ("/me ACTION", "say what you do: /me waves"),
     ("/topic [TEXT]", "show or set the room topic"),
@@ -36,8 +37,12 @@ HELP = [
 # What /help COMMAND adds to the line above (commands without an entry are
 # explained by that line alone).
 DETAILS: dict[str, str] = {
-    "join": "Rooms other than the lobby are created by the first /join and go when the "
-            "last member leaves; whoever creates a room is its operator (/help kick).",
+    "join": "You stay in your other rooms: their lines reach you tagged with the room, "
+            "as [14:02] #dev <alice> hi, and yours go to the room you joined last "
+            "(/switch ROOM changes that). Rooms other than the lobby are created by the "
+            "first /join and go when the last member leaves; whoever creates a room is "
+            "its operator (/help kick).",
+    "part": "Whoever leaves their only room goes back to the lobby.",
     "msg": "Only NICK sees it, wherever NICK is. If NICK is away you are told.",
     "files": "Lists files pushed to this server and those kept for you, each with the "
              "tekcos get command that fetches it.",
@@ -134,7 +139,16 @@ def do_join(session, arg: str) -> None:
 
 @command("part")
 def do_part(session, arg: str) -> None:
-    report(session, session.hub.part(session))
+    # IRC clients send "/part #room reason": the reason is not kept.
+    report(session, session.hub.part(session, arg.split(" ")[0] or None))
+
+
+@command("switch")
+def do_switch(session, arg: str) -> None:
+    if not arg:
+        session.error("usage: /switch ROOM")
+        return
+    report(session, session.hub.switch(session, arg))
 
 
 @command("msg")

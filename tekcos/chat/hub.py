@@ -4,7 +4,12 @@ Plain objects only (no Twisted): a :class:`Hub` talks to each connected user
 through the narrow member interface that :class:`tekcos.chat.session.ChatSession`
 provides:
 
-* ``member.nick`` / ``member.room`` / ``member.last_active``
+* ``member.nick`` / ``member.last_active``
+* ``member.rooms``: the rooms it is in (a dict used as an ordered set, the
+  hub keeps it), ``member.room``: the one its lines go to (its current
+  room), ``member.tags``: whether it wants every room line tagged with its
+  room (the web page sorts lines into views) or only those of its other
+  rooms (telnet: one stream, the current room untagged)
 * ``member.operator`` (a server operator), ``member.away`` (text or ""),
   ``member.ignored`` (look keys of the nicks it ignores), ``member.peer.host``
   for bans (:mod:`tekcos.chat.moderation`)
@@ -12,7 +17,11 @@ provides:
   (the member transcodes if its connection uses another charset);
 * ``member.send(text)``: queue one line of text for this member only.
 
-Every user is in exactly one room at a time; everyone starts in ``lobby``.
+Everyone starts in ``lobby`` and may be in up to ``max_rooms`` rooms at once
+(IRC's habit): ``/join`` adds one and makes it current, ``/switch`` changes
+the current one, ``/part`` leaves one.  Lines of a member's other rooms
+arrive tagged with the room, ``[14:02] #dev <alice> hi``; someone who never
+joins a second room sees no tag at all.
 Whoever creates a room runs it (kick, ban, invite-only: moderation.py).
 Rooms other than the lobby disappear when their last member leaves, so
 creating rooms cannot grow the server's memory without bound.
@@ -31,17 +40,38 @@ from tekcos.text import clean_text, human_size
 
 LOBBY = "lobby"
 MAX_DORMANT = 1000       # empty rooms whose topic and history are kept
+MAX_ROOMS = 20           # rooms one user may be in at once (--max-rooms-per-user)
+
+
+def room_tag(name: str) -> str:
+    """How a room is named in front of its lines: ``#dev`` (IRC's look)."""
+    return name if name.startswith("#") else "#" + name
+
+
+def tagged(text: str, tag: str) -> str:
+    """``text`` as seen from outside its room: the tag after the time stamp
+    (``[14:02] #dev <alice> hi``), or in front of a line without one."""
+    if text[:1] == "[" and text[6:8] == "] ":
+        return f"{text[:8]}{tag} {text[8:]}"
+    return f"{tag} {text}"
 
 
 class Room:
-    __slots__ = ("name", "key", "members", "topic", "history", "history_bytes", "joined", "left",
-                 "rules")
+    __slots__ = ("name", "key", "tag", "members", "outside", "topic", "history", "history_bytes",
+                 "joined", "left", "rules")
 
     def __init__(self, name: str, history: int):
         self.name = name
         self.key = name_key(name)
+        self.tag = room_tag(name)
         # dict as an insertion-ordered set: join order is the /who order.
         self.members: dict = {}
+        # How many members get this room's lines tagged: it is not their
+        # current room, or they tag everything.  0 in the common case, which
+        # keeps the fan-out one encoding and one loop.  (A count, not a set:
+        # a set that grew stays allocated, and memory freed around it cannot
+        # go back to the system.)
+        self.outside = 0
         self.topic = ""
         self.history: deque[str] | None = deque(maxlen=history) if history else None
         self.history_bytes = 0
@@ -85,8 +115,13 @@ class Hub:
     def __init__(self, now: Callable[[], float], history: int = 20,
                  localtime: Callable[[float], time.struct_time] = time.localtime,
                  history_bytes: int = 64 * 1024, crowd: int = 100,
-                 push_rate: float = 5.0, push_burst: int = 20):
+                 push_rate: float = 5.0, push_burst: int = 20, max_rooms: int = MAX_ROOMS):
         self.now = now
+        self.max_rooms = max_rooms
+        # Told when a room comes or goes, or its members or topic change
+        # (the web pages redraw their room lists); called often, it must
+        # be cheap and coalesce.
+        self.on_rooms_changed: Callable[[], None] = lambda: None
         self.history_size = history
         # History is bounded in bytes too: it is replayed to every joiner.
         self.history_bytes = history_bytes
@@ -100,7 +135,7 @@ class Hub:
         self._stamp_minute = -1
         self._stamp = ""
         self._batch_depth = 0
-        self.pending: dict[Room, list[bytes]] = {}
+        self.pending: dict[Room, list[str]] = {}
         self.speakers: dict[Room, object] = {}   # who spoke in a pending batch
         self.closing = False  # set on shutdown: no per-user quit notices
         self.nicks: dict[str, object] = {}
@@ -167,7 +202,7 @@ class Hub:
         room = self.rooms.get(key)
         if room is None:
             room = self.rooms[key] = Room(name, self.history_size)
-            self._room_list = None
+            self._rooms_changed()
             kept = self.dormant.pop(key, None)
             if kept is not None:   # an empty room's topic and history come back
                 room.topic = kept[0]
@@ -177,8 +212,9 @@ class Hub:
 
     def broadcast(self, room: Room, text: str, record: bool = False, speaker=None) -> None:
         """Send one line to every member of ``room``; keep it in history if
-        ``record``.  Encoded once: every member gets the same bytes.  Inside
-        :meth:`batch` the line is queued and written with the others."""
+        ``record``.  Encoded once (twice where some get it tagged): every
+        member gets the same bytes.  Inside :meth:`batch` the line is queued
+        and written with the others."""
         if room.joined or room.left:
             self._summarise(room)
         if record:
@@ -186,36 +222,51 @@ class Hub:
             if self.store is not None:
                 self.store.add_line(room.key, room.name, text, self.now())
         self.lines_out += len(room.members)
-        data = (text + "\r\n").encode("utf-8", "replace")
         if speaker is not None and self.ignoring:
             deaf = [m for m in self.ignoring
-                    if m.room is room and moderation.ignores(m, speaker)]
+                    if room in m.rooms and moderation.ignores(m, speaker)]
             if deaf:   # written now, past those who ignore the speaker
                 if self.pending:
                     self.flush()
-                for member in list(room.members):
-                    if member not in deaf:
-                        member.write(data)
+                self._write_room(room, [text], None, deaf)
                 return
         if self._batch_depth:
             queued = self.pending.get(room)
             if queued is None:
-                self.pending[room] = [data]
+                self.pending[room] = [text]
             else:
-                queued.append(data)
+                queued.append(text)
             if speaker is not None:
                 self.speakers[room] = speaker
             return
-        self._write_room(room, data, speaker)
+        self._write_room(room, [text], speaker)
 
     @staticmethod
-    def _write_room(room: Room, data: bytes, speaker=None) -> None:
-        """``data`` to every member; the one who spoke first: in a room of
-        thousands the fan-out takes a while, and the person who typed the
-        line should see it at once (everyone else gets it in the same pass)."""
+    def _write_room(room: Room, lines: list[str], speaker=None, deaf=()) -> None:
+        """``lines`` to every member (but the ``deaf``); the one who spoke
+        first: in a room of thousands the fan-out takes a while, and the
+        person who typed the line should see it at once (everyone else gets
+        it in the same pass)."""
+        if len(lines) == 1:
+            data = (lines[0] + "\r\n").encode("utf-8", "replace")
+        else:
+            data = b"".join([(line + "\r\n").encode("utf-8", "replace") for line in lines])
+        outside = room.outside
+        if outside or deaf:
+            tag = room.tag
+            tagged_data = "".join(tagged(line, tag) + "\r\n"
+                                  for line in lines).encode("utf-8", "replace")
+            members = list(room.members)
+            if speaker is not None and speaker in room.members:
+                members.remove(speaker)
+                members.insert(0, speaker)
+            for member in members:
+                # A member can drop out while we write (slow consumer).
+                if member not in deaf and member in room.members:
+                    member.write(tagged_data if member.tags or member.room is not room else data)
+            return
         if speaker is not None and speaker in room.members:
             speaker.write(data)
-            # A member can drop out while we write (slow consumer).
             for member in list(room.members):
                 if member is not speaker:
                     member.write(data)
@@ -247,9 +298,8 @@ class Hub:
         while self.pending:
             pending, self.pending = self.pending, {}
             speakers, self.speakers = self.speakers, {}
-            for room, chunks in pending.items():
-                data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-                self._write_room(room, data, speakers.get(room))
+            for room, lines in pending.items():
+                self._write_room(room, lines, speakers.get(room))
 
     def _summarise(self, room: Room) -> None:
         """Tell a crowded room who came and went since its last line."""
@@ -264,20 +314,34 @@ class Hub:
     def _crowded(self, room: Room) -> bool:
         return self.crowd > 0 and len(room.members) >= self.crowd
 
-    def history_lines(self, room: Room, count: int | None = None) -> list[str]:
-        """The room's last ``count`` lines (all it keeps by default), framed."""
+    def history_lines(self, room: Room, count: int | None = None,
+                      tags: bool = False) -> list[str]:
+        """The room's last ``count`` lines (all it keeps by default), framed;
+        each tagged with the room for a member that ``tags``."""
         kept = list(room.history or ())
         lines = kept[-count:] if count else kept
         if not lines:
             return []
+        if tags:
+            lines = [tagged(line, room.tag) for line in lines]
         return ([f"*** Last {len(lines)} lines of {room.name}:"]
                 + [f"(history) {line}" for line in lines]
                 + ["*** End of history."])
 
+    def _current(self, member, room: Room | None) -> None:
+        """Make ``room`` (one of ``member``'s) the room its lines go to."""
+        old = member.room
+        if old is room:
+            return
+        if old is not None and old in member.rooms and not member.tags:
+            old.outside += 1
+        member.room = room
+        if room is not None and not member.tags:
+            room.outside -= 1
+
     def _enter(self, member, room: Room, replay: bool = True) -> None:
         if self.pending:
             self.flush()
-        member.room = room
         if self._crowded(room):
             room.joined += 1
         else:
@@ -285,25 +349,34 @@ class Hub:
         if self.pending:  # the notice is for those already there
             self.flush()
         room.members[member] = None
-        self._room_list = None
+        member.rooms[room] = None
+        room.outside += 1          # until it is the member's current room
+        self._current(member, room)
+        self._rooms_changed()
         if replay and room.history:
-            member.write_lines(self.history_lines(room))
+            member.write_lines(self.history_lines(room, tags=member.tags))
         count = len(room.members)
         who = "you are alone here" if count == 1 else f"{count} people here"
         member.send(f"*** You are in {room.name} ({who}). /help lists commands.")
         if room.topic:
             member.send(f"*** Topic of {room.name}: {room.topic}")
 
-    def _leave_room(self, member, notice: str) -> None:
-        room = member.room
-        if room is None:
+    def _leave_room(self, member, room: Room, notice: str) -> None:
+        """``member`` leaves ``room`` (others are told ``notice``); its
+        current room becomes the one it joined last of those left."""
+        if room not in member.rooms:
             return
         if self.pending:
             self.flush()
         room.members.pop(member, None)
+        if member.tags or member.room is not room:
+            room.outside -= 1
+        del member.rooms[room]
         moderation.left(room, member)
-        self._room_list = None
-        member.room = None
+        self._rooms_changed()
+        if member.room is room:
+            member.room = None
+            self._current(member, next(reversed(member.rooms), None))
         if not room.members:
             # The last one out: the room goes (the lobby stays).  During
             # shutdown members leave one by one; only the last one removes it.
@@ -366,32 +439,52 @@ class Hub:
         self._release(member, old)
         self._claim(member, nick)
         member.nick = nick
-        self.broadcast(member.room, f"{self.stamp()} -- {old} is now known as {nick}")
+        for room in list(member.rooms):
+            self.broadcast(room, f"{self.stamp()} -- {old} is now known as {nick}")
         return None
 
     def join(self, member, name: str) -> str | None:
+        """Add ``member`` to room ``name`` (made if new) and make it current;
+        a room it is in already just becomes current."""
         error = room_error(name)
         if error:
             return f"Invalid room: {error}."
         key = name_key(name)
-        if member.room is not None and name_key(member.room.name) == key:
-            return f"You are already in {member.room.name}."
         existing = self.rooms.get(key)
+        if existing is not None and existing in member.rooms:
+            return self.switch(member, name)
+        if len(member.rooms) >= self.max_rooms:
+            return (f"You are in {len(member.rooms)} rooms, the most allowed here; "
+                    "/part one first.")
         if existing is not None:
             refusal = moderation.join_refusal(existing, member)
             if refusal:
                 return refusal[0].upper() + refusal[1:]
-        self._leave_room(member, f"{member.nick} left for {existing.name if existing else name}")
         room = existing or self._room(name)
         if existing is None and room is not self.lobby:
             moderation.created(room, member)
         self._enter(member, room)
         return None
 
-    def move(self, member, room: Room, notice: str) -> None:
-        """Take ``member`` out of its room (telling it ``notice``) into ``room``."""
-        self._leave_room(member, notice)
-        self._enter(member, room)
+    def switch(self, member, name: str) -> str | None:
+        """Make ``name``, a room ``member`` is in, the one its lines go to."""
+        room = self.rooms.get(name_key(name))
+        if room is None or room not in member.rooms:
+            return f"You are not in {name}; /join {name} first."
+        if member.room is room:
+            return f"You are already talking in {room.name}."
+        if self.pending:
+            self.flush()
+        self._current(member, room)
+        member.send(f"*** Now talking in {room.name} ({len(room.members)} here).")
+        return None
+
+    def send_out(self, member, room: Room, notice: str) -> None:
+        """Take ``member`` out of ``room`` (its members are told
+        ``notice``); one who is left in no room goes to the lobby."""
+        self._leave_room(member, room, notice)
+        if not member.rooms:
+            self._enter(member, self.lobby)
 
     def notice(self, room: Room, text: str) -> None:
         """A notice to a room about its members (kept in its history)."""
@@ -404,16 +497,34 @@ class Hub:
         for member in list(self.nicks.values()):
             member.send(text)
 
-    def part(self, member) -> str | None:
-        if member.room is self.lobby:
-            return "You are in the lobby already; /join ROOM to go elsewhere."
-        return self.join(member, LOBBY)
+    def part(self, member, name: str | None = None) -> str | None:
+        """Leave room ``name`` (the current one by default).  Who leaves
+        their only room goes to the lobby, as on a first connection."""
+        if name:
+            room = self.rooms.get(name_key(name))
+            if room is None or room not in member.rooms:
+                return f"You are not in {name}."
+        else:
+            room = member.room
+        if len(member.rooms) == 1:
+            if room is self.lobby:
+                return "You are in the lobby already, and in no other room; /join ROOM to go elsewhere."
+            self.send_out(member, room, f"{member.nick} left for {self.lobby.name}")
+            return None
+        was_current = member.room is room
+        self._leave_room(member, room, f"{member.nick} left {room.name}")
+        if was_current:
+            member.send(f"*** You left {room.name}; now talking in {member.room.name}.")
+        else:
+            member.send(f"*** You left {room.name}.")
+        return None
 
     def leave(self, member, reason: str) -> None:
         """The member is gone (quit or connection lost)."""
         if member.nick is None:
             return
-        self._leave_room(member, f"{member.nick} has quit ({reason})")
+        for room in list(member.rooms):
+            self._leave_room(member, room, f"{member.nick} has quit ({reason})")
         self._release(member, member.nick)
         self.ignoring.discard(member)
         if self.deliveries is not None:
@@ -459,7 +570,7 @@ class Hub:
     def set_topic(self, member, topic: str) -> None:
         room = member.room
         room.topic = topic
-        self._room_list = None
+        self._rooms_changed()
         if self.store is not None:
             self.store.set_topic(room.key, room.name, topic, self.now())
         what = f"changed the topic to: {topic}" if topic else "cleared the topic"
@@ -514,6 +625,10 @@ class Hub:
             away = f", away: {m.away}" if m.away else ""
             op = "@" if moderation.is_op(room, m) and room is not self.lobby else ""
             yield f"{op}{m.nick} (idle {format_idle(now - m.last_active)}{away})"
+
+    def _rooms_changed(self) -> None:
+        self._room_list = None
+        self.on_rooms_changed()
 
     def room_list(self) -> list[tuple[str, int, str]]:
         """Every room as (name, members, topic), the fullest first.  Sorted

@@ -75,7 +75,7 @@ def do_whois(session, arg: str) -> None:
         session.error(f"no such nick: {arg}." if arg else "usage: /whois NICK")
         return
     since = time.strftime("%H:%M", time.localtime(target.since))
-    lines = [f"*** {target.nick}: in {target.room.name}, idle "
+    lines = [f"*** {target.nick}: in {', '.join(room.name for room in target.rooms)}, idle "
              f"{format_idle(hub.now() - target.last_active)}, connected since {since} "
              f"by {getattr(target.peer, 'kind', 'TCP')}"]
     if target.away:

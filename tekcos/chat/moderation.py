@@ -103,7 +103,7 @@ def _target(hub, room, actor, nick: str, verb: str):
         return None, f"no such nick: {nick}."
     if target is actor:
         return None, f"you cannot /{verb} yourself."
-    if target.room is not room:
+    if room not in target.rooms:
         return None, f"{target.nick} is not in {room.name}."
     if verb != "op" and is_op(room, target) and not actor.operator:
         return None, f"{target.nick} is an operator of {room.name}."
@@ -147,7 +147,7 @@ def unban(hub, actor, nick: str) -> str | None:
 def _send_out(hub, room, actor, target, what: str, reason: str) -> None:
     why = f" ({reason})" if reason else ""
     target.send(f"*** You were {what} from {room.name} by {actor.nick}{why}.")
-    hub.move(target, hub.lobby, f"{target.nick} was {what} by {actor.nick}{why}")
+    hub.send_out(target, room, f"{target.nick} was {what} by {actor.nick}{why}")
 
 
 def give_op(hub, actor, nick: str) -> str | None:
@@ -169,7 +169,7 @@ def invite(hub, actor, nick: str) -> str | None:
     target = hub.member(nick)
     if target is None:
         return f"no such nick: {nick}."
-    if target.room is room:
+    if room in target.rooms:
         return f"{target.nick} is already in {room.name}."
     kept = rules(room)
     if kept.invite_only and not is_op(room, actor):

@@ -356,7 +356,7 @@ class ChatProtocol(Protocol):
         self._gone = True
         self._cancel_nick_timer()
         session = self.session
-        self.factory.hub.dropped_slow += 1
+        self.factory.dropped_slow_reader()
         reason = "not reading: output buffer full"
         self._log_disconnect(reason)
         # Leave first so that the room is told; the notice to the room must not

@@ -11,6 +11,7 @@ from tekcos.admission import CHAT, Admission
 from tekcos.chat.hub import Hub
 from tekcos.chat.protocol import ChatProtocol
 from tekcos.chat.session import SessionConfig
+from tekcos.heap import Trimmer, malloc_trim
 from tekcos.hosts import shown
 
 
@@ -30,7 +31,7 @@ class ChatFactory(ServerFactory):
 
     def __init__(self, hub: Hub, session_config: SessionConfig, max_line: int = 2048,
                  max_per_ip: int = 32, max_buffer: int = 1 << 20, max_clients: int = 10000,
-                 nick_timeout: float = 60.0, clock=None):
+                 nick_timeout: float = 60.0, clock=None, trim=malloc_trim()):
         self.hub = hub
         self.session_config = session_config
         self.max_line = max_line
@@ -45,6 +46,15 @@ class ChatFactory(ServerFactory):
         self.admission = Admission(max_clients, max_per_ip)
         self.connections: set[ChatProtocol] = set()
         self.drained: list[defer.Deferred] = []
+        # Freed output buffers go back to the system (tekcos/heap.py).
+        self.trimmer = Trimmer(clock, trim)
+
+    def dropped_slow_reader(self) -> None:
+        """A client was cut off for not reading (it held up to
+        ``max_buffer`` bytes of output): count it and, once the burst is
+        over, give the memory back."""
+        self.hub.dropped_slow += 1
+        self.trimmer.soon()
 
     @property
     def max_clients(self) -> int:
@@ -122,6 +132,7 @@ class ChatService(Service):
     def stopService(self):
         super().stopService()
         factory = self.factory
+        factory.trimmer.stop()
         if not factory.connections:
             return None
         self.log.info("shutting down: closing {n} connection(s)", n=len(factory.connections))

@@ -89,14 +89,16 @@ class ChatSession:
     __slots__ = ("hub", "peer", "config", "nick", "room", "last_active", "charset",
                  "bucket", "throttled", "warned_charset", "closed", "write", "_sink", "operator",
                  "telnet", "waiting", "waiting_bytes", "paced", "_release", "away", "ignored",
-                 "ignored_names", "since", "ending")
+                 "ignored_names", "since", "ending", "rooms", "tags")
 
     def __init__(self, hub, peer, config: SessionConfig):
         self.hub = hub
         self.peer = peer
         self.config = config
         self.nick: str | None = None
-        self.room = None
+        self.room = None            # the room this user's lines go to
+        self.rooms: dict = {}       # every room it is in (the hub keeps both)
+        self.tags = False           # every room line tagged (the web page), not only others'
         now = hub.now()
         self.last_active = now
         self.charset = UTF8

@@ -17,13 +17,16 @@ PROMPT = "> "
 
 
 class Members:
-    """The nicks of the user's room, as far as the server's lines tell:
-    ``/who`` and ``/names`` answers, joins, quits, renames and speakers."""
+    """The nicks of the user's rooms, as far as the server's lines tell:
+    ``/who`` and ``/names`` answers, joins, quits, renames and speakers (a
+    departure from another room is not taken as gone: they may share this
+    one)."""
 
-    _JOINED = re.compile(r"^\[\d\d:\d\d\] -- (\S+) joined ")
-    _GONE = re.compile(r"^\[\d\d:\d\d\] -- (\S+) (?:has quit|left for|was kicked|was banned)")
-    _RENAMED = re.compile(r"^\[\d\d:\d\d\] -- (\S+) is now known as (\S+)$")
-    _SPOKE = re.compile(r"^\[\d\d:\d\d\] (?:<(\S+)>|\* (\S+)) ")
+    # Lines of the user's other rooms carry the room's tag after the time.
+    _JOINED = re.compile(r"^\[\d\d:\d\d\] (?:#\S+ )?-- (\S+) joined ")
+    _GONE = re.compile(r"^\[\d\d:\d\d\] -- (\S+) (?:has quit|left|was kicked|was banned)")
+    _RENAMED = re.compile(r"^\[\d\d:\d\d\] (?:#\S+ )?-- (\S+) is now known as (\S+)$")
+    _SPOKE = re.compile(r"^\[\d\d:\d\d\] (?:#\S+ )?(?:<(\S+)>|\* (\S+)) ")
     _LIST = re.compile(r"^\*\*\* \S+ \(\d+\): (.*)$")
 
     def __init__(self):

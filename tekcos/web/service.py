@@ -52,6 +52,7 @@ def build_web(values: dict, chat_factory, udp, reactor):
     uploads.deliveries = hub.deliveries
     downloads.worker.on_wake(lambda: reactor.callFromThread(uploads.poll))
     web = Web(chat_factory, uploads, reactor)
+    hub.on_rooms_changed = web.rooms_changed
     endpoint = udp.protocol.core if udp is not None else None
     sources = Sources(hub, lambda: count_connections(chat_factory.connections),
                       endpoint=endpoint, uploads=uploads,

@@ -35,6 +35,7 @@ from tekcos.web.websocket import ChatWebSocket, websocket_factory
 HTTP_IDLE = 60
 MAX_MEMBERS_SHOWN = 500
 MAX_ROOMS_SHOWN = 100
+ROOMS_DELAY = 1.0      # seconds: room list changes reach the pages at most this often
 _HOST = re.compile(rb"^[A-Za-z0-9.\-\[\]:]{1,255}$")
 STATIC = {
     "app.js": "text/javascript; charset=utf-8",
@@ -69,6 +70,21 @@ class Web:
         self.uploads = uploads
         self.clock = clock
         self.allowed_hosts: AllowedHosts | None = None
+        self._rooms_call = None
+
+    def rooms_changed(self) -> None:
+        """A room came or went, or its members or topic changed: every page
+        gets a fresh state within :data:`ROOMS_DELAY` (once, however many
+        changes: a crowd reconnecting changes rooms thousands of times).
+        Pages whose state did not change send nothing."""
+        if self._rooms_call is None:
+            self._rooms_call = self.clock.callLater(ROOMS_DELAY, self._tell_pages)
+
+    def _tell_pages(self) -> None:
+        self._rooms_call = None
+        for connection in list(self.chat.connections):
+            if isinstance(connection, ChatWebSocket):
+                connection.refresh_state()
 
     def state(self, session) -> dict:
         hub = self.chat.hub
@@ -83,9 +99,12 @@ class Web:
         return {
             "nick": session.nick, "room": room.name if room is not None else None,
             "topic": room.topic if room is not None else "",
+            # The rooms this user is in, in the order joined, with member counts.
+            "joined": [[r.name, len(r.members)] for r in session.rooms],
             "rooms": [list(r) for r in hub.room_list()[:MAX_ROOMS_SHOWN]],
             "members": members, "more": more, "operator": session.operator,
             "scans": hood.scans_done if hood is not None else None,
+            "scan_access": hood.access if hood is not None else "nobody",
             "uploads": self.uploads is not None,
         }
 

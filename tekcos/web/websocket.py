@@ -12,11 +12,13 @@ Frames, both directions text:
 * browser -> server: a chat line as typed (``/commands`` included); or
   ``\\x00`` followed by a JSON object for the page's own requests
   (``{"t": "upload", "name", "size"}``, ``{"t": "neighbors"}``).
-* server -> browser: chat output exactly as a telnet user gets it (lines
-  ending in CRLF); or ``\\x00`` + JSON: ``state`` (nick, room, rooms,
-  members), ``upload`` (a ticket or a refusal), ``neighbors`` (the last
-  scan).  Chat output never contains NUL (control characters are removed
-  from everything users send), so the two cannot be confused.
+* server -> browser: chat output as a telnet user gets it (lines ending in
+  CRLF), except that every room line is tagged with its room
+  (``[14:02] #dev <alice> hi``), the current room's too; or ``\\x00`` +
+  JSON: ``state`` (nick, room, joined, rooms, members), ``upload`` (a
+  ticket or a refusal), ``neighbors`` (the last scan).  Chat output never
+  contains NUL (control characters are removed from everything users
+  send), so the two cannot be confused.
 """
 from __future__ import annotations
 
@@ -121,6 +123,9 @@ class ChatWebSocket(WebSocketServerProtocol):
         self._out = make_writer(self.transport, web.chat.max_buffer, self._drop_slow_reader)
         web.chat.connections.add(self)
         self.session = ChatSession(web.chat.hub, self, web.chat.session_config)
+        # The page sorts lines into one view per room: every room line
+        # carries its room's tag, the current room's too.
+        self.session.tags = True
         if web.chat.nick_timeout:
             self._nick_timer = web.clock.callLater(web.chat.nick_timeout, self._nick_timed_out)
         self.session.start()
@@ -251,6 +256,10 @@ class ChatWebSocket(WebSocketServerProtocol):
                           peer=self.host)
 
     # -- the page's view of the hub ----------------------------------------------------
+    def refresh_state(self) -> None:
+        """Send the page a fresh state soon (if it changed)."""
+        self._state_soon()
+
     def _state_soon(self) -> None:
         if self._state_call is None and not self._gone:
             self._state_call = self.factory.web.clock.callLater(STATE_DELAY, self._send_state)
@@ -286,7 +295,7 @@ class ChatWebSocket(WebSocketServerProtocol):
                           nick=self.session.nick, why=why)
 
     def _drop_slow_reader(self) -> None:
-        self.factory.web.chat.hub.dropped_slow += 1
+        self.factory.web.chat.dropped_slow_reader()
         self._cut("not reading: output buffer full")
 
     def _cut(self, reason: str) -> None:

@@ -8,6 +8,9 @@ class Member:
     def __init__(self):
         self.nick = None
         self.room = None
+        self.rooms = {}
+        self.tags = False
+        self.peer = None
         self.last_active = 0.0
         self.operator = False
         self.away = ""
@@ -45,11 +48,13 @@ def test_register_join_say_and_rooms_disappear_when_empty():
     assert hub.register(b, "bob") is None
     assert a.out[-1] == "[00:16] -- bob joined lobby"
     assert hub.join(a, "dev") is None
-    assert "[00:16] -- alice left for dev" in b.out
+    assert hub.part(a, "lobby") is None
+    assert "[00:16] -- alice left lobby" in b.out
     assert [r for r, _, _ in hub.room_list()] == ["dev", "lobby"]
     hub.say(a, "hi")
-    assert "[00:16] <alice> hi" in a.out and "[00:16] <alice> hi" not in b.out
+    assert "[00:16] <alice> hi" in a.out and not any("hi" in line for line in b.out)
     assert hub.part(a) is None
+    assert "*** You are in lobby (2 people here). /help lists commands." in a.out
     assert [r for r, _, _ in hub.room_list()] == ["lobby"]
 
 
@@ -112,6 +117,7 @@ def test_join_inside_a_batch_does_not_see_earlier_lines():
     hub.register(a, "alice")
     hub.register(b, "bob")
     hub.join(b, "dev")
+    hub.part(b, "lobby")
     b.out.clear()
     with hub.batch():
         hub.say(a, "before bob came back")
@@ -234,3 +240,122 @@ def test_the_speaker_sees_its_own_line_first_and_everyone_once():
         hub.say(members[3], "two")
     assert order == ["m3", "m0", "m1", "m2"]
     assert members[0].out[-2:] == ["[00:16] <m3> one", "[00:16] <m3> two"]
+
+
+# -- many rooms at once ---------------------------------------------------------------
+def test_join_adds_a_room_and_other_rooms_lines_arrive_tagged():
+    hub, now = make_hub()
+    now[0] = 14 * 3600 + 2 * 60
+    a, b, c = Member(), Member(), Member()
+    for member, nick in ((a, "alice"), (b, "bob"), (c, "carol")):
+        hub.register(member, nick)
+    hub.join(a, "dev")
+    hub.join(b, "dev")
+    assert list(a.rooms) == [hub.lobby, hub.rooms["dev"]] and a.room is hub.rooms["dev"]
+    a.out.clear(), b.out.clear(), c.out.clear()
+    hub.say(c, "lunch?")                  # the lobby: alice and bob are there too
+    hub.say(b, "build is green")          # dev, bob's current room
+    assert a.out == ["[14:02] #lobby <carol> lunch?", "[14:02] <bob> build is green"]
+    assert c.out == ["[14:02] <carol> lunch?"]     # carol never joined a second room
+    assert hub.switch(a, "lobby") is None
+    assert a.out[-1] == "*** Now talking in lobby (3 here)."
+    a.out.clear()
+    hub.say(a, "yes")
+    hub.say(b, "deploying")
+    assert a.out == ["[14:02] <alice> yes", "[14:02] #dev <bob> deploying"]
+    assert "[14:02] <alice> yes" in c.out
+
+
+def test_join_of_a_room_one_is_in_switches_and_part_names_a_room():
+    hub, _ = make_hub()
+    a, b = Member(), Member()
+    hub.register(a, "alice")
+    hub.register(b, "bob")
+    hub.join(a, "dev")
+    hub.join(a, "ops")
+    assert hub.join(a, "DEV") is None and a.room is hub.rooms["dev"]
+    assert hub.join(a, "dev") == "You are already talking in dev."
+    assert hub.switch(a, "nowhere") == "You are not in nowhere; /join nowhere first."
+    assert hub.part(a, "ops") is None
+    assert a.out[-1] == "*** You left ops." and a.room is hub.rooms["dev"]
+    assert "ops" not in hub.rooms                  # its last member left
+    assert hub.part(a) is None                     # dev, the current room
+    assert a.out[-1] == "*** You left dev; now talking in lobby." and a.room is hub.lobby
+    assert hub.part(a, "dev") == "You are not in dev."
+    assert "no other room" in hub.part(a)
+
+
+def test_nobody_is_left_in_no_room_and_the_room_cap_holds():
+    hub, _ = make_hub()
+    hub.max_rooms = 3
+    a = Member()
+    hub.register(a, "alice")
+    hub.join(a, "dev")
+    assert hub.part(a, "lobby") is None
+    assert list(a.rooms) == [hub.rooms["dev"]]
+    assert hub.part(a) is None                     # the only room: back to the lobby
+    assert list(a.rooms) == [hub.lobby] and a.room is hub.lobby
+    hub.join(a, "one")
+    hub.join(a, "two")
+    assert hub.join(a, "three") == "You are in 3 rooms, the most allowed here; /part one first."
+    assert "three" not in hub.rooms and a.room is hub.rooms["two"]
+
+
+def test_quit_and_rename_reach_every_room_and_the_page_gets_every_line_tagged():
+    hub, _ = make_hub()
+    a, b, page = Member(), Member(), Member()
+    page.tags = True
+    hub.register(a, "alice")
+    hub.register(page, "pat")
+    hub.register(b, "bob")
+    hub.join(a, "dev")
+    hub.join(page, "dev")
+    page.out.clear(), b.out.clear()
+    hub.say(a, "hi")
+    assert page.out == ["[00:16] #dev <alice> hi"]            # its current room, tagged too
+    hub.rename(a, "ally")
+    assert page.out[-2:] == ["[00:16] #lobby -- alice is now known as ally",
+                             "[00:16] #dev -- alice is now known as ally"]
+    assert b.out[-1] == "[00:16] -- alice is now known as ally"
+    hub.leave(a, "bye")
+    assert page.out[-2:] == ["[00:16] #lobby -- ally has quit (bye)",
+                             "[00:16] #dev -- ally has quit (bye)"]
+    assert "dev" in hub.rooms and a not in hub.rooms["dev"].members
+
+
+def test_history_replayed_to_the_page_is_tagged_and_batches_tag_per_member():
+    hub, _ = make_hub()
+    a, page = Member(), Member()
+    page.tags = True
+    hub.register(a, "alice")
+    hub.join(a, "dev")
+    hub.say(a, "first")
+    hub.register(page, "pat")
+    hub.join(page, "dev")
+    assert "(history) [00:16] #dev <alice> first" in page.out
+    page.out.clear(), a.out.clear()
+    hub.switch(a, "lobby")
+    a.out.clear()
+    with hub.batch():
+        hub.say(page, "one")
+        hub.say(page, "two")
+    assert a.out == ["[00:16] #dev <pat> one", "[00:16] #dev <pat> two"]
+    assert page.out == ["[00:16] #dev <pat> one", "[00:16] #dev <pat> two"]
+
+
+def test_kick_takes_one_out_of_that_room_only():
+    hub, _ = make_hub()
+    a, b = Member(), Member()
+    hub.register(a, "alice")
+    hub.register(b, "bob")
+    hub.join(a, "dev")
+    hub.join(b, "dev")
+    from tekcos.chat import moderation
+    assert moderation.kick(hub, a, "bob", "spam") is None
+    assert list(b.rooms) == [hub.lobby] and b.room is hub.lobby
+    assert "*** You were kicked from dev by alice (spam)." in b.out
+    hub.join(b, "ops")
+    hub.part(b, "lobby")
+    hub.join(b, "dev")
+    moderation.kick(hub, a, "bob", "")
+    assert list(b.rooms) == [hub.rooms["ops"]]     # still in ops: not sent to the lobby

@@ -15,10 +15,10 @@ def test_list_names_and_whois_as_in_irc():
     bob.type("/names\n")
     assert bob.lines() == ["*** dev (2): @alice bob"]
     bob.type("/names lobby\n/names nowhere\n")
-    assert bob.lines() == ["*** lobby (0): ", "*** Error: no room nowhere. /list shows the rooms."]
+    assert bob.lines() == ["*** lobby (2): alice bob", "*** Error: no room nowhere. /list shows the rooms."]
     bob.type("/whois alice\n")
     lines = bob.lines()
-    assert lines[0].startswith("*** alice: in dev, idle 0s, connected since ")
+    assert lines[0].startswith("*** alice: in lobby, dev, idle 0s, connected since ")
     assert lines[0].endswith(" by a plain TCP connection")
     assert lines[1] == "***   an operator of dev"
     assert not matching(lines, "10.0.0.7")

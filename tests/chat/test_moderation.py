@@ -4,10 +4,11 @@ from tests.memory import Server, matching
 
 
 def room_with(server, *nicks, room="dev"):
-    """Users that joined ``room`` in order (the first one created it)."""
+    """Users that joined ``room`` in order (the first one created it) and
+    left the lobby."""
     users = [server.user(nick, host=f"10.0.0.{i + 1}") for i, nick in enumerate(nicks)]
     for user in users:
-        user.type(f"/join {room}\n")
+        user.type(f"/join {room}\n/part lobby\n")
     for user in users:
         user.read()
     return users

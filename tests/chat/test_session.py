@@ -62,7 +62,7 @@ def test_me_msg_topic_history_who_rooms(server):
     assert lines[2].endswith("bob changed the topic to: Friday release")
     a.type("/who\n")
     assert a.lines() == ["*** lobby (2): alice (idle 0s), bob (idle 0s)"]
-    a.type("/join dev\n")
+    a.type("/join dev\n/part lobby\n")
     a.type("/rooms\n")
     assert a.lines()[-2:] == ["***   dev (1)", "***   lobby (1): Friday release"]
 
@@ -79,7 +79,8 @@ def test_join_replays_history_marked_and_part_returns_to_lobby(server):
     assert "*** You are in dev (2 people here). /help lists commands." in lines
     assert a.lines()[-1].endswith("-- bob joined dev")
     b.type("/part\n")
-    assert a.lines()[-1].endswith("-- bob left for lobby")
+    assert a.lines()[-1].endswith("-- bob left dev")
+    assert b.lines()[-1] == "*** You left dev; now talking in lobby."
     b.type("/part\n")
     assert "lobby already" in b.lines()[-1]
 

@@ -20,3 +20,15 @@ def test_members_follow_who_joins_quits_renames_and_speakers():
     assert m.nicks == {"alicia", "bob"}
     m.seen("*** You are in lobby (you are alone here). /help lists commands.")
     assert m.nicks == set()
+
+
+def test_members_of_other_rooms_come_from_tagged_lines():
+    m = Members()
+    m.seen("[14:02] #dev -- dora joined dev")
+    m.seen("[14:02] #lobby <lou> lunch?")
+    m.seen("[14:02] #dev * dora waves")
+    assert m.completing("") == ["dora", "lou"]
+    m.seen("[14:02] #dev -- dora is now known as dot")
+    assert m.completing("d") == ["dot"]
+    m.seen("[14:02] #dev -- dot left dev")        # she may still share this room
+    assert m.completing("d") == ["dot"]

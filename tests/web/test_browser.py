@@ -299,4 +299,107 @@ def test_the_page_reconnects_by_itself_after_a_restart_and_rejoins_its_room(star
                what="the page to stay away")
     time.sleep(2.5)    # longer than the first retry would wait
     friend.send(b"/who\n")
-    assert b"webby" not in friend.expect(rb"\*\*\* dev \(\d+\): [^\r]*\r\n")
+    who = friend.expect(rb"\*\*\* dev \(\d+\): [^\r]*\r\n").rsplit(b"\r\n", 2)[-2]
+    assert who.startswith(b"*** dev (1): ") and b"webby" not in who
+
+
+def click(driver, selector: str) -> None:
+    """A real click on the first element matching ``selector``, found again
+    if the page redrew it between finding and clicking."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    for attempt in range(5):
+        try:
+            driver.find_element(By.CSS_SELECTOR, selector).click()
+            return
+        except StaleElementReferenceException:
+            time.sleep(0.05)
+    raise AssertionError(f"{selector} kept being redrawn")
+
+
+def visible_lines(driver) -> list[str]:
+    """The lines of the room view in front."""
+    return texts(driver, "#log .view:not([hidden]) .text")
+
+
+def test_rooms_are_views_with_unread_and_mention_badges(start, browser):
+    from selenium.webdriver.common.by import By
+    web = free_port()
+    server = start("--web", str(web))
+    url = f"http://127.0.0.1:{web}/"
+    alice, bob = browser(), browser()
+    join(alice, url, "alice")
+    join(bob, url, "bob")
+    carol = User(server.port, "carol")                      # telnet, in both rooms
+    say(alice, "/join dev")
+    wait_until(lambda: texts(alice, "#joined li .name") == ["lobby", "dev"]
+               and texts(alice, "#joined li.current .name") == ["dev"], what="alice in two rooms")
+    carol.send(b"/join dev\r\n")
+    carol.expect(rb"You are in dev")
+    carol.send(b"deploy at five\r\n")
+    wait_until(lambda: any("<carol> deploy at five" in t for t in visible_lines(alice)),
+               what="dev's line in alice's dev view")
+    # bob is only in the lobby: dev's line never reaches him.
+    say(bob, "alice, lunch?")
+    carol.expect(rb"\[\d\d:\d\d\] #lobby <bob> alice, lunch\?\r\n")   # tagged for telnet
+    say(bob, "anyone?")
+    wait_until(lambda: texts(alice, "#joined li .badge") == ["@1"], what="the mention badge")
+    assert "2 unread" in alice.execute_script(
+        "return document.querySelector('#joined li').title")
+    assert not any("lunch" in t for t in visible_lines(alice))
+    assert not any("deploy" in t for t in log_lines(bob))
+    # Opening the lobby shows its lines, clears the badge and talks there.
+    click(alice, "#joined li")
+    wait_until(lambda: any("<bob> alice, lunch?" in t for t in visible_lines(alice))
+               and texts(alice, "#joined li .badge") == [], what="the lobby view")
+    assert not any("deploy" in t for t in visible_lines(alice))
+    wait_until(lambda: alice.find_element(By.ID, "where").text == "alice in lobby",
+               what="the server to switch alice to the lobby")
+    say(alice, "on my way")
+    wait_until(lambda: any("<alice> on my way" in t for t in visible_lines(bob)),
+               what="bob to hear alice")
+    carol.expect(rb"#lobby <alice> on my way\r\n")
+    # /part from the page: dev leaves the sidebar and becomes an other room.
+    say(alice, "/part dev")
+    wait_until(lambda: texts(alice, "#joined li .name") == ["lobby"]
+               and "dev" in texts(alice, "#rooms li .name"), what="dev to be an other room")
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    bob.save_screenshot(os.path.join(ARTIFACTS, "web-rooms.png"))
+
+
+def test_phone_size_has_no_sideways_scroll_and_dark_mode_is_dark(start, browser):
+    from selenium.webdriver.common.by import By
+    web = free_port()
+    server = start("--web", str(web))
+    phone = browser(width=500, height=800)
+    # Headless chromium's window is at least 500 px wide: a phone is emulated.
+    phone.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": 360, "height": 740, "deviceScaleFactor": 2, "mobile": True})
+    join(phone, f"http://127.0.0.1:{web}/", "pocket")
+    carol = User(server.port, "carol")
+    carol.send(("a long line without spaces " + "x" * 300 + "\r\n").encode())
+    wait_until(lambda: any("<carol> a long line" in t for t in visible_lines(phone)),
+               what="carol's line on the phone")
+    say(phone, "/help")
+    wait_until(lambda: any("/join ROOM" in t for t in texts(phone, "#log .listing li")),
+               what="the help as a list")
+    assert not any("/charset" in t for t in texts(phone, "#log .listing li"))
+    width = phone.execute_script("return window.innerWidth")
+    assert width == 360
+    assert phone.execute_script("return document.scrollingElement.scrollWidth") <= width
+    assert not phone.find_element(By.ID, "rooms-panel").is_displayed()
+    assert not phone.find_element(By.ID, "neighbours-panel").is_displayed()   # not an operator
+    phone.find_element(By.ID, "menu").click()
+    wait_until(lambda: phone.find_element(By.ID, "rooms-panel").is_displayed(),
+               what="the rooms menu")
+    assert phone.execute_script("return document.scrollingElement.scrollWidth") <= width
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    phone.save_screenshot(os.path.join(ARTIFACTS, "web-phone-menu.png"))
+    phone.execute_cdp_cmd("Emulation.setEmulatedMedia", {
+        "features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+    phone.find_element(By.ID, "menu").click()
+    background = phone.execute_script(
+        "return getComputedStyle(document.body).backgroundColor")
+    red, green, blue = (int(v) for v in background[background.index("(") + 1:-1].split(",")[:3])
+    assert red + green + blue < 150, background
+    phone.save_screenshot(os.path.join(ARTIFACTS, "web-phone-dark.png"))

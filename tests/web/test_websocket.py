@@ -290,3 +290,31 @@ def test_tickets_are_not_squatted_by_many_hosts():
     assert uploads.ticket(newcomer, "127.0.9.9", "mine", 1)["ok"]
     assert uploads.ticket(newcomer, "127.0.9.9", "mine2", 1)["ok"]
     assert len(uploads.tickets) == upload.MAX_TICKETS
+
+
+def test_a_page_gets_every_room_line_tagged_and_hears_of_new_rooms_unasked(site):
+    from tekcos.web.site import ROOMS_DELAY
+    site.hub.on_rooms_changed = site.web_factory.web.rooms_changed
+    telnet = site.user("tel")
+    web = open_browser(site)
+    type_line(web, "webby")
+    type_line(web, "/join dev")
+    telnet.type("/join dev\r\nin dev\r\n/switch lobby\r\nin the lobby\r\n")
+    web.pump.flush()
+    text = web.take()
+    assert "] #dev <tel> in dev\r\n" in text and "] #lobby <tel> in the lobby\r\n" in text
+    site.clock.advance(STATE_DELAY)
+    web.pump.flush()
+    state = [c for c in web.controls if c["t"] == "state"][-1]
+    assert state["room"] == "dev" and state["joined"] == [["lobby", 2], ["dev", 2]]
+    # Someone makes a room: no line reaches the page, yet its list follows.
+    web.controls.clear()
+    telnet.type("/join games\r\n")
+    web.pump.flush()
+    assert web.take() == ""
+    site.clock.advance(ROOMS_DELAY)
+    site.clock.advance(STATE_DELAY)
+    web.pump.flush()
+    state = [c for c in web.controls if c["t"] == "state"][-1]
+    assert ["games", 1, ""] in state["rooms"]
+    assert not site.clock.getDelayedCalls()
