@@ -120,6 +120,20 @@ def _names(value: Any) -> list[str]:
     return names
 
 
+def _networks(value: Any) -> list[str]:
+    import ipaddress
+    items = [v for v in value.split(",")] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise ValueError("must be a list of networks such as '10.0.0.0/8'")
+    networks = []
+    for item in (i.strip() for i in items if i.strip()):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ValueError(f"not a network or address: {item!r} (try '10.0.0.0/8')") from None
+    return networks
+
+
 SETTINGS: dict[str, Setting] = {
     s.name: s
     for s in [
@@ -190,6 +204,8 @@ SETTINGS: dict[str, Setting] = {
                 "or origins such as 'https://chat.example.org' for a reverse proxy), comma-"
                 "separated; its own addresses, host name and .local name are always allowed",
                 _names),
+        Setting("metrics-allow", [], "networks besides loopback that may read /metrics, comma-"
+                "separated ('10.0.0.0/8,fd00::/8'); others get 403", _networks),
         Setting("web-downloads", False, "let browsers download received files from /files/ "
                 "(off: nothing received is ever served back)", _boolean),
         Setting("watch-interval", 30.0, "seconds between checks of the server's own address "

@@ -8,6 +8,7 @@ format, with a registry of its own per server.
 """
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -79,16 +80,35 @@ class Collector:
         yield scans
 
 
+def allowed(host: str | None, networks) -> bool:
+    """Whether a client at ``host`` may read the metrics: loopback always,
+    else only from one of ``networks`` (``ipaddress`` networks)."""
+    try:
+        address = ipaddress.ip_address((host or "").split("%")[0])
+    except ValueError:
+        return False
+    if getattr(address, "ipv4_mapped", None) is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback or any(address in network for network in networks)
+
+
 class MetricsResource(Resource):
-    """``GET /metrics``: rendered on the reactor thread."""
+    """``GET /metrics``: rendered on the reactor thread, for loopback and
+    the ``metrics-allow`` networks only (the counters tell who is busy with
+    what: not for every phone on the LAN)."""
 
     isLeaf = True
 
-    def __init__(self, sources: Sources):
+    def __init__(self, sources: Sources, allow=()):
         super().__init__()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(Collector(sources))
+        self.networks = [ipaddress.ip_network(n, strict=False) for n in allow]
 
     def render_GET(self, request):
+        if not allowed(getattr(request.getClientAddress(), "host", None), self.networks):
+            request.setResponseCode(403)
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return b"/metrics is for loopback and the metrics-allow networks only.\n"
         request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
         return generate_latest(self.registry)

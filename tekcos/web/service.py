@@ -59,7 +59,7 @@ def build_web(values: dict, chat_factory, udp, reactor):
                       neighbourhood=lambda: hub.neighbourhood)
     hosts = AllowedHosts(values["web-origins"], socket.gethostname(), now=reactor.seconds)
     site = build_site(web, sources, values["downloads"] if values["web-downloads"] else None,
-                      hosts)
+                      hosts, values["metrics-allow"])
     return site, worker
 
 

@@ -39,6 +39,10 @@ ROOMS_DELAY = 1.0      # seconds: room list changes reach the pages at most this
 _HOST = re.compile(rb"^[A-Za-z0-9.\-\[\]:]{1,255}$")
 STATIC = {
     "app.js": "text/javascript; charset=utf-8",
+    "link.js": "text/javascript; charset=utf-8",
+    "views.js": "text/javascript; charset=utf-8",
+    "files.js": "text/javascript; charset=utf-8",
+    "neighbours.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
     "icon.svg": "image/svg+xml",
 }
@@ -257,7 +261,7 @@ class _Root(Resource):
 
 
 def build_site(web: Web, sources: Sources, downloads_dir: str | None = None,
-               allowed_hosts: AllowedHosts | None = None) -> server.Site:
+               allowed_hosts: AllowedHosts | None = None, metrics_allow=()) -> server.Site:
     """The Site for one ``--web`` listener: its connections count with the
     chat's (``web.chat.admission``), its requests must name this server."""
     root = _Root()
@@ -269,7 +273,7 @@ def build_site(web: Web, sources: Sources, downloads_dir: str | None = None,
     root.putChild(b"ws", _Upgrade(websocket_factory(web, web.chat.max_line)))
     if web.uploads is not None:
         root.putChild(b"upload", _Secured(UploadResource(web.uploads)))
-    root.putChild(b"metrics", MetricsResource(sources))
+    root.putChild(b"metrics", MetricsResource(sources, metrics_allow))
     if web.uploads is not None:
         root.putChild(b"get", _Kept(web, web.uploads.downloads.directory))
     if downloads_dir is not None:
