@@ -27,6 +27,17 @@ class _StopWorker(Service):
         self.worker.close()
 
 
+class _EndHeld(Service):
+    """On shutdown, sessions held for pages that dropped end with the rest."""
+
+    def __init__(self, detached):
+        self.detached = detached
+
+    def stopService(self):
+        super().stopService()
+        self.detached.stop()
+
+
 def build_web(values: dict, chat_factory, udp, reactor):
     """The Site of the web listener and, where it made one, the uploads'
     disk worker (to close on shutdown; with pushes on, uploads use theirs),
@@ -69,6 +80,7 @@ def web_service(description: str, values: dict, chat_factory, udp, reactor) -> M
     top = MultiService()
     if worker is not None:   # its own (no pushes); else the push service closes it
         _StopWorker(worker).setServiceParent(top)
+    _EndHeld(site.web.detached).setServiceParent(top)
     ListeningService(endpoints.serverFromString(reactor, description), site,
                      description, what="the web page").setServiceParent(top)
     return top

@@ -26,6 +26,7 @@ from autobahn.twisted.resource import WebSocketResource
 from twisted.web import pages, server, static
 from twisted.web.resource import Resource
 
+from tekcos.chat.detached import Detached
 from tekcos.web.http import CountedSite
 from tekcos.web.metrics import MetricsResource, Sources
 from tekcos.web.origins import AllowedHosts
@@ -75,6 +76,8 @@ class Web:
         self.clock = clock
         self.allowed_hosts: AllowedHosts | None = None
         self._rooms_call = None
+        # Pages whose connection dropped wait here for it (chat/detached.py).
+        self.detached = Detached(clock, max_per_host=chat.max_per_ip)
 
     def rooms_changed(self) -> None:
         """A room came or went, or its members or topic changed: every page
@@ -284,6 +287,7 @@ def build_site(web: Web, sources: Sources, downloads_dir: str | None = None,
     web.allowed_hosts = allowed_hosts
     site.requestFactory = UploadRequest
     site.uploads = web.uploads
+    site.web = web
     site.displayTracebacks = False
     site.noisy = False
     return site

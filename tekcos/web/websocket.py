@@ -42,7 +42,7 @@ MAX_FRAGMENTS = 64       # frames one message may come in
 # What the page's own requests cost from the flood-control budget that chat
 # lines draw on (a line costs 1): a state answer lists up to 100 rooms and
 # 500 members; a ticket may check the disk.
-COSTS = {"state": 2.0, "upload": 2.0, "neighbors": 1.0}
+COSTS = {"state": 2.0, "upload": 2.0, "neighbors": 1.0, "resume": 1.0}
 EXCESS_FLOOD = 200       # requests refused in a row before the connection is closed
 
 
@@ -89,6 +89,7 @@ class ChatWebSocket(WebSocketServerProtocol):
         self._out = None
         self._frames = 0
         self._refused_in_a_row = 0
+        self._handed_over = False      # a newer connection took the session
 
     # -- opening -------------------------------------------------------------------
     def onConnect(self, request):
@@ -208,6 +209,40 @@ class ChatWebSocket(WebSocketServerProtocol):
         elif kind == "state":
             self._last_state = None
             self._send_state()
+        elif kind == "resume":
+            self._resume(request.get("token"))
+
+    def _resume(self, token) -> None:
+        """Take over the session ``token`` names (its connection dropped, or
+        is about to be found dead): same nick, same rooms, and the lines it
+        missed, sent now.  Only a connection that has no nick yet may."""
+        web = self.factory.web
+        fresh = self.session
+        taken = web.detached.resume(token, self) if fresh.nick is None else None
+        if taken is None:
+            self.send_control({"t": "resume", "ok": False})
+            return
+        session, missed = taken
+        fresh.closed = True                # never registered: nothing to leave
+        if self._nick_timer is not None and self._nick_timer.active():
+            self._nick_timer.cancel()
+        self._nick_timer = None
+        self.session = session
+        self.events.info("{peer} is back as {nick} (web, resumed)", peer=self.host,
+                         nick=session.nick)
+        self.send_control({"t": "resume", "ok": True, "nick": session.nick})
+        if missed:
+            self.write(missed)
+        self._last_state = None
+        self._send_state()
+
+    def superseded(self) -> None:
+        """A newer connection of this user took the session over: this one
+        goes without ending it."""
+        self._handed_over = True
+        self.session = None
+        self._cancel_timers()
+        self.sendClose(code=1000, reason="continued on another connection")
 
     # -- output: the session's peer ------------------------------------------------
     def write(self, data: bytes) -> None:
@@ -251,6 +286,9 @@ class ChatWebSocket(WebSocketServerProtocol):
                 self._nick_timer.cancel()
             self._nick_timer = None
             self.events.info("{peer} is now {nick} (web)", peer=self.host, nick=new)
+            # Told to this page only: with it, a new connection continues
+            # this session (chat/detached.py).
+            self.send_control({"t": "token", "token": self.factory.web.detached.issue(self.session)})
         else:
             self.events.info("nick change {old} -> {new} ({peer}, web)", old=old, new=new,
                           peer=self.host)
@@ -316,12 +354,21 @@ class ChatWebSocket(WebSocketServerProtocol):
         if uploads is not None and self.session is not None:
             uploads.forget_session(self.session)
         session = self.session
+        web = self.factory.web
         if session is not None and not session.closed:
             text = "connection closed" if wasClean else "connection lost"
-            self._log_disconnect(text)
-            session.connection_lost(text)
-        if self.session is not None:
-            self.factory.web.chat.forget(self)
+            if not self._gone and not web.chat.hub.closing and web.detached.hold(session,
+                                                                                  self.host):
+                self.events.info("{peer} dropped; {nick} is held (web)", peer=self.host,
+                                 nick=session.nick)
+            else:
+                self._log_disconnect(text)
+                session.connection_lost(text)
+                web.detached.gone(session)
+        if session is not None and session.closed:
+            web.detached.gone(session)
+        if self.session is not None or self._handed_over:
+            web.chat.forget(self)
         if self.transport is not None:
             discard_queued(self.transport)
 

@@ -403,3 +403,40 @@ def test_phone_size_has_no_sideways_scroll_and_dark_mode_is_dark(start, browser)
     red, green, blue = (int(v) for v in background[background.index("(") + 1:-1].split(",")[:3])
     assert red + green + blue < 150, background
     phone.save_screenshot(os.path.join(ARTIFACTS, "web-phone-dark.png"))
+
+
+def test_a_page_whose_connection_is_cut_continues_its_session(start, browser):
+    """The server's side of the page's connection is destroyed (``ss -K``,
+    as a Wi-Fi drop would leave it): the page comes back by itself with its
+    token, nobody sees it leave, and it gets what was said meanwhile."""
+    import subprocess
+    from selenium.webdriver.common.by import By
+    if os.geteuid() != 0 or shutil.which("ss") is None:
+        if os.environ.get("TEKCOS_REQUIRE_BROWSER") == "1":
+            pytest.fail("cutting a connection needs root and ss (iproute2)")
+        pytest.skip("cutting a connection needs root and ss (iproute2)")
+    web = free_port()
+    server = start("--web", str(web))
+    page = browser()
+    join(page, f"http://127.0.0.1:{web}/", "webby")
+    say(page, "/join dev")
+    wait_until(lambda: page.find_element(By.ID, "where").text == "webby in dev",
+               what="webby in dev")
+    friend = User(server.port, "friend")
+    friend.send(b"/join dev\n")
+    friend.expect(rb"You are in dev")
+    cut = subprocess.run(["ss", "-K", "state", "established", f"( sport = :{web} )"],
+                         capture_output=True, text=True)
+    assert cut.returncode == 0, cut.stderr
+    wait_until(lambda: "disconnected" in page.find_element(By.ID, "status").text
+               or "catching up" in page.find_element(By.ID, "status").text, timeout=10,
+               what="the page to notice")
+    friend.send(b"said while you were cut off\n")
+    wait_until(lambda: any("<friend> said while you were cut off" in t
+                           for t in visible_lines(page))
+               and page.find_element(By.ID, "status").text == "connected", timeout=30,
+               what="the page back, with what it missed")
+    say(page, "never left")
+    seen = friend.expect(rb"<webby> never left\r\n")
+    assert b"webby has quit" not in seen and b"webby joined" not in seen
+    assert texts(page, "#joined li .name") == ["lobby", "dev"]

@@ -318,3 +318,59 @@ def test_a_page_gets_every_room_line_tagged_and_hears_of_new_rooms_unasked(site)
     state = [c for c in web.controls if c["t"] == "state"][-1]
     assert ["games", 1, ""] in state["rooms"]
     assert not site.clock.getDelayedCalls()
+
+
+def drop(browser) -> None:
+    """The page's connection dies (Wi-Fi gone): no closing handshake."""
+    browser.server_side.transport.abortConnection()
+    browser.pump.flush()
+
+
+def test_a_page_that_drops_comes_back_as_itself_with_what_it_missed(site):
+    from tekcos.chat.detached import HOLD_SECONDS
+    telnet = site.user("tel")
+    web = open_browser(site)
+    type_line(web, "webby")
+    type_line(web, "/join dev")
+    token = [c for c in web.controls if c["t"] == "token"][-1]["token"]
+    telnet.type("/join dev\r\n")
+    telnet.read()
+    drop(web)
+    telnet.type("while you were away\r\n/who\r\n")
+    seen = telnet.read()
+    assert "webby" in seen.splitlines()[-1] and "quit" not in seen   # still there
+    stranger = open_browser(site)
+    type_line(stranger, "webby")
+    assert "The nick webby is taken" in stranger.take()
+    back = open_browser(site)
+    assert ask(back, {"t": "resume", "token": token}) == {"t": "resume", "ok": True,
+                                                         "nick": "webby"}
+    back.pump.flush()
+    assert "] #dev <tel> while you were away\r\n" in back.take()
+    type_line(back, "back again")
+    assert telnet.read().endswith("<webby> back again\r\n")          # no quit, no join
+    # A token is not a second key: a page with a nick cannot use it, and
+    # once the session ends for good the token is gone.
+    type_line(stranger, "stranger")
+    assert ask(stranger, {"t": "resume", "token": token})["ok"] is False
+    drop(back)
+    site.clock.advance(HOLD_SECONDS)
+    assert "-- webby has quit (connection lost)" in telnet.read()
+    late = open_browser(site)
+    assert ask(late, {"t": "resume", "token": token}) == {"t": "resume", "ok": False}
+    assert site.web_factory.web.detached.held == {}
+
+
+def test_a_page_whose_old_connection_looks_alive_takes_its_session_over(site):
+    telnet = site.user("tel")
+    web = open_browser(site)
+    type_line(web, "webby")
+    token = [c for c in web.controls if c["t"] == "token"][-1]["token"]
+    telnet.read()
+    again = open_browser(site)                  # the old one died silently
+    assert ask(again, {"t": "resume", "token": token})["ok"] is True
+    web.pump.flush()
+    assert web.closed_with == (1000, "continued on another connection")
+    type_line(again, "still me")
+    assert telnet.read().endswith("<webby> still me\r\n")
+    assert ask(open_browser(site), {"t": "resume", "token": "guessed"})["ok"] is False

@@ -9,12 +9,17 @@ import { ticket, wireFiles } from "./files.js";
 import { showNeighbours, wireNeighbours } from "./neighbours.js";
 
 let scansSeen;
-// Reconnecting by itself (a server restart, a Wi-Fi blip): who we were, in
-// which rooms, and how long to wait before the next try (doubling to 30 s).
+// Reconnecting by itself (a Wi-Fi blip, a server restart): the token that
+// continues our session (the server keeps it a while, with what we miss);
+// failing that, who we were, in which rooms; and how long to wait before
+// the next try (0.5 s, doubling to 10 s).
+const FIRST_RETRY = 500;
+const LAST_RETRY = 10000;
+let resumeToken = null;
 let lastNick = null;
 let lastJoined = [];
 let lastRoom = null;
-let retryDelay = 1000;
+let retryDelay = FIRST_RETRY;
 let stayAway = false;              // disconnected by an operator: not again by itself
 
 // -- the connection -----------------------------------------------------------------
@@ -29,6 +34,11 @@ function connect() {
   const ws = new WebSocket(`${scheme}//${location.host}/ws`);
   page.ws = ws;
   ws.onopen = () => {
+    if (resumeToken) {
+      setStatus("connected: catching up…");
+      sendControl({ t: "resume", token: resumeToken });
+      return;
+    }
     setStatus("connected");
     if (lastNick) rejoin();
   };
@@ -41,7 +51,7 @@ function connect() {
     }
     setStatus(`disconnected: connecting again in ${retryDelay / 1000} s…`, true);
     setTimeout(connect, retryDelay);
-    retryDelay = Math.min(retryDelay * 2, 30000);
+    retryDelay = Math.min(retryDelay * 2, LAST_RETRY);
   };
   ws.onmessage = (event) => {
     const data = event.data;
@@ -64,9 +74,23 @@ function rejoin() {
 
 // -- what the server tells the page -------------------------------------------------
 function control(message) {
-  if (message.t === "state") showState(message);
+  if (message.t === "token") resumeToken = message.token;
+  else if (message.t === "resume") resumed(message);
+  else if (message.t === "state") showState(message);
   else if (message.t === "upload") ticket(message);
   else if (message.t === "neighbors") showNeighbours(message);
+}
+
+function resumed(answer) {
+  if (answer.ok) {
+    // The same session: same nick and rooms, and what we missed follows.
+    setStatus("connected");
+    retryDelay = FIRST_RETRY;
+    return;
+  }
+  resumeToken = null;              // kept no longer (or the server restarted)
+  setStatus("connected");
+  if (lastNick) rejoin();
 }
 
 function showState(next) {
@@ -78,7 +102,7 @@ function showState(next) {
     lastNick = state.nick;
     lastJoined = state.joined.map(([name]) => name);
     lastRoom = state.room;
-    retryDelay = 1000;
+    retryDelay = FIRST_RETRY;
   }
   for (const [name] of state.joined) view(tagOf(name), name);
   if (movedTo) activate(tagOf(movedTo));
