@@ -90,3 +90,16 @@ def local_host(transport) -> str | None:
     if host and host.startswith("::ffff:") and "." in host:
         return host[len("::ffff:"):]
     return host
+
+
+def lan_address(family=socket.AF_INET) -> str | None:
+    """This machine's address on its LAN: the source address of its route
+    towards the outside world.  Connecting a UDP socket sends nothing; the
+    kernel only picks the route (TEST-NET addresses, RFC 5737/3849)."""
+    target = "192.0.2.1" if family == socket.AF_INET else "2001:db8::1"
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((target, 9))
+            return probe.getsockname()[0]
+    except OSError:
+        return None

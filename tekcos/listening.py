@@ -44,10 +44,14 @@ class ListeningService(StreamServerEndpointService):
     stops the server with one line naming the endpoint, not a traceback;
     once it listens, the log says where (``what`` says what for)."""
 
-    def __init__(self, endpoint, factory, description: str, what: str = "chat"):
+    def __init__(self, endpoint, factory, description: str, what: str = "chat",
+                 on_listen=None):
+        """``on_listen(port)`` runs once it listens (the port's ``getHost()``
+        says where)."""
         super().__init__(_Announced(endpoint, self._listening), factory)
         self.description = description
         self.what = what
+        self.on_listen = on_listen
         raise_synchronously(self)
 
     def privilegedStartService(self):
@@ -63,4 +67,6 @@ class ListeningService(StreamServerEndpointService):
             import socket
             where += f": http://{socket.gethostname()}:{address.port}/"
         _log.info("{what} listening on {where}", what=self.what, where=where)
+        if self.on_listen is not None:
+            self.on_listen(port)
         return port

@@ -5,15 +5,21 @@ import socket
 
 from twisted.application.service import MultiService, Service
 from twisted.internet import endpoints
+from twisted.logger import Logger
 
+from tekcos.address import lan_address
 from tekcos.listening import ListeningService
 from tekcos.push.receiver import Received
 from tekcos.push.storage import Downloads
 from tekcos.push.worker import DiskWorker
 from tekcos.web.metrics import Sources
 from tekcos.web.origins import AllowedHosts
+from tekcos.web.share import page_url, qr_text
 from tekcos.web.site import Web, build_site, count_connections
 from tekcos.web.upload import Uploads
+
+
+_log = Logger(namespace="tekcos")
 
 
 class _StopWorker(Service):
@@ -74,6 +80,18 @@ def build_web(values: dict, chat_factory, udp, reactor):
     return site, worker
 
 
+def share(web, port, description: str) -> None:
+    """Once the page listens: its LAN address, logged with a QR code for
+    phones, and shown by the page's Share item."""
+    number = getattr(port.getHost(), "port", None)
+    if not number:
+        return
+    web.share_url = page_url(lan_address(), number, secure=description.startswith("ssl:"))
+    if web.share_url is not None:
+        _log.info("open {url} on a phone (or scan this):\n{qr}", url=web.share_url,
+                  qr=qr_text(web.share_url))
+
+
 def web_service(description: str, values: dict, chat_factory, udp, reactor) -> MultiService:
     """The page, its WebSocket, uploads and /metrics on ``description``."""
     site, worker = build_web(values, chat_factory, udp, reactor)
@@ -82,5 +100,7 @@ def web_service(description: str, values: dict, chat_factory, udp, reactor) -> M
         _StopWorker(worker).setServiceParent(top)
     _EndHeld(site.web.detached).setServiceParent(top)
     ListeningService(endpoints.serverFromString(reactor, description), site,
-                     description, what="the web page").setServiceParent(top)
+                     description, what="the web page",
+                     on_listen=lambda port: share(site.web, port, description)
+                     ).setServiceParent(top)
     return top

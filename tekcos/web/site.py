@@ -10,6 +10,7 @@ adds one HTTP listener with this tree::
     /metrics          Prometheus text format (tekcos.web.metrics)
     /files/NAME       received files, only with --web-downloads
     /get/CODE         a file kept for someone, by its CODE (Range works)
+    /share.svg        a QR code of the page's LAN address (tekcos.web.share)
 
 Every answer carries a Content Security Policy without inline scripts, and
 the page renders user text only as text.
@@ -30,6 +31,7 @@ from tekcos.chat.detached import Detached
 from tekcos.web.http import CountedSite
 from tekcos.web.metrics import MetricsResource, Sources
 from tekcos.web.origins import AllowedHosts
+from tekcos.web.share import ShareResource
 from tekcos.web.upload import UploadRequest, UploadResource, Uploads
 from tekcos.web.websocket import ChatWebSocket, websocket_factory
 
@@ -76,6 +78,7 @@ class Web:
         self.clock = clock
         self.allowed_hosts: AllowedHosts | None = None
         self._rooms_call = None
+        self.share_url: str | None = None   # the page's LAN address (web/share.py)
         # Pages whose connection dropped wait here for it (chat/detached.py).
         self.detached = Detached(clock, max_per_host=chat.max_per_ip)
 
@@ -113,6 +116,7 @@ class Web:
             "scans": hood.scans_done if hood is not None else None,
             "scan_access": hood.access if hood is not None else "nobody",
             "uploads": self.uploads is not None,
+            "share": self.share_url,
         }
 
     def neighbours(self) -> dict:
@@ -277,6 +281,7 @@ def build_site(web: Web, sources: Sources, downloads_dir: str | None = None,
     if web.uploads is not None:
         root.putChild(b"upload", _Secured(UploadResource(web.uploads)))
     root.putChild(b"metrics", MetricsResource(sources, metrics_allow))
+    root.putChild(b"share.svg", ShareResource(web))
     if web.uploads is not None:
         root.putChild(b"get", _Kept(web, web.uploads.downloads.directory))
     if downloads_dir is not None:

@@ -368,7 +368,10 @@ def test_rooms_are_views_with_unread_and_mention_badges(start, browser):
 
 
 def test_phone_size_has_no_sideways_scroll_and_dark_mode_is_dark(start, browser):
+    import re
+
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
     web = free_port()
     server = start("--web", str(web))
     phone = browser(width=500, height=800)
@@ -395,6 +398,17 @@ def test_phone_size_has_no_sideways_scroll_and_dark_mode_is_dark(start, browser)
     assert phone.execute_script("return document.scrollingElement.scrollWidth") <= width
     os.makedirs(ARTIFACTS, exist_ok=True)
     phone.save_screenshot(os.path.join(ARTIFACTS, "web-phone-menu.png"))
+    # Share: the QR code of the page's LAN address, drawn by the server.
+    phone.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
+    phone.find_element(By.ID, "share-open").click()
+    wait_until(lambda: phone.execute_script(
+        "const img = document.getElementById('share-code');"
+        "return img.complete && img.naturalWidth > 100"), what="the QR code")
+    shared = phone.find_element(By.ID, "share-url").text
+    assert re.fullmatch(rf"http://[\d.]+:{web}/", shared) and "127.0.0.1" not in shared
+    phone.save_screenshot(os.path.join(ARTIFACTS, "web-share.png"))
+    phone.find_element(By.CSS_SELECTOR, "#share button").click()
+    assert not phone.find_element(By.ID, "share").is_displayed()
     phone.execute_cdp_cmd("Emulation.setEmulatedMedia", {
         "features": [{"name": "prefers-color-scheme", "value": "dark"}]})
     phone.find_element(By.ID, "menu").click()

@@ -119,6 +119,7 @@ function showState(next) {
     sendControl({ t: "neighbors" });
   }
   $("file").disabled = !state.uploads;
+  $("share-open").hidden = !state.share;
 }
 
 // -- wiring -----------------------------------------------------------------------
@@ -157,6 +158,13 @@ function main() {
       Notification.requestPermission().then(() => { $("notify").hidden = true; });
     });
   }
+  $("share-open").addEventListener("click", () => {
+    // Drawn by the server for its LAN address (a phone cannot use "localhost").
+    $("share-code").src = `/share.svg?${Date.now()}`;
+    $("share-url").textContent = page.state.share;
+    $("share-url").href = page.state.share;
+    $("share").showModal();
+  });
   $("menu").addEventListener("click", () => {
     const open = document.body.classList.toggle("menu-open");
     $("menu").setAttribute("aria-expanded", String(open));
