@@ -120,6 +120,24 @@ def _names(value: Any) -> list[str]:
     return names
 
 
+def _redis_url(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a URL such as redis://10.0.0.2:6379/0")
+    if value.strip():
+        from tekcos.federation.url import RedisURL
+        RedisURL(value.strip())
+    return value.strip()
+
+
+def _node_name(value: Any) -> str:
+    from tekcos.federation.url import node_error
+    if not isinstance(value, str):
+        raise ValueError("must be a name such as lab-a")
+    if value.strip() and node_error(value.strip()):
+        raise ValueError(node_error(value.strip()))
+    return value.strip()
+
+
 def _networks(value: Any) -> list[str]:
     import ipaddress
     items = [v for v in value.split(",")] if isinstance(value, str) else value
@@ -169,6 +187,11 @@ SETTINGS: dict[str, Setting] = {
                 _integer(0, 1_000_000)),
         Setting("max-rooms-per-user", 20, "rooms one user may be in at once (/join adds one, "
                 "/part leaves one)", _integer(1, 1000)),
+        Setting("redis", "", "join other tekcos servers as one hub through this Redis: "
+                "redis://[USER:PASSWORD@]HOST[:PORT][/DB] (rediss:// for TLS); empty: this "
+                "server alone", _redis_url),
+        Setting("node-name", "", "this server's name among the nodes of a hub (default: its "
+                "host name)", _node_name),
         Setting("motd", "", "message of the day shown after the greeting", _text(4000)),
         Setting("udp-port", None, "UDP port for pushes and discovery (default: the same number "
                 "as --port, or 9000; 0 turns UDP off)", _integer(0, 65535)),

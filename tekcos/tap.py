@@ -135,6 +135,8 @@ def makeService(config: Options, reactor=None) -> MultiService:
     top = MultiService()
     _CloseStore(store).setServiceParent(top)   # stopped last: after the chat's goodbyes
     ChatService(factory, reactor).setServiceParent(top)
+    if values["redis"]:
+        _add_federation(top, hub, values, reactor)
     _add_neighbourhood(top, hub, values, reactor)
     udp = None
     if values["udp-port"]:
@@ -163,6 +165,28 @@ def makeService(config: Options, reactor=None) -> MultiService:
         listening = ListeningService(endpoints.serverFromString(reactor, desc), factory, desc)
         listening.setServiceParent(top)
     return top
+
+
+def _add_federation(top, hub, values, reactor) -> None:
+    """``--redis``: this server is one node of a hub (tekcos/federation/)."""
+    from tekcos.federation.core import Federation
+    from tekcos.federation.link import RedisLink
+    from tekcos.federation.url import RedisURL
+    node = values["node-name"] or node_name_from(socket.gethostname())
+    log = Logger(namespace="tekcos.federation")
+    link = None
+    federation = Federation(hub, node, publish=lambda data: link.publish(data),
+                            log=lambda text: log.info("{text}", text=text))
+    link = RedisLink(federation, RedisURL(values["redis"]), reactor)
+    hub.federation = federation
+    link.setServiceParent(top)
+
+
+def node_name_from(hostname: str) -> str:
+    """A node name made of a host name (what the name rules allow of it)."""
+    import re
+    name = re.sub(r"[^A-Za-z0-9_.-]", "-", hostname.split(".")[0])[:32].strip("-._")
+    return name or "node"
 
 
 _push_log = Logger(namespace="tekcos.push")

@@ -149,6 +149,8 @@ class Hub:
         self.store = None
         # Files addressed to people (tekcos.delivery.Deliveries, or None).
         self.deliveries = None
+        # The other nodes of this hub (tekcos.federation.core.Federation), or None.
+        self.federation = None
         self.lobby = self._room(LOBBY)
         self.files: deque = deque(maxlen=100)   # (time, who, name, size)
         self.dropped_push_lines = 0
@@ -210,13 +212,18 @@ class Hub:
                     room.remember(line, self.history_bytes)
         return room
 
-    def broadcast(self, room: Room, text: str, record: bool = False, speaker=None) -> None:
+    def broadcast(self, room: Room, text: str, record: bool = False, speaker=None,
+                  relay: bool = True) -> None:
         """Send one line to every member of ``room``; keep it in history if
         ``record``.  Encoded once (twice where some get it tagged): every
         member gets the same bytes.  Inside :meth:`batch` the line is queued
-        and written with the others."""
+        and written with the others.  With other nodes (``federation``),
+        the line goes to them too unless it is not to be ``relay``-ed (it
+        came from them, or it is about this node's crowd only)."""
         if room.joined or room.left:
             self._summarise(room)
+        if relay and self.federation is not None:
+            self.federation.line(room, text, record)
         if record:
             room.remember(text, self.history_bytes)
             if self.store is not None:
@@ -309,7 +316,7 @@ class Hub:
         if left:
             parts.append(f"{left} left")
         self.broadcast(room, f"{self.stamp()} -- {', '.join(parts)} "
-                             f"({len(room.members)} here now)")
+                             f"({len(room.members)} here now)", relay=False)
 
     def _crowded(self, room: Room) -> bool:
         return self.crowd > 0 and len(room.members) >= self.crowd
@@ -400,6 +407,8 @@ class Hub:
             return error
         member.nick = nick
         self._claim(member, nick)
+        if self.federation is not None:
+            self.federation.nick(nick, None)
         self._enter(member, self.lobby)
         return None
 
@@ -422,6 +431,10 @@ class Hub:
         holder = self.nicks.get(name_key(nick))
         if holder is not None and holder is not current:
             return f"The nick {nick} is taken; choose another."
+        remote = self.federation.holder(nick) if self.federation is not None else None
+        if remote is not None:
+            return (f"The nick {nick} is taken by {remote.nick} on node {remote.node}; "
+                    "choose another.")
         for key in look_keys(nick):
             holder = self.looks.get(key)
             if holder is not None and holder is not current:
@@ -439,6 +452,8 @@ class Hub:
         self._release(member, old)
         self._claim(member, nick)
         member.nick = nick
+        if self.federation is not None:
+            self.federation.nick(nick, old)
         for room in list(member.rooms):
             self.broadcast(room, f"{self.stamp()} -- {old} is now known as {nick}")
         return None
@@ -554,6 +569,14 @@ class Hub:
         if self.pending:
             self.flush()
         target = self.nicks.get(name_key(nick))
+        if target is None and self.federation is not None:
+            remote = self.federation.holder(nick)
+            if remote is not None and name_key(remote.nick) == name_key(nick):
+                self.federation.message(member.nick, remote, text)
+                member.send(f"{self.stamp()} -> *{remote.nick}* {text}")
+                if remote.away:
+                    member.send(f"*** {remote.nick} is away: {remote.away}")
+                return None
         if target is None:
             return f"No such nick: {nick}. /who lists your room."
         stamp = self.stamp()
@@ -625,17 +648,56 @@ class Hub:
             away = f", away: {m.away}" if m.away else ""
             op = "@" if moderation.is_op(room, m) and room is not self.lobby else ""
             yield f"{op}{m.nick} (idle {format_idle(now - m.last_active)}{away})"
+        if self.federation is not None:
+            for remote in self.federation.members_of(room.name):
+                away = f", away: {remote.away}" if remote.away else ""
+                yield f"{remote.nick}@{remote.node} (idle {format_idle(remote.idle)}{away})"
 
     def _rooms_changed(self) -> None:
         self._room_list = None
         self.on_rooms_changed()
+
+    rooms_changed = _rooms_changed
+
+    # -- from the other nodes (tekcos.federation) -----------------------------------
+    def remote_line(self, room_name: str, text: str, record: bool) -> None:
+        """A line said in ``room_name`` on another node: to the members here."""
+        room = self.rooms.get(name_key(room_name))
+        if room is not None:
+            self.broadcast(room, text, record=record, relay=False)
+
+    def remote_left(self, room_name: str, what: str) -> None:
+        """Someone of another node is gone from ``room_name`` (their node was lost)."""
+        room = self.rooms.get(name_key(room_name))
+        if room is not None:
+            self.broadcast(room, f"{self.stamp()} -- {what}", relay=False)
+
+    def remote_message(self, sender: str, node: str, nick: str, text: str) -> None:
+        """A private message from ``sender`` on ``node`` to ``nick`` here."""
+        target = self.nicks.get(name_key(nick))
+        if target is None:
+            return
+        if self.pending:
+            self.flush()
+        if not any(key in target.ignored for key in look_keys(sender)):
+            target.send(f"{self.stamp()} *{sender}@{node}* {text}")
+
+    def announce_everywhere(self, text: str) -> None:
+        """A server notice to every room here (not kept, not relayed)."""
+        for room in list(self.rooms.values()):
+            if room.members:
+                self.broadcast(room, f"{self.stamp()} -- {text}", relay=False)
 
     def room_list(self) -> list[tuple[str, int, str]]:
         """Every room as (name, members, topic), the fullest first.  Sorted
         once per change of rooms, members or topics, not once per asker:
         every browser's state asks for it."""
         if self._room_list is None:
-            self._room_list = sorted(((r.name, len(r.members), r.topic)
-                                      for r in self.rooms.values()),
+            counts = {r.key: (r.name, len(r.members), r.topic) for r in self.rooms.values()}
+            if self.federation is not None:    # rooms of the other nodes' users too
+                for key, (name, remote) in self.federation.room_counts().items():
+                    name, count, topic = counts.get(key, (name, 0, ""))
+                    counts[key] = (name, count + remote, topic)
+            self._room_list = sorted(counts.values(),
                                      key=lambda item: (-item[1], name_key(item[0])))
         return self._room_list

@@ -1,0 +1,1 @@
+"""Several tekcos servers as one hub, over Redis (``--redis``)."""

@@ -1,0 +1,274 @@
+"""Several servers, one hub: what the nodes tell each other (sans-IO).
+
+Every node publishes on one Redis channel and hears every other node there
+(the Socket.IO Redis adapter's shape).  A :class:`Federation` is the plain
+half: it turns the hub's events into messages for the channel, checks every
+message it hears as strictly as a client's input, applies it to the local
+hub, and keeps the table of who is on the other nodes.  The Twisted half
+(:mod:`tekcos.federation.link`) moves the bytes and runs the clock.
+
+Messages are JSON objects with ``v`` (1), ``node`` (the sender's name) and
+``t``:
+
+* ``line``: ``room``, ``text``, ``rec`` (kept in history): a room line said
+  on that node (a message, an action, a join, a part, a topic...);
+* ``msg``: ``to``, ``from``, ``text``: a private message to a user there;
+* ``nick``: ``nick``, ``old`` (or null): a user took a nick there, at
+  once (so that the same or a look-alike nick is refused here before the
+  next presence);
+* ``presence``: ``members``, a list of ``[nick, [rooms], idle seconds,
+  away]``: the node's users, sent every :data:`HEARTBEAT` seconds; a node
+  not heard of for :data:`NODE_TIMEOUT` seconds is lost, and its users
+  leave every room here with ``-- N left (node X lost)``;
+* ``bye``: the node stops (its users left one by one already).
+
+Time is passed in (``now``); :meth:`Federation.tick` is called every
+:data:`HEARTBEAT` seconds and returns what to publish.
+"""
+from __future__ import annotations
+
+import json
+
+from tekcos.chat.names import look_keys, name_key, nick_error, room_error
+from tekcos.federation.url import node_error
+from tekcos.text import clean_text
+
+VERSION = 1
+HEARTBEAT = 5.0            # seconds between presence messages
+NODE_TIMEOUT = 15.0        # a node silent this long is lost
+MAX_MESSAGE = 256 * 1024   # bytes: a presence of 1,000s of users fits
+MAX_TEXT = 8192            # characters of a relayed line
+MAX_MEMBERS = 50_000       # users one node may announce
+MAX_ROOMS = 64             # rooms one remote user may be listed in
+
+
+class Malformed(ValueError):
+    """A message from the channel that is not one of ours."""
+
+
+class Remote:
+    """A user on another node, as its presence says."""
+    __slots__ = ("nick", "node", "rooms", "idle", "away")
+
+    def __init__(self, nick: str, node: str, rooms: list[str], idle: float, away: str):
+        self.nick, self.node, self.rooms, self.idle, self.away = nick, node, rooms, idle, away
+
+
+class Node:
+    __slots__ = ("name", "seen", "members")
+
+    def __init__(self, name: str, seen: float):
+        self.name = name
+        self.seen = seen
+        self.members: dict[str, Remote] = {}     # name_key(nick) -> Remote
+
+
+def _text(value, limit: int = MAX_TEXT) -> str:
+    if not isinstance(value, str) or len(value) > limit:
+        raise Malformed("text")
+    # No control characters (and so no telnet IAC or CR/LF) reach a member.
+    return clean_text(value)
+
+
+def _nick(value) -> str:
+    if not isinstance(value, str) or nick_error(value):
+        raise Malformed("nick")
+    return value
+
+
+def _room(value) -> str:
+    if not isinstance(value, str) or room_error(value):
+        raise Malformed("room")
+    return value
+
+
+class Federation:
+    """The hub's side of the channel.  ``publish(bytes)`` sends a message
+    (it may fail silently: Redis is down); ``log(text)`` tells the operator."""
+
+    def __init__(self, hub, node: str, publish, log=lambda text: None):
+        error = node_error(node)
+        if error:
+            raise ValueError(error)
+        self.hub = hub
+        self.node = node
+        self.publish = publish
+        self.log = log
+        self.nodes: dict[str, Node] = {}
+        self.looks: dict[str, Remote] = {}         # look keys of remote nicks
+        self.reachable = True
+        self.relayed_in = 0
+        self.relayed_out = 0
+        self.dropped = 0                           # malformed messages heard
+
+    # -- out ----------------------------------------------------------------------
+    def _send(self, kind: str, **fields) -> None:
+        fields.update(v=VERSION, node=self.node, t=kind)
+        self.relayed_out += 1
+        self.publish(json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode())
+
+    def line(self, room, text: str, record: bool) -> None:
+        """A line said in ``room`` here: every other node's members hear it."""
+        self._send("line", room=room.name, text=text, rec=record)
+
+    def nick(self, nick: str, old: str | None) -> None:
+        """A user here took ``nick`` (was ``old``, or new)."""
+        self._send("nick", nick=nick, old=old)
+
+    def message(self, sender: str, target: Remote, text: str) -> None:
+        self._send("msg", to=target.nick, frm=sender, text=text)
+
+    def presence(self, now: float) -> bytes:
+        members = [[m.nick, [r.name for r in list(m.rooms)[:MAX_ROOMS]],
+                    round(now - m.last_active), m.away[:200]]
+                   for m in list(self.hub.nicks.values())[:MAX_MEMBERS] if m.nick]
+        return json.dumps({"v": VERSION, "node": self.node, "t": "presence",
+                           "members": members}, ensure_ascii=False,
+                          separators=(",", ":")).encode()
+
+    def tick(self, now: float) -> bytes:
+        """Every :data:`HEARTBEAT` s: lost nodes leave; our presence to send."""
+        for node in [n for n in self.nodes.values() if now - n.seen > NODE_TIMEOUT]:
+            self._lost(node, "lost")
+        return self.presence(now)
+
+    def goodbye(self) -> None:
+        self._send("bye")
+
+    # -- in ---------------------------------------------------------------------------
+    def received(self, raw: bytes, now: float) -> None:
+        """One message from the channel.  Ours come back too: ignored.  One
+        that is not well formed is counted and logged, never applied."""
+        try:
+            self._apply(raw, now)
+        except Malformed as e:
+            self.dropped += 1
+            if self.dropped <= 10 or self.dropped % 1000 == 0:
+                self.log(f"federation: ignored a malformed message ({e}); {self.dropped} so far")
+
+    def _apply(self, raw: bytes, now: float) -> None:
+        if not isinstance(raw, (bytes, str)) or len(raw) > MAX_MESSAGE:
+            raise Malformed("size")
+        try:
+            message = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise Malformed("not JSON") from None
+        if not isinstance(message, dict) or message.get("v") != VERSION:
+            raise Malformed("version")
+        sender = message.get("node")
+        if node_error(sender):
+            raise Malformed("node name")
+        if sender == self.node:
+            return
+        kind = message.get("t")
+        node = self.nodes.get(sender)
+        if node is None and kind != "bye":
+            node = self.nodes[sender] = Node(sender, now)
+            self.log(f"federation: node {sender} is here")
+        if node is not None:
+            node.seen = now
+        self.relayed_in += 1
+        if kind == "line":
+            record = message.get("rec")
+            if not isinstance(record, bool):
+                raise Malformed("rec")
+            self.hub.remote_line(_room(message.get("room")), _text(message.get("text")), record)
+        elif kind == "msg":
+            self.hub.remote_message(_nick(message.get("frm")), sender,
+                                    _nick(message.get("to")), _text(message.get("text")))
+        elif kind == "presence":
+            self._presence(node, message.get("members"))
+        elif kind == "nick":
+            old = message.get("old")
+            self._took(node, _nick(message.get("nick")), None if old is None else _nick(old))
+        elif kind == "bye":
+            if node is not None:
+                self._lost(node, "stopped")
+        else:
+            raise Malformed("type")
+
+    def _presence(self, node: Node, members) -> None:
+        if not isinstance(members, list) or len(members) > MAX_MEMBERS:
+            raise Malformed("members")
+        table: dict[str, Remote] = {}
+        for entry in members:
+            if not isinstance(entry, list) or len(entry) != 4:
+                raise Malformed("member")
+            nick, rooms, idle, away = entry
+            if not isinstance(rooms, list) or len(rooms) > MAX_ROOMS or \
+                    not isinstance(idle, (int, float)) or isinstance(idle, bool):
+                raise Malformed("member")
+            table[name_key(_nick(nick))] = Remote(nick, node.name, [_room(r) for r in rooms],
+                                                  max(0.0, float(idle)), _text(away, 200))
+        for remote in node.members.values():
+            self._unlook(remote)
+        node.members = table
+        for remote in table.values():
+            for look in look_keys(remote.nick):
+                self.looks[look] = remote
+        self.hub.rooms_changed()
+
+    def _took(self, node: Node, nick: str, old: str | None) -> None:
+        previous = node.members.pop(name_key(old), None) if old else None
+        self._unlook(previous)
+        remote = Remote(nick, node.name, previous.rooms if previous else [], 0.0,
+                        previous.away if previous else "")
+        node.members[name_key(nick)] = remote
+        for look in look_keys(nick):
+            self.looks[look] = remote
+
+    def _unlook(self, remote: Remote | None) -> None:
+        if remote is None:
+            return
+        for look in look_keys(remote.nick):
+            if self.looks.get(look) is remote:
+                del self.looks[look]
+
+    def _lost(self, node: Node, how: str) -> None:
+        """``node`` is gone: its users leave every room here."""
+        self.nodes.pop(node.name, None)
+        for remote in node.members.values():
+            self._unlook(remote)
+            for room in remote.rooms:
+                self.hub.remote_left(room, f"{remote.nick} left (node {node.name} {how})")
+        self.log(f"federation: node {node.name} {how}; {len(node.members)} user(s) gone")
+        self.hub.rooms_changed()
+
+    # -- what the hub asks ------------------------------------------------------------
+    def holder(self, nick: str) -> Remote | None:
+        """The remote user whose nick is ``nick`` or looks like it."""
+        key = name_key(nick)
+        for node in self.nodes.values():
+            if key in node.members:
+                return node.members[key]
+        for look in look_keys(nick):
+            if look in self.looks:
+                return self.looks[look]
+        return None
+
+    def members_of(self, room_name: str) -> list[Remote]:
+        key = name_key(room_name)
+        return [m for node in self.nodes.values() for m in node.members.values()
+                if any(name_key(r) == key for r in m.rooms)]
+
+    def room_counts(self) -> dict[str, tuple[str, int]]:
+        """name key -> (name, remote members) for every room seen remotely."""
+        counts: dict[str, tuple[str, int]] = {}
+        for node in self.nodes.values():
+            for member in node.members.values():
+                for room in member.rooms:
+                    key = name_key(room)
+                    name, count = counts.get(key, (room, 0))
+                    counts[key] = (name, count + 1)
+        return counts
+
+    def link_state(self, up: bool) -> None:
+        """Redis was lost, or is back: tell every room here, once."""
+        if up == self.reachable:
+            return
+        self.reachable = up
+        if up:
+            self.hub.announce_everywhere("the other nodes are reachable again")
+        else:
+            self.hub.announce_everywhere("the other nodes are unreachable (Redis); "
+                                         "chat on this node goes on")

@@ -1,0 +1,136 @@
+"""The Twisted half of federation: Redis connections, the channel, the clock.
+
+:class:`RedisLink` is a service.  It keeps two connections to the Redis
+named by ``--redis`` (txredisapi, which reconnects by itself with backoff):
+one subscribed to the hub's channel, whose messages go to
+:meth:`Federation.received`, and one for commands (``PUBLISH``).  Every
+:data:`~tekcos.federation.core.HEARTBEAT` seconds it publishes this node's
+presence and lets the core time out silent nodes.  Nothing here waits on
+Redis: a publish that does not answer within :data:`TIMEOUT` seconds is
+dropped, and the core is told that the link is down (every room hears it
+once); the subscription coming back says it is up again.
+"""
+from __future__ import annotations
+
+import txredisapi
+from twisted.application.service import Service
+from twisted.internet import endpoints
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from tekcos.federation.core import HEARTBEAT
+from tekcos.federation.url import RedisURL
+
+TIMEOUT = 2.0            # seconds a Redis command may take before it is given up
+CHANNEL = "tekcos:hub"
+
+_log = Logger(namespace="tekcos.federation")
+
+
+class _Subscriber(txredisapi.SubscriberProtocol):
+    def messageReceived(self, pattern, channel, message):
+        self.factory.link.heard(message)
+
+    def connectionLost(self, reason):
+        super().connectionLost(reason)
+        self.factory.link.down("the subscription was lost")
+
+
+class _Subscribers(txredisapi.SubscriberFactory):
+    """Subscribes each connection once it is ready (authenticated)."""
+
+    protocol = _Subscriber
+
+    def addConnection(self, conn):
+        super().addConnection(conn)
+        if conn.connected:
+            conn.subscribe(CHANNEL).addErrback(self.link.failed, "subscribe")
+            self.link.up()
+
+
+class RedisLink(Service):
+    def __init__(self, federation, url: RedisURL, reactor):
+        self.federation = federation
+        self.url = url
+        self.reactor = reactor
+        self.commands = None
+        self.subscriber = None
+        self._beat = LoopingCall(self._heartbeat)
+        self._beat.clock = reactor
+        self.failures = 0
+
+    # -- connections ------------------------------------------------------------------
+    def startService(self):
+        super().startService()
+        url = self.url
+        tls = True if url.tls else False
+        self.commands = txredisapi.lazyConnection(
+            url.host, url.port, dbid=url.db, password=url.password, username=url.username,
+            ssl_context_factory=tls, connectTimeout=TIMEOUT, replyTimeout=TIMEOUT,
+            convertNumbers=False)
+        factory = _Subscribers()
+        factory.password, factory.username = url.password, url.username
+        factory.link = self
+        factory.maxDelay = 10
+        if url.tls:
+            from twisted.internet import ssl
+            endpoint = endpoints.wrapClientTLS(ssl.optionsForClientTLS(url.host),
+                                               endpoints.HostnameEndpoint(
+                                                   self.reactor, url.host, url.port,
+                                                   timeout=TIMEOUT))
+        else:
+            endpoint = endpoints.HostnameEndpoint(self.reactor, url.host, url.port,
+                                                  timeout=TIMEOUT)
+        factory.startConnecting(endpoint)
+        self.subscriber = factory
+        self._beat.start(HEARTBEAT, now=False)
+        _log.info("federation: node {node} joins the hub at {url}",
+                  node=self.federation.node, url=url.shown())
+
+    def stopService(self):
+        super().stopService()
+        if self._beat.running:
+            self._beat.stop()
+        # Our users leave the other nodes at once, not in 15 s.
+        self.federation.goodbye()
+        done = []
+        if self.subscriber is not None:
+            done.append(self.subscriber.disconnect())
+        if self.commands is not None:
+            done.append(self.commands.disconnect())
+        from twisted.internet import defer
+        return defer.DeferredList(done, consumeErrors=True)
+
+    # -- traffic ------------------------------------------------------------------------
+    def publish(self, data: bytes) -> None:
+        """Send ``data`` on the channel; never waits, never raises."""
+        if self.commands is None:
+            return
+        d = self.commands.publish(CHANNEL, data)
+        d.addTimeout(TIMEOUT, self.reactor)
+        d.addErrback(self.failed, "publish")
+
+    def heard(self, message) -> None:
+        self.federation.received(message, self.reactor.seconds())
+
+    def _heartbeat(self) -> None:
+        self.publish(self.federation.tick(self.reactor.seconds()))
+
+    # -- health -------------------------------------------------------------------------
+    def failed(self, failure, what: str) -> None:
+        self.failures += 1
+        self.down(f"{what} failed: {failure.getErrorMessage()}")
+
+    def down(self, why: str) -> None:
+        if not self.running:       # stopping: nobody is left to tell
+            return
+        if self.federation.reachable:
+            _log.warn("federation: Redis at {url} unreachable ({why}); local chat goes on, "
+                      "retrying", url=self.url.shown(), why=why)
+        self.federation.link_state(False)
+
+    def up(self) -> None:
+        if not self.federation.reachable:
+            _log.info("federation: Redis at {url} reachable again", url=self.url.shown())
+        self.federation.link_state(True)
+        self.publish(self.federation.presence(self.reactor.seconds()))

@@ -1,0 +1,114 @@
+"""The federation core between two in-memory hubs, the channel a list."""
+import json
+
+from tekcos.federation.core import NODE_TIMEOUT, Federation
+from tekcos.federation.url import RedisURL, node_error
+from tests.memory import Server
+
+
+def two_nodes():
+    """Two servers whose federations publish into one shared list; deliver()
+    plays the channel (each message to every node, its sender included)."""
+    channel = []
+    a, b = Server(), Server()
+    for server, name in ((a, "lab-a"), (b, "lab-b")):
+        server.hub.federation = Federation(server.hub, name, channel.append)
+    logs = []
+    b.hub.federation.log = logs.append
+
+    def deliver(now=0.0):
+        while channel:
+            raw = channel.pop(0)
+            for server in (a, b):
+                server.hub.federation.received(raw, now)
+    return a, b, deliver, channel, logs
+
+
+def test_lines_private_messages_and_who_cross_nodes():
+    a, b, deliver, channel, _ = two_nodes()
+    alice, bob = a.user("alice"), b.user("bob")
+    deliver()
+    alice.read(), bob.read()
+    alice.type("hello from a\n")
+    deliver()
+    assert bob.read().endswith("<alice> hello from a\r\n")
+    assert alice.read().endswith("<alice> hello from a\r\n")      # once, not echoed back
+    channel.append(a.hub.federation.presence(0.0))
+    deliver()
+    bob.type("/who\n/msg ALICE psst\n")
+    deliver()
+    lines = bob.lines()
+    assert lines[0] == "*** lobby (2): bob (idle 0s), alice@lab-a (idle 0s)"
+    assert lines[1].endswith("-> *alice* psst")
+    assert alice.read().endswith("*bob@lab-b* psst\r\n")
+
+
+def test_a_nick_or_a_look_alike_is_refused_on_every_node_at_once():
+    a, b, deliver, _, _ = two_nodes()
+    a.user("alice")
+    deliver()                                     # the "nick" message, before any presence
+    other = b.connect()
+    other.read()
+    other.type("ALICE\n\u0430lice\nalicia\n")
+    lines = other.lines()
+    assert "The nick ALICE is taken by alice on node lab-a; choose another." in lines[0]
+    assert "The nick \u0430lice is taken by alice on node lab-a" in lines[2]
+    assert any("You are in lobby" in line for line in lines[4:])
+
+
+def test_a_silent_node_is_lost_and_its_users_leave_every_room_here():
+    a, b, deliver, channel, _ = two_nodes()
+    alice, bob = a.user("alice"), b.user("bob")
+    alice.type("/join dev\n")
+    bob.type("/join dev\n")
+    channel.append(a.hub.federation.presence(0.0))
+    deliver(now=100.0)
+    bob.read()
+    b.hub.federation.tick(100.0 + NODE_TIMEOUT / 2)
+    assert bob.read() == ""
+    b.hub.federation.tick(100.0 + NODE_TIMEOUT + 1)
+    text = bob.read()
+    assert "-- alice left (node lab-a lost)" in text and text.count("alice left") == 2
+    assert b.hub.federation.holder("alice") is None       # the nick is free again
+    b.user("alice")
+
+
+def test_malformed_messages_are_counted_logged_and_never_applied():
+    a, b, deliver, channel, logs = two_nodes()
+    bob = b.user("bob")
+    bob.read()
+    bad = [b"not json", b"[]", json.dumps({"v": 2}).encode(),
+           json.dumps({"v": 1, "node": "x y", "t": "line"}).encode(),
+           json.dumps({"v": 1, "node": "evil", "t": "line", "room": "lobby",
+                       "text": 5, "rec": True}).encode(),
+           json.dumps({"v": 1, "node": "evil", "t": "line", "room": "no such room!",
+                       "text": "hi", "rec": False}).encode(),
+           json.dumps({"v": 1, "node": "evil", "t": "presence",
+                       "members": [["bad nick!", [], 0, ""]]}).encode(),
+           json.dumps({"v": 1, "node": "evil", "t": "what"}).encode(),
+           b"x" * (300 * 1024)]
+    for raw in bad:
+        b.hub.federation.received(raw, 0.0)
+    assert b.hub.federation.dropped == len(bad) and len(logs) >= len(bad) - 1
+    assert bob.read() == ""
+    # Control characters (a telnet IAC, an escape) never reach a member.
+    b.hub.federation.received(json.dumps({
+        "v": 1, "node": "evil", "t": "line", "room": "lobby", "rec": False,
+        "text": "[00:00] <x> \xff\xfd\x01\x1b[2Jhi"}).encode(), 0.0)
+    got = bob.transport.value()
+    assert b"\x1b" not in got and b"\xff\xfd" not in got and got.endswith(b"hi\r\n")
+
+
+def test_urls_and_node_names():
+    url = RedisURL("rediss://app:s3cr%40t@10.0.0.2:6380/2")
+    assert (url.tls, url.host, url.port, url.db, url.username, url.password) == \
+        (True, "10.0.0.2", 6380, 2, "app", "s3cr@t")
+    assert url.shown() == "rediss://10.0.0.2:6380/2"
+    assert RedisURL("redis://pw@h").password == "pw" and RedisURL("redis://h").port == 6379
+    for bad in ("http://h", "redis://", "redis://h/x", "redis://h:99999"):
+        try:
+            RedisURL(bad)
+        except ValueError:
+            continue
+        raise AssertionError(bad)
+    assert node_error("lab-a") is None and node_error("-a") and node_error("a" * 33)

@@ -1,0 +1,145 @@
+"""Real nodes through a real Redis: ``redis-server`` on a loopback port of
+its own, ``twistd tekcos`` nodes, telnet-like users on each.
+
+Needs /usr/bin/redis-server (apt's redis-server).  Skipped where it is
+missing, except under TEKCOS_REQUIRE_REDIS=1 (CI), where that is a failure.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from tests.twistd import User, free_port, wait_until
+
+
+class RedisServer:
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="tekcos-redis-")
+        self.port = free_port()
+        self.proc = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.dir], stdout=subprocess.DEVNULL)
+        wait_until(self._answers, timeout=10, what="redis-server to answer")
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def command(self, *args: bytes) -> bytes:
+        """One command in RESP, its raw answer."""
+        data = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            s.sendall(data)
+            return s.recv(4096)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def redis():
+    if shutil.which("redis-server") is None:
+        if os.environ.get("TEKCOS_REQUIRE_REDIS") == "1":
+            pytest.fail("TEKCOS_REQUIRE_REDIS=1 but redis-server is missing")
+        pytest.skip("redis-server is missing")
+    server = RedisServer()
+    yield server
+    server.remove()
+
+
+def node(start, redis, name):
+    return start("--redis", redis.url, "--node-name", name, "--udp-port", "0")
+
+
+def test_three_nodes_are_one_hub(start, redis):
+    a, b, c = (node(start, redis, n) for n in ("lab-a", "lab-b", "lab-c"))
+    alice, bob, carol = User(a.port, "alice"), User(b.port, "bob"), User(c.port, "carol")
+    time.sleep(0.3)                        # the subscriptions are up
+    for user in (alice, bob, carol):
+        user.send(b"/join dev\r\n")
+        user.expect(rb"You are in dev")
+    alice.send(b"hello from a\r\n")
+    bob.expect(rb"\[\d\d:\d\d\] <alice> hello from a\r\n")
+    carol.expect(rb"<alice> hello from a\r\n")
+    carol.send(b"/msg bob only for you\r\n")
+    bob.expect(rb"\*carol@lab-c\* only for you\r\n")
+    # The nick, and a look-alike of it, are taken on every node.
+    late = User(b.port)
+    late.send("ALICE\n".encode())
+    late.expect(rb"taken by alice on node lab-a; choose another")
+    late.send("\u0430lice\n".encode())
+    late.expect(rb"taken by alice on node lab-a; choose another")
+    # /who shows who is where (once the presence has come round).
+    wait_until(lambda: b"carol@lab-c" in (bob.send(b"/who\r\n") or bob.expect(
+        rb"\*\*\* dev \(\d+\)[^\r]*\r\n", timeout=5)), timeout=15, what="carol in bob's /who")
+
+
+def test_a_killed_node_s_users_leave_the_others_within_15_s(start, redis):
+    a, b = node(start, redis, "lab-a"), node(start, redis, "lab-b")
+    alice, bob = User(a.port, "alice"), User(b.port, "bob")
+    wait_until(lambda: b"alice@lab-a" in (bob.send(b"/who\r\n") or bob.expect(
+        rb"\*\*\* lobby[^\r]*\r\n", timeout=5)), timeout=15, what="alice in bob's /who")
+    a.proc.send_signal(signal.SIGKILL)
+    started = time.monotonic()
+    bob.expect(rb"-- alice left \(node lab-a lost\)\r\n", timeout=25)
+    assert time.monotonic() - started <= 15 + 5      # a heartbeat's slack
+    User(b.port, "alice")                            # the nick is free again
+
+
+def test_redis_down_local_chat_goes_on_and_cross_node_chat_comes_back(start, redis):
+    a, b = node(start, redis, "lab-a"), node(start, redis, "lab-b")
+    alice, ann, bob = User(a.port, "alice"), User(a.port, "ann"), User(b.port, "bob")
+    time.sleep(0.3)
+    alice.send(b"before\r\n")
+    bob.expect(rb"<alice> before\r\n")
+    redis.stop()
+    ann.expect(rb"-- the other nodes are unreachable", timeout=10)
+    alice.send(b"during\r\n")
+    ann.expect(rb"<alice> during\r\n")                # the node's own users still chat
+    redis.start()
+    ann.expect(rb"-- the other nodes are reachable again", timeout=20)
+    started = time.monotonic()
+    wait_until(lambda: alice.send(b"after\r\n") or b"<alice> after" in bob.expect(
+        rb"\r\n", timeout=1), timeout=15, what="cross-node chat back")
+    assert time.monotonic() - started <= 10
+
+
+def test_a_hostile_publisher_cannot_crash_a_node(start, redis):
+    a = node(start, redis, "lab-a")
+    alice = User(a.port, "alice")
+    time.sleep(0.3)
+    for junk in (b"not json", b'{"v":1,"node":"evil","t":"line","room":"lobby","text":7}',
+                 b'{"v":1,"node":"evil","t":"line","room":"lobby","rec":false,'
+                 b'"text":"\\u001b[2J\\u00ff hi"}'):
+        redis.command(b"PUBLISH", b"tekcos:hub", junk)
+    got = alice.expect(rb"hi\r\n")
+    assert b"\x1b" not in got
+    alice.send(b"still here\r\n")
+    alice.expect(rb"<alice> still here\r\n")
+    code, log = a.stop()
+    assert "ignored a malformed message" in log
