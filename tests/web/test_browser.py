@@ -348,6 +348,8 @@ def test_rooms_are_views_with_unread_and_mention_badges(start, browser):
         "return document.querySelector('#joined li').title")
     assert not any("lunch" in t for t in visible_lines(alice))
     assert not any("deploy" in t for t in log_lines(bob))
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    alice.save_screenshot(os.path.join(ARTIFACTS, "web-rooms.png"))
     # Opening the lobby shows its lines, clears the badge and talks there.
     click(alice, "#joined li")
     wait_until(lambda: any("<bob> alice, lunch?" in t for t in visible_lines(alice))
@@ -363,8 +365,6 @@ def test_rooms_are_views_with_unread_and_mention_badges(start, browser):
     say(alice, "/part dev")
     wait_until(lambda: texts(alice, "#joined li .name") == ["lobby"]
                and "dev" in texts(alice, "#rooms li .name"), what="dev to be an other room")
-    os.makedirs(ARTIFACTS, exist_ok=True)
-    bob.save_screenshot(os.path.join(ARTIFACTS, "web-rooms.png"))
 
 
 def test_phone_size_has_no_sideways_scroll_and_dark_mode_is_dark(start, browser):
