@@ -596,6 +596,8 @@ class Hub:
         self._rooms_changed()
         if self.store is not None:
             self.store.set_topic(room.key, room.name, topic, self.now())
+        if self.federation is not None:
+            self.federation.topic(room, topic)
         what = f"changed the topic to: {topic}" if topic else "cleared the topic"
         self.broadcast(room, f"{self.stamp()} -- {member.nick} {what}", record=True)
 
@@ -665,6 +667,16 @@ class Hub:
         room = self.rooms.get(name_key(room_name))
         if room is not None:
             self.broadcast(room, text, record=record, relay=False)
+
+    def remote_topic(self, room_name: str, topic: str) -> None:
+        """The topic of ``room_name`` was set on another node (its notice
+        comes as a line)."""
+        room = self.rooms.get(name_key(room_name))
+        if room is not None:
+            room.topic = topic
+            if self.store is not None:
+                self.store.set_topic(room.key, room.name, topic, self.now())
+            self._rooms_changed()
 
     def remote_left(self, room_name: str, what: str) -> None:
         """Someone of another node is gone from ``room_name`` (their node was lost)."""

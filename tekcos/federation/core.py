@@ -12,7 +12,8 @@ Messages are JSON objects with ``v`` (1), ``node`` (the sender's name) and
 
 * ``line``: ``room``, ``text``, ``rec`` (kept in history): a room line said
   on that node (a message, an action, a join, a part, a topic...);
-* ``msg``: ``to``, ``from``, ``text``: a private message to a user there;
+* ``msg``: ``to``, ``frm``, ``text``: a private message to a user there;
+* ``topic``: ``room``, ``topic``: a room's topic was set there;
 * ``nick``: ``nick``, ``old`` (or null): a user took a nick there, at
   once (so that the same or a look-alike nick is refused here before the
   next presence);
@@ -111,6 +112,10 @@ class Federation:
         """A line said in ``room`` here: every other node's members hear it."""
         self._send("line", room=room.name, text=text, rec=record)
 
+    def topic(self, room, topic: str) -> None:
+        """``room``'s topic was set here."""
+        self._send("topic", room=room.name, topic=topic)
+
     def nick(self, nick: str, old: str | None) -> None:
         """A user here took ``nick`` (was ``old``, or new)."""
         self._send("nick", nick=nick, old=old)
@@ -178,6 +183,8 @@ class Federation:
                                     _nick(message.get("to")), _text(message.get("text")))
         elif kind == "presence":
             self._presence(node, message.get("members"))
+        elif kind == "topic":
+            self.hub.remote_topic(_room(message.get("room")), _text(message.get("topic"), 300))
         elif kind == "nick":
             old = message.get("old")
             self._took(node, _nick(message.get("nick")), None if old is None else _nick(old))

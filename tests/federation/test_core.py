@@ -112,3 +112,18 @@ def test_urls_and_node_names():
             continue
         raise AssertionError(bad)
     assert node_error("lab-a") is None and node_error("-a") and node_error("a" * 33)
+
+
+def test_a_topic_set_on_one_node_is_the_topic_on_the_others():
+    a, b, deliver, _, _ = two_nodes()
+    alice, bob = a.user("alice"), b.user("bob")
+    alice.type("/join dev\n")
+    bob.type("/join dev\n")
+    deliver()
+    bob.read()
+    alice.type("/topic release on Friday\n")
+    deliver()
+    assert bob.read().endswith("-- alice changed the topic to: release on Friday\r\n")
+    bob.type("/topic\n")
+    assert bob.lines() == ["*** Topic of dev: release on Friday"]
+    assert ("dev", 1, "release on Friday") in b.hub.room_list()     # no presence yet
