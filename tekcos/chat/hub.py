@@ -542,8 +542,20 @@ class Hub:
             self._leave_room(member, room, f"{member.nick} has quit ({reason})")
         self._release(member, member.nick)
         self.ignoring.discard(member)
+        if self.federation is not None:
+            self.federation.released(member.nick)
         if self.deliveries is not None:
             self.deliveries.session_gone(member)
+
+    def nick_refused(self, nick: str, node: str) -> None:
+        """Another node claimed ``nick`` in the same moment, first: its
+        holder here chooses again (leaving its rooms as one who quit)."""
+        member = self.nicks.get(name_key(nick))
+        if member is None or member.nick != nick:
+            return
+        member.send(f"*** The nick {nick} was taken on node {node} at the same moment.")
+        self.leave(member, "nick taken on another node")
+        member.choose_again()
 
     def member(self, nick: str | None):
         """The member registered under ``nick`` (any case), or None."""

@@ -331,6 +331,14 @@ class ChatSession:
         else:
             self.peer.log_nick(None, self.nick)
 
+    def choose_again(self) -> None:
+        """The hub took this user's nick back (another node had it first):
+        back to the nick prompt, in no room."""
+        self.nick = None
+        self.room = None
+        self.rooms = {}
+        self.send("*** Choose a nick:")
+
     def set_charset(self, name: str) -> str | None:
         codec = text_encoding(name)
         if codec is None:

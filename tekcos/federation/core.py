@@ -98,6 +98,10 @@ class Federation:
         self.nodes: dict[str, Node] = {}
         self.looks: dict[str, Remote] = {}         # look keys of remote nicks
         self.reachable = True
+        # The link's claim of a nick in Redis (atomic across nodes), and its
+        # release; see RedisLink.claim.
+        self.on_claim = lambda nick: None
+        self.on_release = lambda nick: None
         self.relayed_in = 0
         self.relayed_out = 0
         self.dropped = 0                           # malformed messages heard
@@ -119,6 +123,18 @@ class Federation:
     def nick(self, nick: str, old: str | None) -> None:
         """A user here took ``nick`` (was ``old``, or new)."""
         self._send("nick", nick=nick, old=old)
+        if old:
+            self.on_release(old)
+        self.on_claim(nick)
+
+    def released(self, nick: str) -> None:
+        """A user here is gone: the nick is free on every node."""
+        self.on_release(nick)
+
+    def refused(self, nick: str, node: str) -> None:
+        """Redis says ``nick`` (or a look-alike) was claimed by ``node`` first."""
+        self.log(f"federation: {nick} was claimed by node {node} first")
+        self.hub.nick_refused(nick, node)
 
     def message(self, sender: str, target: Remote, text: str) -> None:
         self._send("msg", to=target.nick, frm=sender, text=text)

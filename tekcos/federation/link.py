@@ -18,11 +18,30 @@ from twisted.internet import endpoints
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from tekcos.chat.names import look_keys
 from tekcos.federation.core import HEARTBEAT
 from tekcos.federation.url import RedisURL
 
 TIMEOUT = 2.0            # seconds a Redis command may take before it is given up
 CHANNEL = "tekcos:hub"
+NICK_KEY = "tekcos:nick:"  # + a look key of the nick (its TR39 skeletons)
+NICK_TTL = 30            # seconds a claim lives unless renewed (every heartbeat)
+# Claim every key of a nick for a node, unless another node holds one of
+# them: then that node's name comes back, and nothing is set.
+_CLAIM = """
+for i, key in ipairs(KEYS) do
+  local holder = redis.call('GET', key)
+  if holder and holder ~= ARGV[1] then return holder end
+end
+for i, key in ipairs(KEYS) do redis.call('SET', key, ARGV[1], 'EX', ARGV[2]) end
+return false
+"""
+_RELEASE = """
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
+end
+return 0
+"""
 
 _log = Logger(namespace="tekcos.federation")
 
@@ -58,6 +77,8 @@ class RedisLink(Service):
         self._beat = LoopingCall(self._heartbeat)
         self._beat.clock = reactor
         self.failures = 0
+        federation.on_claim = self.claim
+        federation.on_release = self.release
 
     # -- connections ------------------------------------------------------------------
     def startService(self):
@@ -110,11 +131,40 @@ class RedisLink(Service):
         d.addTimeout(TIMEOUT, self.reactor)
         d.addErrback(self.failed, "publish")
 
+    def _keys(self, nick: str) -> list[str]:
+        return [NICK_KEY + key for key in sorted(set(look_keys(nick)))]
+
+    def claim(self, nick: str) -> None:
+        """Claim ``nick`` in Redis; if another node holds it (a race within
+        a round trip), its holder here is told to choose again.  Redis down:
+        the local and presence checks stand alone."""
+        if self.commands is None:
+            return
+        d = self.commands.eval(_CLAIM, keys=self._keys(nick),
+                               args=[self.federation.node, NICK_TTL])
+        d.addTimeout(TIMEOUT, self.reactor)
+
+        def answered(holder):
+            if holder:
+                holder = holder.decode() if isinstance(holder, bytes) else str(holder)
+                self.federation.refused(nick, holder)
+        d.addCallbacks(answered, self.failed, errbackArgs=("claim",))
+
+    def release(self, nick: str) -> None:
+        if self.commands is None:
+            return
+        d = self.commands.eval(_RELEASE, keys=self._keys(nick), args=[self.federation.node])
+        d.addTimeout(TIMEOUT, self.reactor)
+        d.addErrback(self.failed, "release")
+
     def heard(self, message) -> None:
         self.federation.received(message, self.reactor.seconds())
 
     def _heartbeat(self) -> None:
         self.publish(self.federation.tick(self.reactor.seconds()))
+        for member in list(self.federation.hub.nicks.values()):   # claims live on
+            if member.nick:
+                self.claim(member.nick)
 
     # -- health -------------------------------------------------------------------------
     def failed(self, failure, what: str) -> None:

@@ -143,3 +143,25 @@ def test_a_hostile_publisher_cannot_crash_a_node(start, redis):
     alice.expect(rb"<alice> still here\r\n")
     code, log = a.stop()
     assert "ignored a malformed message" in log
+
+
+def test_a_nick_claimed_in_redis_by_another_node_is_chosen_again(start, redis):
+    """The race the presence messages cannot settle: another node's claim
+    of the nick (here made by hand, as lab-z would) is in Redis first."""
+    from tekcos.chat.names import look_keys
+    for key in set(look_keys("zed")):
+        redis.command(b"SET", b"tekcos:nick:" + key.encode(), b"lab-z", b"EX", b"60")
+    a = node(start, redis, "lab-a")
+    time.sleep(0.3)
+    user = User(a.port)
+    user.send(b"zed\n")
+    user.expect(rb"The nick zed was taken on node lab-z at the same moment\.\r\n")
+    user.expect(rb"\*\*\* Choose a nick:\r\n")
+    user.send(b"zed2\n")
+    user.expect(rb"You are in lobby")
+    key = b"tekcos:nick:" + sorted(set(look_keys("zed2")))[0].encode()
+    wait_until(lambda: b"lab-a" in redis.command(b"GET", key), timeout=5,
+               what="lab-a's claim of zed2")
+    user.send(b"/quit\n")
+    wait_until(lambda: redis.command(b"GET", key).startswith(b"$-1"), timeout=5,
+               what="the claim released")
