@@ -204,7 +204,7 @@ class Hub:
         room = self.rooms.get(key)
         if room is None:
             room = self.rooms[key] = Room(name, self.history_size)
-            self._rooms_changed()
+            self.rooms_changed()
             kept = self.dormant.pop(key, None)
             if kept is not None:   # an empty room's topic and history come back
                 room.topic = kept[0]
@@ -257,7 +257,7 @@ class Hub:
         if len(lines) == 1:
             data = (lines[0] + "\r\n").encode("utf-8", "replace")
         else:
-            data = b"".join([(line + "\r\n").encode("utf-8", "replace") for line in lines])
+            data = "".join(line + "\r\n" for line in lines).encode("utf-8", "replace")
         outside = room.outside
         if outside or deaf:
             tag = room.tag
@@ -359,7 +359,7 @@ class Hub:
         member.rooms[room] = None
         room.outside += 1          # until it is the member's current room
         self._current(member, room)
-        self._rooms_changed()
+        self.rooms_changed()
         if replay and room.history:
             member.write_lines(self.history_lines(room, tags=member.tags))
         count = len(room.members)
@@ -380,7 +380,7 @@ class Hub:
             room.outside -= 1
         del member.rooms[room]
         moderation.left(room, member)
-        self._rooms_changed()
+        self.rooms_changed()
         if member.room is room:
             member.room = None
             self._current(member, next(reversed(member.rooms), None))
@@ -605,7 +605,7 @@ class Hub:
     def set_topic(self, member, topic: str) -> None:
         room = member.room
         room.topic = topic
-        self._rooms_changed()
+        self.rooms_changed()
         if self.store is not None:
             self.store.set_topic(room.key, room.name, topic, self.now())
         if self.federation is not None:
@@ -667,11 +667,11 @@ class Hub:
                 away = f", away: {remote.away}" if remote.away else ""
                 yield f"{remote.nick}@{remote.node} (idle {format_idle(remote.idle)}{away})"
 
-    def _rooms_changed(self) -> None:
+    def rooms_changed(self) -> None:
+        """Rooms, their members or topics changed: the room list is made
+        again when next asked, and the web pages hear of it."""
         self._room_list = None
         self.on_rooms_changed()
-
-    rooms_changed = _rooms_changed
 
     # -- from the other nodes (tekcos.federation) -----------------------------------
     def remote_line(self, room_name: str, text: str, record: bool) -> None:
@@ -688,7 +688,7 @@ class Hub:
             room.topic = topic
             if self.store is not None:
                 self.store.set_topic(room.key, room.name, topic, self.now())
-            self._rooms_changed()
+            self.rooms_changed()
 
     def remote_left(self, room_name: str, what: str) -> None:
         """Someone of another node is gone from ``room_name`` (their node was lost)."""
@@ -703,7 +703,7 @@ class Hub:
             return
         if self.pending:
             self.flush()
-        if not any(key in target.ignored for key in look_keys(sender)):
+        if not moderation.ignores_nick(target, sender):
             target.send(f"{self.stamp()} *{sender}@{node}* {text}")
 
     def announce_everywhere(self, text: str) -> None:

@@ -241,8 +241,13 @@ def wall(hub, actor, text: str) -> str | None:
 # -- what a person chooses -----------------------------------------------------------
 def ignores(member, speaker) -> bool:
     """``member`` ignores ``speaker`` (or someone who looks like them)."""
+    return ignores_nick(member, speaker.nick)
+
+
+def ignores_nick(member, nick: str) -> bool:
+    """``member`` ignores ``nick`` (a user here or on another node)."""
     ignored = member.ignored
-    return bool(ignored) and not ignored.isdisjoint(look_keys(speaker.nick))
+    return bool(ignored) and not ignored.isdisjoint(look_keys(nick))
 
 
 def ignore(session, nick: str) -> str | None:

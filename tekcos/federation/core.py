@@ -227,8 +227,7 @@ class Federation:
             self._unlook(remote)
         node.members = table
         for remote in table.values():
-            for look in look_keys(remote.nick):
-                self.looks[look] = remote
+            self._look(remote)
         self.hub.rooms_changed()
 
     def _took(self, node: Node, nick: str, old: str | None) -> None:
@@ -237,7 +236,10 @@ class Federation:
         remote = Remote(nick, node.name, previous.rooms if previous else [], 0.0,
                         previous.away if previous else "")
         node.members[name_key(nick)] = remote
-        for look in look_keys(nick):
+        self._look(remote)
+
+    def _look(self, remote: Remote) -> None:
+        for look in look_keys(remote.nick):
             self.looks[look] = remote
 
     def _unlook(self, remote: Remote | None) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import txredisapi
 from twisted.application.service import Service
-from twisted.internet import endpoints
+from twisted.internet import defer, endpoints
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -84,10 +84,9 @@ class RedisLink(Service):
     def startService(self):
         super().startService()
         url = self.url
-        tls = True if url.tls else False
         self.commands = txredisapi.lazyConnection(
             url.host, url.port, dbid=url.db, password=url.password, username=url.username,
-            ssl_context_factory=tls, connectTimeout=TIMEOUT, replyTimeout=TIMEOUT,
+            ssl_context_factory=url.tls, connectTimeout=TIMEOUT, replyTimeout=TIMEOUT,
             convertNumbers=False)
         factory = _Subscribers()
         factory.password, factory.username = url.password, url.username
@@ -119,7 +118,6 @@ class RedisLink(Service):
             done.append(self.subscriber.disconnect())
         if self.commands is not None:
             done.append(self.commands.disconnect())
-        from twisted.internet import defer
         return defer.DeferredList(done, consumeErrors=True)
 
     # -- traffic ------------------------------------------------------------------------
