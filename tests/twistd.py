@@ -41,6 +41,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _named_ports(args) -> set[int]:
+    """The ports of the ``tcp:N...`` and ``ssl:N...`` endpoints in ``args``."""
+    return {int(p) for a in args for p in re.findall(r"^(?:tcp|ssl):(\d+)", str(a))}
+
+
 class TwistdServer:
     """``twistd -n tekcos`` on a free loopback port, logging to a temporary file."""
 
@@ -58,8 +63,11 @@ class TwistdServer:
         # A free port can be taken by someone else before twistd binds it
         # (the machine may be busy with thousands of connections): then try
         # another one.
+        named = _named_ports(args)
         for attempt in range(5):
             self.port = free_port()
+            if self.port in named:
+                continue
             if self._started(args, prefix):
                 return
         raise RuntimeError("server did not start: " + open(self.log.name).read()[-2000:])
@@ -75,7 +83,7 @@ class TwistdServer:
         while time.monotonic() < deadline:
             try:
                 socket.create_connection((HOST, self.port), timeout=0.5).close()
-                return True
+                return self._others_listening(args, deadline)
             except OSError:
                 if self.proc.poll() is not None:
                     text = open(self.log.name).read()
@@ -85,6 +93,24 @@ class TwistdServer:
                 time.sleep(0.05)
         self.proc.kill()
         raise RuntimeError("server did not start: " + open(self.log.name).read()[-2000:])
+
+    def _others_listening(self, args, deadline) -> bool:
+        """Wait for the other loopback ports named in ``args`` (``--web
+        tcp:N:...``, ``--tls-port``...) too: a test that connects to one of
+        them before twistd has bound it, or after twistd has failed to,
+        would otherwise see a refusal or a reset instead of the log."""
+        for port in sorted(_named_ports(args) - {0}):
+            while True:
+                try:
+                    socket.create_connection((HOST, port), timeout=0.5).close()
+                    break
+                except OSError:
+                    if self.proc.poll() is not None or time.monotonic() > deadline:
+                        self.proc.kill()
+                        raise RuntimeError(f"port {port} never listened: "
+                                           + open(self.log.name).read()[-2000:])
+                    time.sleep(0.05)
+        return True
 
     def stop(self) -> tuple[int, str]:
         """SIGTERM; twistd re-raises the signal after a clean shutdown."""
