@@ -1,4 +1,5 @@
-"""The ``tekcos`` command: ``tekcos chat``, ``tekcos push``, ``tekcos get``, ``tekcos scan``.
+"""The ``tekcos`` command: ``tekcos chat``, ``tekcos push``, ``tekcos get``, ``tekcos scan``,
+``tekcos gui``.
 
 Exit statuses are the same for every command (:mod:`tekcos.exits`)."""
 from __future__ import annotations
@@ -81,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
                           "Exit status: 0 scanned, 1 cannot scan here, 2 usage error.")
     from tekcos.scan.command import add_arguments
     add_arguments(scan)
+    gui = sub.add_parser("gui", help="the desktop window (Tk)",
+                         description="Open the desktop window: chat in tabs, send and receive "
+                         "files, find servers on the LAN. Exit status: 0 when closed, 2 when "
+                         "no window can open (no Tk, no display).")
+    from tekcos.gui.app import add_arguments as gui_arguments
+    gui_arguments(gui)
     return parser
 
 
@@ -92,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         return _push(args)
     if args.command == "get":
         return _get(args)
+    if args.command == "gui":
+        from tekcos.gui.app import run as gui
+        return gui(args)
     if args.command == "scan":
         from tekcos.scan.command import run
         try:

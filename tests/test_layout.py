@@ -76,6 +76,8 @@ def test_dependency_rules():
                 ok = there in SHARED
             elif here == "web":
                 ok = there in SHARED or there in ("chat", "push")
+            elif here == "gui":      # a front end over the chat, push and scan engines
+                ok = there in SHARED or there in FEATURES
             elif here == "federation":    # joins chat hubs: the hub, its names
                 ok = there in SHARED or there == "chat"
             else:   # tap, cli: the composition roots
@@ -193,6 +195,17 @@ def test_every_data_file_of_the_package_is_installed():
     data = {str(p.relative_to(PACKAGE.parent)) for p in PACKAGE.rglob("*")
             if p.is_file() and p.suffix not in (".py", ".pyc")}
     assert data <= declared
+
+
+def test_every_package_is_installed():
+    # A package missing here works from the checkout and is absent from
+    # an installed tekcos (federation was, once).
+    import configparser
+    config = configparser.ConfigParser()
+    config.read(PACKAGE.parent / "setup.cfg")
+    declared = set(config["options"]["packages"].split())
+    found = {module_name(p) for p in PACKAGE.rglob("__init__.py")}
+    assert found <= declared
 
 
 def test_the_readme_lists_every_chat_command():

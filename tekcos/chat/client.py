@@ -118,7 +118,12 @@ class ClientSession:
             self.send(b"/quit\n")
 
 
-class _ServerConnection(protocol.Protocol):
+class ServerConnection(protocol.Protocol):
+    """A chat server's lines, one at a time, to the :class:`ClientSession`
+    that ``session_factory(self)`` makes once connected; ``done`` fires when
+    the connection is gone.  Every chat front end (this client, the desktop
+    window) reads the server through it."""
+
     def __init__(self, session_factory, done: defer.Deferred):
         self.session_factory = session_factory
         self.done = done
@@ -202,7 +207,7 @@ def chat(reactor, address: str, nick: str | None = None, stdin_fd: int = 0,
         done = defer.Deferred()
         try:
             conn = yield endpoint.connect(protocol.Factory.forProtocol(
-                lambda: _ServerConnection(make_session, done)))
+                lambda: ServerConnection(make_session, done)))
         except (ConnectError, OSError) as e:
             raise ChatFailure(exits.UNREACHABLE, f"cannot connect to {host}:{port}: "
                                                 f"{_reason(e)}")

@@ -82,7 +82,7 @@ def push_one(reactor, family: int, ip: str, port: int, *, label: str, kind: str,
              size: int, sha: str, read, sender_name: str, timeout: float, window: int,
              payload: int, progress_stream=None, resume: bool = True, running=None,
              background: bool = False, client: str = "", recipient: str = "",
-             wait_accept: float = 300.0):
+             wait_accept: float = 300.0, watch=None):
     sender = Sender(offer_id=secrets.randbits(64) or 1, name=name, size=size, sha256=sha,
                     kind=kind, read=read, sender_name=sender_name, payload_size=payload,
                     window=window, timeout=timeout, resume=resume, background=background,
@@ -90,13 +90,17 @@ def push_one(reactor, family: int, ip: str, port: int, *, label: str, kind: str,
     bar = Progress(progress_stream, label, size) if progress_stream is not None else None
 
     def on_progress(core: Sender) -> None:
+        if watch is not None:
+            watch(core)
+        if bar is None:
+            return
         bar.offset = core.resumed_bytes
         note = ""
         if core.state == WAITING:
             note = f"waiting for {core.waiting_for} to accept" if core.waiting_for \
                 else "waiting for a slot"
         bar.update(core.bytes_acked, note=note)
-    protocol = PushProtocol(sender, reactor, on_progress=on_progress if bar else None)
+    protocol = PushProtocol(sender, reactor, on_progress=on_progress if bar or watch else None)
     if running is not None:   # for an interruption to cancel it
         running["protocol"] = protocol
     interface = "::" if family == socket.AF_INET6 else ""

@@ -161,11 +161,14 @@ class FetchProtocol(ServerProtocol):
 
 @defer.inlineCallbacks
 def fetch(reactor, code: str, source: str, output: str, timeout: float = 10.0,
-          progress_stream=None, stopping: defer.Deferred | None = None):
+          progress_stream=None, stopping: defer.Deferred | None = None,
+          watch=None, running: dict | None = None):
     """Fetch the file kept under ``code`` at ``source`` (HOST[:PORT]) into
     ``output``; returns (Deferred) ``(status, error, record)``.  Ctrl-C or
     SIGTERM put the part file away first; ``stopping``, if given, fires once
-    that is done (the reactor waits for it)."""
+    that is done (the reactor waits for it).  ``watch(protocol)``, if
+    given, hears of progress; ``running["protocol"]`` is set to the
+    :class:`FetchProtocol`, for a caller that may cancel it."""
     try:
         family, ip, port = resolve_server(source)
     except OSError as e:
@@ -190,6 +193,10 @@ def fetch(reactor, code: str, source: str, output: str, timeout: float = 10.0,
     bar = Progress(progress_stream, code[:12], 0) if progress_stream is not None else None
 
     def on_progress(fetching: FetchProtocol) -> None:
+        if watch is not None:
+            watch(fetching)
+        if bar is None:
+            return
         have, size, kept = fetching.bytes_received()
         if size:
             bar.total = size
@@ -197,7 +204,9 @@ def fetch(reactor, code: str, source: str, output: str, timeout: float = 10.0,
             bar.update(have)
 
     protocol = FetchProtocol(endpoint, reactor, code, timeout,
-                             on_progress=on_progress if bar else None)
+                             on_progress=on_progress if bar or watch else None)
+    if running is not None:
+        running["protocol"] = protocol
     listening = listen_udp(reactor, 0, protocol, interface="::" if family == socket.AF_INET6
                            else "")
     size_socket_buffers(protocol.transport, 32 << 20)
