@@ -138,7 +138,9 @@ class FileActions:
             self.say(f"*** {name} was not sent: {e.strerror or e}")
             return exits.USAGE
         if sender.status == DELIVERED:
-            self._ended(key, True, f"on the server for {recipient}")
+            kept = f"; {sender.resumed_bytes / 1e6:.1f} MB were there already" \
+                if sender.resumed_bytes else ""
+            self._ended(key, True, f"on the server for {recipient}{kept}")
             self.say(f"*** {name}: on the server for {recipient}, who is told how to fetch it "
                      f"({job.size / 1e6:.1f} MB in {seconds:.1f} s)")
             return exits.OK

@@ -56,8 +56,9 @@ def direct(function, *args):
     function(*args)
 
 
-def link_to(port, nick, view, clock=None, downloads="."):
-    link = Link(reactor, direct, view, Transfers(lambda: 0.0), downloads, clock=clock)
+def link_to(port, nick, view, clock=None, downloads=".", transfers=None):
+    link = Link(reactor, direct, view, transfers or Transfers(lambda: 0.0), downloads,
+                clock=clock)
     link.connect(f"127.0.0.1:{port}", nick)
     return link
 
@@ -80,6 +81,36 @@ async def test_the_link_chats_both_ways_with_a_telnet_user(start):
     await link.close()
     await threads.deferToThread(tom.expect, b"gina has quit")
     assert view.statuses[-1] == "disconnected"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_cancelled_send_keeps_its_row_and_retry_resumes_it(start, tmp_path):
+    import re
+    server = start()
+    tom = await threads.deferToThread(User, server.port, "tom")
+    view = View()
+    rows = Transfers(reactor.seconds, lambda key: view._wake())
+    link = link_to(server.port, "gina", view, transfers=rows)
+    await view.until(said(view, "*** You are in lobby"))
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"\x5a" * (120 << 20))
+    link.send_file("tom", str(big))
+    offer = await threads.deferToThread(tom.expect, rb"/accept \d+")
+    tom.send(re.search(rb"/accept \d+", offer).group(0) + b"\n")
+    await view.until(lambda: 1 in rows.rows and rows.rows[1].done > 0, timeout=30)
+    link.cancel(1)
+    await view.until(lambda: rows.rows[1].state == "failed", timeout=30)
+    stopped_at = rows.rows[1].done
+    assert rows.rows[1].note == "cancelled" and 0 < stopped_at < (120 << 20)
+    link.retry(1)
+    await view.until(lambda: rows.rows[1].state == "done", timeout=60)
+    row = rows.rows[1]
+    assert (row.name, row.direction, row.done, row.total) == ("big.bin", "send", 120 << 20,
+                                                              120 << 20)
+    assert row.note.startswith("on the server for tom; ")     # resumed, not sent again
+    assert row.note.endswith(" MB were there already")
+    await threads.deferToThread(tom.expect, rb"big\.bin from gina is ready")
+    await link.close()
 
 
 @pytest_twisted.ensureDeferred
