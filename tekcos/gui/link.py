@@ -83,7 +83,8 @@ class _Posted:
 class Link:
     """One server for one window.  ``view`` gets (on its own thread):
     ``server_line(text)``, ``status(text)``, ``connected(address, nick)``,
-    ``refused(reason)`` and ``servers_found(list, how)``; ``transfers``
+    ``refused(reason)``, ``servers_found(list, how)`` and
+    ``neighbours_found(rows or None, summary)``; ``transfers``
     is told of files as :class:`~tekcos.push.actions.FileActions`'
     watcher."""
 
@@ -144,6 +145,18 @@ class Link:
             self.view.servers_found([], f"cannot look: {failure.value}")
         d = threads.deferToThread(discover.find_servers, wait=wait)
         d.addCallbacks(found, failed)
+
+    def scan_local(self) -> None:
+        """Scan this machine's LAN (where it may), for the Neighbours table."""
+        from tekcos.gui.neighbours import local_scan
+        from tekcos.scan.engine import ScanPermissionError
+        from tekcos.scan.iface import ScanSetupError
+
+        def failed(failure):
+            failure.trap(ScanPermissionError, ScanSetupError, OSError)
+            self.view.neighbours_found(None, f"cannot scan here: {failure.value}")
+        d = threads.deferToThread(local_scan)
+        d.addCallbacks(lambda found: self.view.neighbours_found(*found), failed)
 
     def close(self) -> defer.Deferred:
         """Leave with /quit; fires once the server has let go (or after

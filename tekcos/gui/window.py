@@ -17,7 +17,9 @@ import tkinter as tk
 import webbrowser
 from tkinter import filedialog, messagebox, simpledialog, ttk
 
-from tekcos.gui.model import SERVER, ChatModel, InputLine, links
+from tekcos.gui.dialogs import NeighboursWindow, ServerFinder
+from tekcos.gui.model import ChatModel, InputLine, links
+from tekcos.gui.neighbours import TableReader
 from tekcos.gui.transfers import ServerList, Transfers, human_bytes
 from tekcos.hosts import DEFAULT_PORT
 
@@ -41,6 +43,10 @@ class Window:
         self.frames: dict[str, ttk.Frame] = {}
         self.offer_rows: dict[int, ttk.Frame] = {}
         self._probe_due = None
+        self.table_reader = TableReader()
+        self.neighbour_rows: list = []
+        self.neighbours: NeighboursWindow | None = None
+        self.finder: ServerFinder | None = None
         self._build(address or "")
         self._render_tabs()
 
@@ -59,8 +65,7 @@ class Window:
         self.host.bind("<Return>", lambda e: self.connect())
         ttk.Button(top, text="Connect", command=self.connect).pack(side="left")
         ttk.Button(top, text="Find servers…", command=self.find_servers).pack(side="left", padx=4)
-        ttk.Button(top, text="Neighbours", command=lambda: self._send("/neighbors")
-                   ).pack(side="right")
+        ttk.Button(top, text="Neighbours", command=self.show_neighbours).pack(side="right")
         self.offers = ttk.Frame(root, padding=(6, 4))
         self.body = ttk.Panedwindow(root, orient="horizontal")
         self.body.pack(fill="both", expand=True, padx=6, pady=6)
@@ -85,6 +90,7 @@ class Window:
                         lambda e: self._replace_input(self.input_line.complete(self.entry.get())))
         ttk.Button(bottom, text="Send file…", command=self.send_file).pack(side="left", padx=4)
         root.bind("<Control-o>", lambda e: self.send_file())
+        root.bind("<Control-n>", lambda e: self.show_neighbours())
         self.panel = ttk.Frame(root, padding=(6, 0, 6, 6))
         self.table = ttk.Treeview(self.panel, columns=COLUMNS, show="headings", height=4)
         for column, width in zip(COLUMNS, (220, 50, 110, 130, 90, 70, 260)):
@@ -127,6 +133,9 @@ class Window:
 
     # -- from the link -----------------------------------------------------------------
     def server_line(self, line: str) -> None:
+        table = self.table_reader.feed(line)
+        if table is not None:
+            self.neighbours_found(*table)
         self.model.feed(line)
         asked = self.model.ask_who()
         if asked:
@@ -153,16 +162,14 @@ class Window:
     def servers_found(self, found: list, how: str) -> None:
         for ip, info in found:
             self.servers.heard(ip, info)
-        dialog = getattr(self, "_finder", None)
-        if dialog is None or not dialog.winfo_exists():
-            return
-        tree = dialog.tree
-        tree.delete(*tree.get_children())
-        for server in self.servers.sorted():
-            tree.insert("", "end", iid=server.address,
-                        values=(server.name, server.address, server.version))
-        dialog.note.configure(text=f"{len(self.servers.servers)} found ({how})"
-                              if self.servers.servers else f"none answered ({how})")
+        if self.finder is not None:
+            self.finder.show(self.servers, how)
+
+    def neighbours_found(self, rows, summary: str) -> None:
+        if rows is not None:
+            self.neighbour_rows = rows
+        if self.neighbours is not None:
+            self.neighbours.show(self.neighbour_rows, summary)
 
     # -- drawing -----------------------------------------------------------------------
     def _render_tabs(self) -> None:
@@ -336,27 +343,24 @@ class Window:
                 return
 
     def find_servers(self) -> None:
-        dialog = getattr(self, "_finder", None)
-        if dialog is None or not dialog.winfo_exists():
-            dialog = self._finder = tk.Toplevel(self.root)
-            dialog.title("Find servers")
-            dialog.tree = ttk.Treeview(dialog, columns=("name", "address", "version"),
-                                       show="headings", height=8)
-            for column in ("name", "address", "version"):
-                dialog.tree.heading(column, text=column.capitalize())
-            dialog.tree.pack(fill="both", expand=True, padx=6, pady=6)
-            dialog.tree.bind("<Double-Button-1>", lambda e: self._server_chosen(dialog))
-            dialog.note = ttk.Label(dialog, text="looking…", padding=6)
-            dialog.note.pack(fill="x")
+        if self.finder is None or not self.finder.exists():
+            self.finder = ServerFinder(self.root, self._server_chosen)
         self.call(self.link.find_servers)
 
-    def _server_chosen(self, dialog) -> None:
-        chosen = dialog.tree.selection()
-        if chosen:
-            self.host.delete(0, "end")
-            self.host.insert(0, chosen[0])
-            dialog.destroy()
-            self.connect()
+    def _server_chosen(self, address: str) -> None:
+        self.host.delete(0, "end")
+        self.host.insert(0, address)
+        self.connect()
+
+    def show_neighbours(self) -> None:
+        """The Neighbours window: the server's last scan (``/neighbors``),
+        or this machine's own LAN (Scan my LAN, where it may scan)."""
+        if self.neighbours is None or not self.neighbours.exists():
+            self.neighbours = NeighboursWindow(
+                self.root, lambda: self.call(self.link.user_line, "/neighbors"),
+                lambda: self.call(self.link.scan_local), self._probe_soon)
+        self.neighbours.show(self.neighbour_rows)
+        self.call(self.link.user_line, "/neighbors")
 
     # -- a description of the window, for tests and bug reports ------------------------
     def _probe_soon(self) -> None:
@@ -385,6 +389,8 @@ class Window:
             "offers": [_where(row.accept) | {"text": row.winfo_children()[0].cget("text")}
                        for row in self.offer_rows.values()],
             "transfers": [self.table.item(iid, "values") for iid in self.table.get_children()],
+            "neighbours": self.neighbours.shown()
+            if self.neighbours is not None and self.neighbours.exists() else None,
         }
         partial = self.probe + ".part"
         with open(partial, "w", encoding="utf-8") as f:

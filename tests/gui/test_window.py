@@ -212,6 +212,15 @@ def test_the_window_chats_in_tabs_sends_and_receives_files(start, display, tmp_p
                                              "100% of 2.0 MB"] and not seen["offers"]
         gui.screenshot("gui-transfers.png")
 
+        # Ctrl+N: the Neighbours window asks the server (which has not scanned).
+        gui.key("ctrl+n")
+        seen = gui.until(lambda s: s["neighbours"] == [] and "No scan yet" in tab(
+            s, "tom")["text"], "the Neighbours window, and the server's answer")
+        table = gui._xdotool("search", "--name", "^Neighbours$").split()
+        gui._xdotool("windowfocus", "--sync", table[0])
+        gui.key("Escape")
+        gui.until(lambda s: s["neighbours"] is None, "the Neighbours window closed")
+
         # Ctrl+Q leaves the chat with /quit and closes the window.
         gui.key("ctrl+q")
         assert gui.proc.wait(10) == 0
