@@ -10,7 +10,12 @@ as ``tekcos gui`` runs them) on the display in $DISPLAY (run under
    tab, every 50 ms (the server started with --rate 0: no pacing); p50/p99 against a plain-socket client doing the same
    through the same server at the same moment (the baseline: what the
    server and loopback cost).  Target: p99 <= 20 ms.
-2. Idle CPU of the open, connected window over 10 s (user + system time of
+2. Under a modal dialog: a dialog with a grab is held open for 2 s (as a
+   file chooser would be) while a plain-socket member says a line every
+   50 ms; each line's time from its send to being drawn in the window's
+   tab, against the same member's lines with no dialog open.  Target: the
+   dialog adds <= 50 ms.
+3. Idle CPU of the open, connected window over 10 s (user + system time of
    this process, both threads), against the server process idle beside it.
    Target: <= 1%.
 
@@ -133,6 +138,37 @@ def main() -> None:
         wait(lambda: False, 0.05)
     plain.join()
 
+    # Lines from another member, drawn in the window, with and without a modal dialog.
+    speaker = socket.create_connection((HOST, port))
+    speaker.sendall(b"speaker\n")
+    wait(lambda: any("speaker joined" in line.text
+                     for line in window.model.tabs["#lobby"].lines), 5)
+
+    def speak(prefix: str, count: int) -> None:
+        for i in range(count):
+            marker = f"{prefix}-{i}-mark"
+            pending[marker] = time.perf_counter()
+            speaker.sendall(marker.encode() + b"\n")
+            time.sleep(0.05)
+    window_rtt_before = len(window_rtt)
+    talk = threading.Thread(target=speak, args=("free", 30))
+    talk.start()
+    wait(lambda: not talk.is_alive() and not pending, 10)
+    free_rtt = window_rtt[window_rtt_before:]
+    modal_start = len(window_rtt)
+    dialog = tk.Toplevel(root)
+    tk.Label(dialog, text="a modal dialog").pack()
+    dialog.grab_set()
+    talk = threading.Thread(target=speak, args=("modal", 30))
+    root.after(10, talk.start)
+    root.after(2000, dialog.destroy)
+    root.wait_window(dialog)              # Tk's nested loop, as a file chooser runs
+    talk.join()
+    wait(lambda: not pending, 5)
+    modal_rtt = window_rtt[modal_start:]
+    del window_rtt[window_rtt_before:]
+    speaker.close()
+
     me = psutil.Process()
     served = psutil.Process(server.pid)
     before = (sum(me.cpu_times()[:2]), sum(served.cpu_times()[:2]), time.monotonic())
@@ -152,6 +188,10 @@ def main() -> None:
     print(line("plain socket (baseline)", plain_rtt))
     print(f"{'ratio p99 window/plain':<26} "
           f"{percentile(window_rtt, 99) / percentile(plain_rtt, 99):.2f}")
+    print(line("member -> drawn, no dialog", free_rtt))
+    print(line("member -> drawn, modal open", modal_rtt))
+    print(f"{'modal adds (p99)':<26} "
+          f"{(percentile(modal_rtt, 99) - percentile(free_rtt, 99)) * 1000:+.2f} ms")
     print(f"idle CPU over {seconds:.1f} s: window {100 * (after[0] - before[0]) / seconds:.2f}%"
           f"   server {100 * (after[1] - before[1]) / seconds:.2f}%")
     server.terminate()
