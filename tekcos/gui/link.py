@@ -16,6 +16,7 @@ same nick; a refused nick is handed to the window, which asks for another.
 from __future__ import annotations
 
 import os
+import re
 from collections import deque
 
 from twisted.internet import defer, endpoints, protocol, threads
@@ -25,6 +26,9 @@ from tekcos.chat.client import ClientSession, ServerConnection
 from tekcos.hosts import parse_address
 from tekcos.push.actions import FileActions
 
+# The line that says a file accepted here can be fetched: its name and
+# sender tell which accepted offer it is (and so where to save it).
+READY = re.compile(r"^\*\*\* (.+) from (\S+) is ready: tekcos get (\S+) --from \S+$")
 FIRST_RETRY = 1.0
 MAX_RETRY = 30.0
 QUIT_WAIT = 2.0          # seconds a closing window waits for the server's goodbye
@@ -80,6 +84,22 @@ class _Posted:
         return lambda *args: self._post(method, *args)
 
 
+class _Files:
+    """The ``files`` of the chat session: sends as they are, and fetches
+    to where the user said to save the file (:meth:`Link.accept`)."""
+
+    def __init__(self, link: "Link", actions):
+        self.link = link
+        self.actions = actions
+
+    def send_file(self, nick, recipient: str, path: str):
+        return self.actions.send_file(nick, recipient, path)
+
+    def fetch(self, code: str, where: str):
+        offer = self.link.ready.pop(code, None)
+        return self.actions.fetch(code, where, save_as=self.link.save_as.pop(offer, None))
+
+
 class Link:
     """One server for one window.  ``view`` gets (on its own thread):
     ``server_line(text)``, ``status(text)``, ``connected(address, nick)``,
@@ -103,6 +123,8 @@ class Link:
         self.closing = False
         self._retry = None
         self._delay = FIRST_RETRY
+        self.save_as: dict[tuple[str, str], str] = {}   # (name, sender) -> chosen path
+        self.ready: dict[str, tuple[str, str]] = {}     # code -> (name, sender)
 
     # -- called from the window (through callFromThread) -----------------------------
     def connect(self, address: str, nick: str) -> None:
@@ -120,6 +142,13 @@ class Link:
     def user_line(self, text: str) -> None:
         if self.session is not None:
             self.session.user_line(text)
+
+    def accept(self, number: int, name: str, sender: str, path: str | None = None) -> None:
+        """Accept offer ``number``; once ready, the file is fetched and saved
+        as ``path`` (into the downloads folder under its own name without)."""
+        if path:
+            self.save_as[(name, sender)] = path
+        self.user_line(f"/accept {number}")
 
     def send_file(self, recipient: str, path: str) -> None:
         if self.files is not None:
@@ -175,6 +204,12 @@ class Link:
 
     # -- the connection ----------------------------------------------------------------
     def _say(self, text: str) -> None:
+        ready = READY.match(text)
+        if ready is not None:
+            name, sender, code = ready.groups()
+            self.ready[code] = (name, sender)
+            if len(self.ready) > 100:     # fetched elsewhere, or never: forget the oldest
+                self.ready.pop(next(iter(self.ready)))
         self.view.server_line(text)
 
     def _dial(self) -> None:
@@ -187,7 +222,8 @@ class Link:
         done = defer.Deferred()
 
         def make_session(conn):
-            self.session = ClientSession(self._say, conn.transport.write, nick, self.files)
+            self.session = ClientSession(self._say, conn.transport.write, nick,
+                                         _Files(self, self.files))
             return self.session
         if "%" in host:
             endpoint = endpoints.TCP6ClientEndpoint(self.reactor, host, port, timeout=10)

@@ -297,8 +297,19 @@ class Window:
             self._render_tabs()
 
     def _answer(self, number: int, verb: str) -> None:
-        if self.model.answered(number) is not None:
-            self.call(self.link.user_line, f"/{verb} {number}")
+        offer = self.model.answered(number)
+        if offer is None:
+            return
+        if verb == "decline":
+            self.call(self.link.user_line, f"/decline {number}")
+        else:
+            path = filedialog.asksaveasfilename(
+                parent=self.root, title=f"Save {offer.name} from {offer.sender}",
+                initialdir=self.downloads, initialfile=offer.name)
+            if not path:                  # the dialog was closed: the offer waits
+                self.model.offers[number] = offer
+                return
+            self.call(self.link.accept, number, offer.name, offer.sender, path)
         self._render_offers()
 
     def send_file(self) -> None:

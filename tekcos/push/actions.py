@@ -55,10 +55,14 @@ class FileActions:
         d = self._send(key, nick, recipient, os.path.expanduser(path))
         return self._track(d)
 
-    def fetch(self, code: str, where: str, key: int | None = None) -> defer.Deferred:
+    def fetch(self, code: str, where: str, key: int | None = None,
+              save_as: str | None = None) -> defer.Deferred:
+        """Fetch the file kept under ``code``; into ``downloads`` under the
+        server's name, or as ``save_as`` (a path the user chose; fetched
+        beside it, then renamed over it)."""
         key = key or next(self._keys)
-        self.jobs[key] = ("get", code, where)
-        d = self._fetch(key, code, where)
+        self.jobs[key] = ("get", code, where, save_as)
+        d = self._fetch(key, code, where, save_as)
         return self._track(d)
 
     def cancel(self, key: int) -> None:
@@ -77,8 +81,10 @@ class FileActions:
         if job is None or key in self.live:
             return None
         if job[0] == "send":
-            return self.send_file(*job[1:], key=key)
-        return self.fetch(*job[1:], key=key)
+            _, nick, recipient, path = job
+            return self.send_file(nick, recipient, path, key=key)
+        _, code, where, save_as = job
+        return self.fetch(code, where, key=key, save_as=save_as)
 
     def _track(self, d: defer.Deferred) -> defer.Deferred:
         self.running.append(d)
@@ -149,19 +155,26 @@ class FileActions:
         return exits.REFUSED
 
     @defer.inlineCallbacks
-    def _fetch(self, key: int, code: str, where: str):
-        self.say(f"*** fetching into {os.path.abspath(self.downloads)} …")
+    def _fetch(self, key: int, code: str, where: str, save_as: str | None = None):
+        into = os.path.dirname(os.path.abspath(save_as)) if save_as else self.downloads
+        self.say(f"*** fetching into {os.path.abspath(into)} …")
         running = self._started(key, code[:12], "get", where)
 
         def watch(fetching) -> None:
             have, size, kept = fetching.bytes_received()
             self._moved(key, have, size)
-        status, error, record = yield get.fetch(self.reactor, code, where, self.downloads,
+        status, error, record = yield get.fetch(self.reactor, code, where, into,
                                                 watch=watch, running=running)
         if status == exits.OK:
-            self._ended(key, True, f"saved in {os.path.abspath(self.downloads)}",
-                        record["name"], record["bytes"])
-            self.say(f"*** {get.describe(record)}")
+            where_now, name = f"saved in {os.path.abspath(into)}", record["name"]
+            if save_as:
+                try:
+                    os.replace(record["file"], save_as)   # same directory: atomic
+                    where_now, name = f"saved as {save_as}", os.path.basename(save_as)
+                except OSError as e:
+                    where_now += f" (not renamed to {save_as}: {e.strerror or e})"
+            self._ended(key, True, where_now, name, record["bytes"])
+            self.say(f"*** {get.describe(record)}; {where_now}")
         else:
             self._ended(key, False, error)
             self.say(f"*** could not fetch it: {error}; try: tekcos get {code} --from {where}")

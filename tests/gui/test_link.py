@@ -114,6 +114,42 @@ async def test_a_cancelled_send_keeps_its_row_and_retry_resumes_it(start, tmp_pa
 
 
 @pytest_twisted.ensureDeferred
+async def test_an_accepted_file_is_saved_where_chosen_and_a_cancelled_fetch_resumes(
+        start, tmp_path):
+    import re
+    import subprocess
+    import sys
+    server = start()
+    view = View()
+    rows = Transfers(reactor.seconds, lambda key: view._wake())
+    link = link_to(server.port, "gina", view, transfers=rows, downloads=str(tmp_path / "dl"))
+    await view.until(said(view, "*** You are in lobby"))
+    offered = tmp_path / "video.bin"
+    offered.write_bytes(bytes(range(256)) * (120 << 12))          # 120 MiB
+    push = subprocess.Popen([sys.executable, "-m", "tekcos.cli", "push", str(offered), "--to",
+                             f"127.0.0.1:{server.port}", "--for", "gina", "--as", "tom", "-q"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    await view.until(said(view, "tom offers you video.bin"), timeout=30)
+    number = int(re.search(r"/accept (\d+)", view.lines[-1]).group(1))
+    chosen = tmp_path / "mine" / "holiday.bin"
+    chosen.parent.mkdir()
+    link.accept(number, "video.bin", "tom", str(chosen))
+    assert await threads.deferToThread(push.wait, 60) == 0, push.stderr.read()
+    await view.until(lambda: rows.rows and next(iter(rows.rows.values())).done > 0, timeout=30)
+    key = next(iter(rows.rows))
+    link.cancel(key)
+    await view.until(lambda: rows.rows[key].state == "failed", timeout=30)
+    assert not chosen.exists()
+    link.retry(key)
+    await view.until(lambda: rows.rows[key].state == "done", timeout=60)
+    assert rows.rows[key].name == "holiday.bin"
+    assert rows.rows[key].note == f"saved as {chosen}"
+    assert chosen.read_bytes() == offered.read_bytes()
+    assert sorted(p.name for p in chosen.parent.iterdir()) == ["holiday.bin"]
+    await link.close()
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_refused_nick_is_handed_to_the_window_and_another_one_gets_in(start):
     server = start("--udp-port", "0")
     tom = await threads.deferToThread(User, server.port, "tom")

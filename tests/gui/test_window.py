@@ -202,14 +202,24 @@ def test_the_window_chats_in_tabs_sends_and_receives_files(start, display, tmp_p
         assert seen["offers"][0]["text"].startswith("📄 tom offers you slides.odp")
         gui.screenshot("gui-offer.png")
         gui.click(seen["offers"][0]["x"], seen["offers"][0]["y"])
+        # The Save dialog, its name field filled in with the offer's: saved elsewhere.
+        saved = tmp_path / "kept" / "slides from tom.odp"
+        saved.parent.mkdir()
+        time.sleep(0.5)
+        gui.key("ctrl+a", "ctrl+k")
+        gui._xdotool("type", "--delay", "10", str(saved))
+        gui.key("Return")
         assert push.wait(60) == 0, push.stderr.read()
-        wait_until(lambda: (downloads / "slides.odp").exists(), what="the accepted file saved")
-        digest = hashlib.sha256((downloads / "slides.odp").read_bytes()).hexdigest()
+        wait_until(lambda: saved.exists(), what="the accepted file saved where chosen")
+        assert not (downloads / "slides.odp").exists()
+        assert [p.name for p in saved.parent.iterdir()] == [saved.name]   # no part file left
+        digest = hashlib.sha256(saved.read_bytes()).hexdigest()
         assert digest == hashlib.sha256(offered.read_bytes()).hexdigest()
         seen = gui.until(lambda s: len(s["transfers"]) == 2 and s["transfers"][1][6].startswith(
             "✓"), "the download row done")
-        assert seen["transfers"][1][:4] == ["slides.odp", "↓", f"127.0.0.1:{server.port}",
-                                             "100% of 2.0 MB"] and not seen["offers"]
+        assert seen["transfers"][1][:4] == ["slides from tom.odp", "↓",
+                                             f"127.0.0.1:{server.port}", "100% of 2.0 MB"]
+        assert seen["transfers"][1][6] == f"✓ saved as {saved}" and not seen["offers"]
         gui.screenshot("gui-transfers.png")
 
         # Ctrl+N: the Neighbours window asks the server (which has not scanned).
