@@ -126,3 +126,4 @@ def test_the_input_remembers_lines_and_completes_nicks():
     assert line.complete("hi to") == "hi tom"                 # the common start of two
     assert line.complete("hi tomm") == "hi tommy "
     assert line.complete("/jo") == "/jo" and line.complete("xyz") == "xyz"
+
