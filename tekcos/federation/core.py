@@ -105,6 +105,8 @@ class Federation:
         self.relayed_in = 0
         self.relayed_out = 0
         self.dropped = 0                           # malformed messages heard
+        self.reconnects = 0                        # times Redis came back after a loss
+        self.round_trip: float | None = None       # seconds of the last heartbeat's publish
 
     # -- out ----------------------------------------------------------------------
     def _send(self, kind: str, **fields) -> None:
@@ -293,6 +295,7 @@ class Federation:
             return
         self.reachable = up
         if up:
+            self.reconnects += 1
             self.hub.announce_everywhere("the other nodes are reachable again")
         else:
             self.hub.announce_everywhere("the other nodes are unreachable (Redis); "

@@ -121,12 +121,17 @@ class RedisLink(Service):
         return defer.DeferredList(done, consumeErrors=True)
 
     # -- traffic ------------------------------------------------------------------------
-    def publish(self, data: bytes) -> None:
-        """Send ``data`` on the channel; never waits, never raises."""
+    def publish(self, data: bytes, timed: bool = False) -> None:
+        """Send ``data`` on the channel; never waits, never raises.
+        ``timed``: the round trip becomes the federation's ``round_trip``."""
         if self.commands is None:
             return
+        sent = self.reactor.seconds()
         d = self.commands.publish(CHANNEL, data)
         d.addTimeout(TIMEOUT, self.reactor)
+        if timed:
+            d.addCallback(lambda _: setattr(self.federation, "round_trip",
+                                            self.reactor.seconds() - sent))
         d.addErrback(self.failed, "publish")
 
     def _keys(self, nick: str) -> list[str]:
@@ -159,7 +164,7 @@ class RedisLink(Service):
         self.federation.received(message, self.reactor.seconds())
 
     def _heartbeat(self) -> None:
-        self.publish(self.federation.tick(self.reactor.seconds()))
+        self.publish(self.federation.tick(self.reactor.seconds()), timed=True)
         for member in list(self.federation.hub.nicks.values()):   # claims live on
             if member.nick:
                 self.claim(member.nick)

@@ -72,12 +72,38 @@ class Collector:
         yield pushes
         yield received
         hood = s.neighbourhood()
+        federation = getattr(hub, "federation", None)
+        if federation is not None:
+            yield from _federation(federation)
         scans = CounterMetricFamily("tekcos_scans", "Neighbour scans by outcome",
                                     labels=["outcome"])
         if hood is not None:
             scans.add_metric(["done"], hood.scans_done)
             scans.add_metric(["failed"], hood.scans_failed)
         yield scans
+
+
+def _federation(federation):
+    """This node's part in a hub of several (``--redis``)."""
+    relayed = CounterMetricFamily("tekcos_federation_relayed",
+                                  "Messages exchanged with the other nodes through Redis",
+                                  labels=["direction"])
+    relayed.add_metric(["in"], federation.relayed_in)
+    relayed.add_metric(["out"], federation.relayed_out)
+    yield relayed
+    yield CounterMetricFamily("tekcos_federation_dropped",
+                              "Malformed messages heard on the channel", value=federation.dropped)
+    yield CounterMetricFamily("tekcos_federation_reconnects",
+                              "Times Redis was reachable again after a loss",
+                              value=federation.reconnects)
+    yield GaugeMetricFamily("tekcos_federation_redis_up", "1 while Redis is reachable",
+                            value=1 if federation.reachable else 0)
+    yield GaugeMetricFamily("tekcos_federation_nodes", "Other nodes heard from",
+                            value=len(federation.nodes))
+    if federation.round_trip is not None:
+        yield GaugeMetricFamily("tekcos_federation_redis_round_trip_seconds",
+                                "Round trip of the last heartbeat published to Redis",
+                                value=federation.round_trip)
 
 
 def allowed(host: str | None, networks) -> bool:
