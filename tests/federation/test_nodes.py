@@ -72,8 +72,16 @@ def redis():
     server.remove()
 
 
-def node(start, redis, name):
-    return start("--redis", redis.url, "--node-name", name, "--udp-port", "0")
+def node(start, redis, name, *more):
+    return start("--redis", redis.url, "--node-name", name, "--udp-port", "0", *more)
+
+
+def metrics(web: int) -> dict:
+    import urllib.request
+    from prometheus_client.parser import text_string_to_metric_families
+    body = urllib.request.urlopen(f"http://127.0.0.1:{web}/metrics", timeout=5).read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(body) for s in family.samples}
 
 
 def test_three_nodes_are_one_hub(start, redis):
@@ -112,7 +120,10 @@ def test_a_killed_node_s_users_leave_the_others_within_15_s(start, redis):
 
 
 def test_redis_down_local_chat_goes_on_and_cross_node_chat_comes_back(start, redis):
-    a, b = node(start, redis, "lab-a"), node(start, redis, "lab-b")
+    from tests.twistd import free_port
+    web = free_port()
+    a = node(start, redis, "lab-a", "--web", f"tcp:{web}:interface=127.0.0.1")
+    b = node(start, redis, "lab-b")
     alice, ann, bob = User(a.port, "alice"), User(a.port, "ann"), User(b.port, "bob")
     time.sleep(0.3)
     alice.send(b"before\r\n")
@@ -127,6 +138,17 @@ def test_redis_down_local_chat_goes_on_and_cross_node_chat_comes_back(start, red
     wait_until(lambda: alice.send(b"after\r\n") or b"<alice> after" in bob.expect(
         rb"\r\n", timeout=1), timeout=15, what="cross-node chat back")
     assert time.monotonic() - started <= 10
+    # The node's metrics tell the story: a reconnect, Redis up, traffic both
+    # ways, and the round trip of a heartbeat once one has gone out.
+    seen = wait_until(lambda: (lambda m: m if ("tekcos_federation_redis_round_trip_seconds", ())
+                                in m else None)(metrics(web)), timeout=15,
+                      what="a heartbeat's round trip in /metrics")
+    assert seen[("tekcos_federation_reconnects_total", ())] >= 1
+    assert seen[("tekcos_federation_redis_up", ())] == 1
+    assert seen[("tekcos_federation_relayed_total", (("direction", "out"),))] >= 3
+    assert seen[("tekcos_federation_relayed_total", (("direction", "in"),))] >= 1
+    assert 0 < seen[("tekcos_federation_redis_round_trip_seconds", ())] < 2
+    assert seen[("tekcos_federation_nodes", ())] == 1
 
 
 def test_a_hostile_publisher_cannot_crash_a_node(start, redis):
