@@ -37,6 +37,7 @@ from tekcos.web.websocket import ChatWebSocket, websocket_factory
 
 HTTP_IDLE = 60
 MAX_MEMBERS_SHOWN = 500
+MAX_FILES_SHOWN = 50       # files kept for one user, listed in the page
 MAX_ROOMS_SHOWN = 100
 ROOMS_DELAY = 1.0      # seconds: room list changes reach the pages at most this often
 _HOST = re.compile(rb"^[A-Za-z0-9.\-\[\]:]{1,255}$")
@@ -118,6 +119,14 @@ class Web:
             "uploads": self.uploads is not None,
             "share": self.share_url,
         }
+
+    def files_for(self, session) -> list[dict]:
+        """The files kept for ``session`` (it was told their CODE), newest
+        first, each with the page's download address."""
+        deliveries = getattr(self.chat.hub, "deliveries", None)
+        ready = deliveries.files_for(session) if deliveries is not None else []
+        return [{"name": r.name, "size": r.size, "sender": r.sender, "sha256": r.sha256,
+                 "url": f"/get/{r.code}"} for r in reversed(ready[-MAX_FILES_SHOWN:])]
 
     def neighbours(self) -> dict:
         hood = self.chat.hub.neighbourhood

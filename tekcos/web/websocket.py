@@ -206,6 +206,8 @@ class ChatWebSocket(WebSocketServerProtocol):
                                                                      request.get("for"))})
         elif kind == "neighbors":
             self.send_control({"t": "neighbors", **web.neighbours()})
+        elif kind == "files":
+            self.send_control({"t": "files", "files": web.files_for(self.session)})
         elif kind == "state":
             self._last_state = None
             self._send_state()

@@ -222,6 +222,14 @@ def test_a_file_pushed_for_a_browser_user_is_accepted_and_downloaded(start, brow
     wait_until(lambda: target.exists() and target.stat().st_size == len(data), timeout=30,
                what="the download to land")
     assert hashlib.sha256(target.read_bytes()).digest() == hashlib.sha256(data).digest()
+    # The Files list keeps it, for later, with its size, sender and hash.
+    kept = wait_until(lambda: bob.find_elements(By.CSS_SELECTOR, "#files a"),
+                      what="the file in the Files list")
+    assert kept[0].text == "slides.pdf" and "2.0 MB from alice" in kept[0].find_element(
+        By.XPATH, "..").text
+    assert kept[0].get_attribute("title") == "SHA-256 " + hashlib.sha256(data).hexdigest()
+    assert kept[0].get_attribute("href").endswith(
+        bob.find_element(By.CSS_SELECTOR, "#log a.download").get_attribute("href")[-20:])
 
 
 def test_a_file_dropped_on_a_members_name_goes_to_that_person(start, browser, tmp_path):

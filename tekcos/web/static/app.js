@@ -5,7 +5,7 @@
 
 import { $, CONTROL, page, send, sendControl } from "./link.js";
 import { activate, drawMembers, drawRooms, output, seen, show, tagOf, view } from "./views.js";
-import { ticket, wireFiles } from "./files.js";
+import { askFiles, showFiles, ticket, wireFiles } from "./files.js";
 import { showNeighbours, wireNeighbours } from "./neighbours.js";
 
 let scansSeen;
@@ -20,6 +20,7 @@ let lastNick = null;
 let lastJoined = [];
 let lastRoom = null;
 let retryDelay = FIRST_RETRY;
+let filesAskedFor = null;          // the nick whose kept files were asked for
 let stayAway = false;              // disconnected by an operator: not again by itself
 
 // -- the connection -----------------------------------------------------------------
@@ -79,6 +80,7 @@ function control(message) {
   else if (message.t === "state") showState(message);
   else if (message.t === "upload") ticket(message);
   else if (message.t === "neighbors") showNeighbours(message);
+  else if (message.t === "files") showFiles(message.files);
 }
 
 function resumed(answer) {
@@ -117,6 +119,10 @@ function showState(next) {
   if (joined && scanner && state.scans !== scansSeen) {
     scansSeen = state.scans;
     sendControl({ t: "neighbors" });
+  }
+  if (joined && state.nick !== filesAskedFor) {
+    filesAskedFor = state.nick;     // files kept for this nick, as it joins
+    askFiles();
   }
   $("file").disabled = !state.uploads;
   $("share-open").hidden = !state.share;

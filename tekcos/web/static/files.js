@@ -90,6 +90,37 @@ export function ticket(answer) {
   request.send(upload.file);
 }
 
+// -- files kept for you -----------------------------------------------------------------
+export function askFiles() {
+  sendControl({ t: "files" });
+}
+
+function megabytes(size) {
+  return size >= 1e6 ? `${(size / 1e6).toFixed(1)} MB` : `${Math.max(1, Math.round(size / 1e3))} KB`;
+}
+
+// The files the server keeps for you, each a download link (the list the
+// server sends replaces the one shown).
+export function showFiles(files) {
+  const list = $("files");
+  list.replaceChildren();
+  for (const file of Array.isArray(files) ? files : []) {
+    const item = document.createElement("li");
+    const link = document.createElement("a");
+    link.href = file.url;
+    link.setAttribute("download", "");
+    link.textContent = file.name;
+    link.title = `SHA-256 ${file.sha256}`;
+    const note = document.createElement("span");
+    note.className = "note";
+    note.textContent = ` ${megabytes(file.size)} from ${file.sender}`;
+    item.append(link, note);
+    list.appendChild(item);
+  }
+  const none = list.children.length === 0;
+  list.hidden = none;
+  $("files-title").hidden = none;
+}
 
 export function wireFiles() {
   $("file").addEventListener("change", (event) => {

@@ -4,7 +4,7 @@
 "use strict";
 
 import { $, page, send } from "./link.js";
-import { offer, pickFileFor } from "./files.js";
+import { askFiles, offer, pickFileFor } from "./files.js";
 
 const MAX_LINES = 2000;            // per room view
 
@@ -235,6 +235,7 @@ function actions(text, row) {
     link.textContent = "Download";
     link.setAttribute("download", "");
     row.appendChild(link);
+    askFiles();                      // and in the Files list, for later
   }
 }
 
