@@ -71,6 +71,15 @@ def do_names(session, arg: str) -> None:
 def do_whois(session, arg: str) -> None:
     hub = session.hub
     target = hub.member(arg) if arg else None
+    if target is None and arg and hub.federation is not None:
+        remote = hub.federation.holder(arg)
+        if remote is not None and name_key(remote.nick) == name_key(arg):
+            lines = [f"*** {remote.nick}: on node {remote.node}, in "
+                     f"{', '.join(remote.rooms) or 'no room'}, idle {format_idle(remote.idle)}"]
+            if remote.away:
+                lines.append(f"***   away: {remote.away}")
+            session.write_lines(lines)
+            return
     if target is None:
         session.error(f"no such nick: {arg}." if arg else "usage: /whois NICK")
         return

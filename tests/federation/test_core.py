@@ -43,6 +43,21 @@ def test_lines_private_messages_and_who_cross_nodes():
     assert alice.read().endswith("*bob@lab-b* psst\r\n")
 
 
+def test_whois_finds_a_user_of_another_node():
+    a, b, deliver, channel, _ = two_nodes()
+    alice, bob = a.user("alice"), b.user("bob")
+    alice.type("/join dev\n/away lunch\n")
+    channel.append(a.hub.federation.presence(0.0))
+    deliver()
+    bob.read()
+    bob.type("/whois ALICE\n/whois nobody\n")
+    lines = bob.lines()
+    assert lines[0].startswith("*** alice: on node lab-a, in ") and "dev" in lines[0]
+    assert lines[0].rstrip().endswith("idle 0s")
+    assert lines[1] == "***   away: lunch"
+    assert "no such nick: nobody." in lines[2]
+
+
 def test_a_nick_or_a_look_alike_is_refused_on_every_node_at_once():
     a, b, deliver, _, _ = two_nodes()
     a.user("alice")
