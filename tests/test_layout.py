@@ -15,6 +15,7 @@ SHARED = {"address", "admission", "exits", "identity", "ratelimit", "text", "con
           "listening", "hello", "store", "delivery", "compat", "hosts", "heap"}
 # No sockets, file system, clock, threads or Twisted (time is passed in).
 SANS_IO = ["push/sender.py", "push/handshake.py", "push/receiver.py", "push/offers.py",
+           "push/offer_desk.py", "push/incoming.py",
            "push/policy.py",
            "hosts.py", "push/congestion.py", "push/rtt.py",
            "push/wire.py", "scan/arp.py", "scan/service.py", "chat/session.py",
@@ -121,6 +122,7 @@ def test_sans_io_cores_import_no_io_and_are_documented():
 # directly or through other tekcos modules, does I/O (the storage and the
 # clock are handed to them).
 SANS_IO_DEEP = ["push/sender.py", "push/handshake.py", "push/receiver.py", "push/offers.py",
+                "push/offer_desk.py", "push/incoming.py",
                 "push/policy.py",
                 "push/congestion.py", "push/rtt.py", "push/wire.py", "hosts.py"]
 

@@ -5,6 +5,7 @@ file system; the receiver (:mod:`tekcos.push.receiver`) decides with them.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import re
 import unicodedata

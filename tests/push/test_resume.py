@@ -18,11 +18,12 @@ PAYLOAD = 100
 
 
 def endpoint_in(directory, **limits):
-    completed = []
+    completed, logged = [], []
     endpoint = Receiver(Disk(directory), Limits(window=16, payload=PAYLOAD, idle_timeout=30,
                                                 linger=5, **limits),
-                        on_complete=completed.append)
+                        on_complete=completed.append, log=lambda text: logged.append(text))
     endpoint.completed = completed
+    endpoint.logged = logged
     return endpoint
 
 
@@ -154,6 +155,8 @@ def test_a_damaged_partial_file_is_detected_and_the_push_starts_over(tmp_path):
     assert sender.status == "delivered", sender.error
     assert sender.resumed_bytes == 0 and sender.sent_bytes >= SIZE
     assert (tmp_path / "f.bin").read_bytes() == data and files(tmp_path) == ["f.bin"]
+    assert any("cannot resume: the partial file on the server is damaged" in line
+               for line in endpoint.logged), endpoint.logged
 
 
 def test_no_resume_sends_everything_and_drops_what_was_kept(tmp_path):
