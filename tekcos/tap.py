@@ -156,7 +156,8 @@ def makeService(config: Options, reactor=None) -> MultiService:
         udp.setServiceParent(top)
     if getattr(config, "web_endpoint", None):
         from tekcos.web.service import web_service
-        web_service(config.web_endpoint, values, factory, udp, reactor).setServiceParent(top)
+        web_service(config.web_endpoint, values, factory,
+                    udp.receiver if udp is not None else None, reactor).setServiceParent(top)
     # The chat endpoints last, and --port (the first of them) last of all:
     # once it accepts, everything else is up.  (A TCP port accepts as soon as
     # it listens, before the reactor runs, while the next endpoint, a TLS one

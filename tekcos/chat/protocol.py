@@ -6,9 +6,10 @@ removed and answered, over-long lines refused) and feeds them to a
 mode it echoes and edits the line on the server (:mod:`tekcos.chat.lineedit`)
 and keeps the half-typed line intact when messages arrive.
 
-It also guards the server: a connection that has not chosen a nick within
-``nick_timeout`` is told why and closed, and every byte written to the client
-counts against ``max_buffer``: once more than that waits unsent, the client is
+What every front end does alike (admission, the nick timer, the line loop,
+log lines, dropping a client that does not read) is its
+:class:`~tekcos.chat.peer.Peer`; every byte written to the client counts
+against ``max_buffer``: once more than that waits unsent, the client is
 disconnected (it never reads; the others go on).
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ from zope.interface import implementer
 from tekcos.address import local_host
 from tekcos.chat import telnet
 from tekcos.chat.lineedit import ERASE_LINE, LineEditor
+from tekcos.chat.peer import Peer
 from tekcos.chat.session import ChatSession
 from tekcos.compat import discard_queued, make_writer, tcp_connection
 from tekcos.hosts import shown
@@ -54,12 +56,10 @@ class ChatProtocol(Protocol):
         self._after_cr = False
         self._first_line = True      # until the first line end: telnet or not
         self._warned_flood = False
-        self._discarding = False
         self._unsent = 0
         self._paused = False
-        self._gone = False
-        self._nick_timer = None
         self._out = None
+        self.chat_peer = Peer(factory, self, host, factory.clock, abort=self._abort)
 
     # -- connection ----------------------------------------------------------
     def connectionMade(self) -> None:
@@ -77,22 +77,20 @@ class ChatProtocol(Protocol):
         # ``write`` is the session's byte sink: the counting writer itself,
         # or (character mode) a wrapper around it.
         self._out = self.write = make_writer(transport, self.factory.max_buffer,
-                                             self._drop_slow_consumer)
+                                             self.chat_peer.drop_slow_reader)
         self.session = ChatSession(self.factory.hub, self, self.factory.session_config)
         self.log.debug("connect from {peer}", peer=self.peer_name())
-        if self.factory.nick_timeout:
-            self._nick_timer = self.factory.clock.callLater(self.factory.nick_timeout,
-                                                            self._nick_timed_out)
+        self.chat_peer.start_nick_timer("Reconnect and type a nick.")
         self.session.start()
 
     def connectionLost(self, reason=None) -> None:
-        self._cancel_nick_timer()
+        self.chat_peer.cancel_nick_timer()
         text = describe_reason(reason)
         if self.session is not None and not self.session.closed:
-            self._log_disconnect(text)
+            self.chat_peer.log_disconnect(text)
             self.session.connection_lost(text)
         discard_queued(self.transport)
-        self.factory.forget(self)
+        self.chat_peer.leave()
 
     # -- IHalfCloseableProtocol: a client that is done sending ---------------------
     def readConnectionLost(self) -> None:
@@ -104,13 +102,6 @@ class ChatProtocol(Protocol):
     def writeConnectionLost(self) -> None:
         self.transport.loseConnection()
 
-    def _log_disconnect(self, why: str) -> None:
-        # Connections that never chose a nick are not worth a log line each
-        # (a crowd of them would drown the log).
-        if self.session.nick is not None:
-            self.log.info("disconnect {peer} ({nick}): {why}", peer=self.peer_name(),
-                          nick=self.session.nick, why=why)
-
     def peer_name(self) -> str:
         try:
             peer = self.transport.getPeer()
@@ -120,17 +111,6 @@ class ChatProtocol(Protocol):
         if host is None:
             return str(peer)
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-    def _nick_timed_out(self) -> None:
-        self._nick_timer = None
-        if self.session is not None:
-            self.session.nick_time_is_up(self.factory.nick_timeout,
-                                         "Reconnect and type a nick.")
-
-    def _cancel_nick_timer(self) -> None:
-        if self._nick_timer is not None and self._nick_timer.active():
-            self._nick_timer.cancel()
-        self._nick_timer = None
 
     # -- input ---------------------------------------------------------------
     def dataReceived(self, data: bytes) -> None:
@@ -151,7 +131,7 @@ class ChatProtocol(Protocol):
         elif b"\r\0" in data:  # telnet's bare CR: treat as end of line
             data = data.replace(b"\r\0", b"\n")
         session = self.session
-        if session.waiting and session.full and not self._discarding:
+        if session.waiting and session.full and not self.chat_peer.discarding:
             # A flood past the waiting room: its lines are counted in C and
             # dropped whole, never split, decoded or queued one by one.
             ends = data.count(b"\n")
@@ -165,15 +145,15 @@ class ChatProtocol(Protocol):
         lines = data.split(b"\n")
         rest = lines.pop()
         with self.factory.hub.batch():
-            self._lines(lines)
+            self.chat_peer.lines(lines)
         if self.session.closed:
             return
         limit = self.factory.max_line
         # A CR that ends this read may be the first half of a CRLF.
         if len(rest) > limit + (rest[-1:] == b"\r"):
-            if not self._discarding:
-                self._discarding = True
-                self._too_long()
+            if not self.chat_peer.discarding:
+                self.chat_peer.discarding = True
+                self.chat_peer.too_long()
             rest = b""
         self._buffer = rest
 
@@ -228,7 +208,7 @@ class ChatProtocol(Protocol):
     def _raw(self, data: bytes) -> None:
         """Protocol bytes (telnet replies, echo): not transcoded, not counted
         as chat output, never to a client that is gone."""
-        if not self._gone:
+        if not self.chat_peer.gone:
             self.transport.write(data)
 
     # -- character mode: the server echoes and edits --------------------------
@@ -264,35 +244,11 @@ class ChatProtocol(Protocol):
             self._raw(self.session.encode(echo.replace("\n", "\r\n")))
         return b"".join(line.encode(self.session.charset, "replace") + b"\n" for line in lines)
 
-    def _lines(self, lines: list[bytes]) -> None:
-        limit = self.factory.max_line
-        session = self.session
-        for index, line in enumerate(lines):
-            if session.waiting and session.full:   # the rest is dropped: count it
-                session.drop(len(lines) - index)
-                self._discarding = False
-                return
-            if self._discarding:  # the tail of an over-long line
-                self._discarding = False
-                continue
-            if line[-1:] == b"\r":
-                line = line[:-1]
-            if len(line) > limit:
-                self._too_long()
-                continue
-            session.line_received(line)
-            if session.closed:
-                return
-
-    def _too_long(self) -> None:
-        self.session.error(f"line too long (over {self.factory.max_line} bytes); "
-                           "it was discarded.")
-
     # -- output: the session's peer interface ---------------------------------
     def close(self, reason: str) -> None:
         """Flush what is queued, then close (the session has already left)."""
-        self._cancel_nick_timer()
-        self._log_disconnect(reason)
+        self.chat_peer.cancel_nick_timer()
+        self.chat_peer.log_disconnect(reason)
         self.transport.unregisterProducer()
         self.transport.loseConnection()
 
@@ -312,12 +268,7 @@ class ChatProtocol(Protocol):
         return local_host(self.transport) if self.transport is not None else None
 
     def log_nick(self, old: str | None, new: str) -> None:
-        if old is None:
-            self._cancel_nick_timer()
-            self.log.info("{peer} is now {nick}", peer=self.peer_name(), nick=new)
-        else:
-            self.log.info("nick change {old} -> {new} ({peer})", old=old, new=new,
-                          peer=self.peer_name())
+        self.chat_peer.log_nick(old, new)
 
     # -- IPushProducer: the transport's verdict on our output ----------------
     def pauseProducing(self) -> None:
@@ -335,34 +286,23 @@ class ChatProtocol(Protocol):
             return
         self._paused = False
         self._unsent = 0
-        if self.session is not None and not self._gone:
+        if self.session is not None and not self.chat_peer.gone:
             self.session.set_sink(self.write)
 
     def stopProducing(self) -> None:
         pass
 
     def _counted_write(self, data: bytes) -> None:
-        if self._gone:
+        if self.chat_peer.gone:
             return
         self._unsent += len(data)
         if self._unsent + _TRANSPORT_BUFFER > self.factory.max_buffer:
-            self._drop_slow_consumer()
+            self.chat_peer.drop_slow_reader()
             return
         self.transport.write(data)
 
-    def _drop_slow_consumer(self) -> None:
-        if self._gone:
-            return
-        self._gone = True
-        self._cancel_nick_timer()
-        session = self.session
-        self.factory.dropped_slow_reader()
-        reason = "not reading: output buffer full"
-        self._log_disconnect(reason)
-        # Leave first so that the room is told; the notice to the room must not
-        # come back to this connection.
-        session.set_sink(lambda data: None)
-        session.connection_lost(reason)
+    def _abort(self) -> None:
+        """Drop the transport at once (the peer was cut off)."""
         self.transport.unregisterProducer()
         abort = getattr(self.transport, "abortConnection", self.transport.loseConnection)
         abort()

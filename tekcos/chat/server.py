@@ -74,21 +74,17 @@ class ChatFactory(ServerFactory):
         return self.admission.refused[CHAT]
 
     def buildProtocol(self, addr):
-        host = shown(getattr(addr, "host", None))
-        refusal = self.admit(host)
-        if refusal is not None:
-            return _Refused(refusal)
-        protocol = ChatProtocol(self, host)
-        self.connections.add(protocol)
-        return protocol
+        protocol = ChatProtocol(self, shown(getattr(addr, "host", None)))
+        refusal = protocol.chat_peer.enter()
+        return protocol if refusal is None else _Refused(refusal)
 
     def admit(self, host: str | None) -> str | None:
         """Count a new chat connection from ``host``, or say why it is
         refused (the server is full, or that host has too many, web
         requests included).  Every chat transport (TCP, TLS, WebSocket)
-        goes through here; an admitted connection is added to
-        :attr:`connections` by its adapter and given back with
-        :meth:`forget`."""
+        goes through here, by its :class:`~tekcos.chat.peer.Peer`, which
+        adds an admitted connection to :attr:`connections` and gives it
+        back with :meth:`forget`."""
         refusal = self.admission.admit(host, CHAT)
         if refusal is not None:
             # Said in one line, then closed: the descriptor is freed at once,

@@ -419,6 +419,12 @@ class UDPServer(Service):
         self.sweep: task.LoopingCall | None = None   # expires kept partial files
         self.announce = lambda where: None             # told where it listens
 
+    @property
+    def receiver(self):
+        """The sans-IO :class:`~tekcos.push.receiver.Receiver` behind the
+        port: its storage and counters, for the web page and /metrics."""
+        return self.protocol.core
+
     def privilegedStartService(self):
         # Like the TCP endpoints: bind before privileges are dropped.
         super().privilegedStartService()

@@ -44,23 +44,24 @@ class _EndHeld(Service):
         self.detached.stop()
 
 
-def build_web(values: dict, chat_factory, udp, reactor):
+def build_web(values: dict, chat_factory, receiver, reactor):
     """The Site of the web listener and, where it made one, the uploads'
     disk worker (to close on shutdown; with pushes on, uploads use theirs),
     from the resolved settings.
 
-    ``chat_factory`` is the chat's factory (hub, limits, admission), ``udp``
-    the push service or None."""
+    ``chat_factory`` is the chat's factory (hub, limits, admission),
+    ``receiver`` the push service's Receiver (its storage, its counters) or
+    None."""
     hub = chat_factory.hub
 
     def announce(nick: str, host: str, name: str, size: int) -> None:
         # Announced and listed (/files) exactly as a pushed file.
         hub.push_received(Received("file", nick, (host, 0), name, size))
 
-    if udp is not None:
+    if receiver is not None:
         # One disk worker per directory: uploads queue behind pushes, in
         # order, on the thread that already writes there.
-        downloads = udp.protocol.core.downloads
+        downloads = receiver.downloads
         worker = None
     else:
         worker = DiskWorker(threaded=True)
@@ -70,9 +71,8 @@ def build_web(values: dict, chat_factory, udp, reactor):
     downloads.worker.on_wake(lambda: reactor.callFromThread(uploads.poll))
     web = Web(chat_factory, uploads, reactor)
     hub.on_rooms_changed = web.rooms_changed
-    endpoint = udp.protocol.core if udp is not None else None
     sources = Sources(hub, lambda: count_connections(chat_factory.connections),
-                      endpoint=endpoint, uploads=uploads,
+                      endpoint=receiver, uploads=uploads,
                       neighbourhood=lambda: hub.neighbourhood)
     hosts = AllowedHosts(values["web-origins"], socket.gethostname(), now=reactor.seconds)
     site = build_site(web, sources, values["downloads"] if values["web-downloads"] else None,
@@ -92,9 +92,10 @@ def share(web, port, description: str) -> None:
                   qr=qr_text(web.share_url))
 
 
-def web_service(description: str, values: dict, chat_factory, udp, reactor) -> MultiService:
+def web_service(description: str, values: dict, chat_factory, receiver,
+                reactor) -> MultiService:
     """The page, its WebSocket, uploads and /metrics on ``description``."""
-    site, worker = build_web(values, chat_factory, udp, reactor)
+    site, worker = build_web(values, chat_factory, receiver, reactor)
     top = MultiService()
     if worker is not None:   # its own (no pushes); else the push service closes it
         _StopWorker(worker).setServiceParent(top)

@@ -32,6 +32,7 @@ from autobahn.websocket.types import ConnectionDeny
 from twisted.logger import Logger
 
 from tekcos.address import local_host
+from tekcos.chat.peer import Peer
 from tekcos.chat.session import UTF8, ChatSession
 from tekcos.compat import discard_queued, forget_option_copies, make_writer, options_on_class
 from tekcos.hosts import shown
@@ -82,8 +83,7 @@ class ChatWebSocket(WebSocketServerProtocol):
         super().__init__()
         self.session: ChatSession | None = None
         self.host: str | None = None
-        self._gone = False
-        self._nick_timer = None
+        self.chat_peer: Peer | None = None   # from onOpen: admission, nick timer, lines, logs
         self._state_call = None
         self._last_state = None
         self._out = None
@@ -109,27 +109,31 @@ class ChatWebSocket(WebSocketServerProtocol):
                 self.__dict__[name] = None
         forget_option_copies(self)
         web = self.factory.web
-        peer = self.transport.getPeer()
-        host = shown(getattr(peer, "host", None))
-        refusal = web.chat.admit(host)
+        self.host = shown(getattr(self.transport.getPeer(), "host", None))
+        self.chat_peer = Peer(web.chat, self, self.host, web.clock, "web", abort=self._abort)
+        refusal = self.chat_peer.enter()
         if refusal is not None:
             self._send_text(f"*** Error: {refusal}\r\n")
-            self._gone = True
+            self.chat_peer.gone = True
             self.sendClose(code=1000, reason=refusal[:100])
             return
-        self.host = host
         # Frames are made here and written through the chat's counting
         # writer, not autobahn's sendMessage: one place decides what a
         # client that does not read may hold (--max-buffer).
-        self._out = make_writer(self.transport, web.chat.max_buffer, self._drop_slow_reader)
-        web.chat.connections.add(self)
+        self._out = make_writer(self.transport, web.chat.max_buffer, self.chat_peer.drop_slow_reader)
         self.session = ChatSession(web.chat.hub, self, web.chat.session_config)
         # The page sorts lines into one view per room: every room line
         # carries its room's tag, the current room's too.
         self.session.tags = True
-        if web.chat.nick_timeout:
-            self._nick_timer = web.clock.callLater(web.chat.nick_timeout, self._nick_timed_out)
+        self.chat_peer.start_nick_timer("Reload the page and choose a nick.")
         self.session.start()
+
+    def peer_name(self) -> str:
+        return self.host or "?"
+
+    @property
+    def _gone(self) -> bool:
+        return self.chat_peer is not None and self.chat_peer.gone
 
     # -- input ----------------------------------------------------------------------
     def onMessageBegin(self, isBinary):
@@ -141,7 +145,7 @@ class ChatWebSocket(WebSocketServerProtocol):
         # see them, so their number is capped.
         self._frames += 1
         if self._frames > MAX_FRAGMENTS:
-            self._cut(f"a message of over {MAX_FRAGMENTS} frames")
+            self.chat_peer.cut(f"a message of over {MAX_FRAGMENTS} frames")
             return
         super().onMessageFrameBegin(length)
 
@@ -156,19 +160,10 @@ class ChatWebSocket(WebSocketServerProtocol):
         if payload[:1] == b"\x00":
             self._control(payload[1:])
             return
-        limit = self.factory.web.chat.max_line
-        hub = self.factory.web.chat.hub
-        with hub.batch():
-            for line in payload.split(b"\n"):
-                if line[-1:] == b"\r":
-                    line = line[:-1]
-                if len(line) > limit:
-                    session.error(f"line too long (over {limit} bytes); it was discarded.")
-                    continue
-                session.line_received(line)
-                if session.closed:
-                    return
-        self._state_soon()
+        with self.factory.web.chat.hub.batch():
+            self.chat_peer.lines(payload.split(b"\n"))
+        if not session.closed:
+            self._state_soon()
 
     def _spend(self, cost: float) -> bool:
         """Whether the session's flood-control budget allows a request of
@@ -181,7 +176,7 @@ class ChatWebSocket(WebSocketServerProtocol):
         session.hub.dropped_flood += 1
         self._refused_in_a_row += 1
         if self._refused_in_a_row >= EXCESS_FLOOD:
-            self._cut("excess flood of page requests")
+            self.chat_peer.cut("excess flood of page requests")
         return False
 
     def _control(self, raw: bytes) -> None:
@@ -226,9 +221,7 @@ class ChatWebSocket(WebSocketServerProtocol):
             return
         session, missed = taken
         fresh.closed = True                # never registered: nothing to leave
-        if self._nick_timer is not None and self._nick_timer.active():
-            self._nick_timer.cancel()
-        self._nick_timer = None
+        self.chat_peer.cancel_nick_timer()
         self.session = session
         self.events.info("{peer} is back as {nick} (web, resumed)", peer=self.host,
                          nick=session.nick)
@@ -272,7 +265,7 @@ class ChatWebSocket(WebSocketServerProtocol):
     def close(self, reason: str) -> None:
         """Flush what is queued, then close (the session has already left)."""
         self._cancel_timers()
-        self._log_disconnect(reason)
+        self.chat_peer.log_disconnect(reason)
         self.sendClose(code=1000, reason=reason[:100])
 
     kind = "the web page"
@@ -283,17 +276,11 @@ class ChatWebSocket(WebSocketServerProtocol):
         return local_host(self.transport) if self.transport is not None else None
 
     def log_nick(self, old: str | None, new: str) -> None:
+        self.chat_peer.log_nick(old, new)
         if old is None:
-            if self._nick_timer is not None and self._nick_timer.active():
-                self._nick_timer.cancel()
-            self._nick_timer = None
-            self.events.info("{peer} is now {nick} (web)", peer=self.host, nick=new)
             # Told to this page only: with it, a new connection continues
             # this session (chat/detached.py).
             self.send_control({"t": "token", "token": self.factory.web.detached.issue(self.session)})
-        else:
-            self.events.info("nick change {old} -> {new} ({peer}, web)", old=old, new=new,
-                          peer=self.host)
 
     # -- the page's view of the hub ----------------------------------------------------
     def refresh_state(self) -> None:
@@ -317,37 +304,16 @@ class ChatWebSocket(WebSocketServerProtocol):
             self._send_text(CONTROL + message)
 
     # -- closing ---------------------------------------------------------------------
-    def _nick_timed_out(self) -> None:
-        self._nick_timer = None
-        if self.session is not None:
-            self.session.nick_time_is_up(self.factory.web.chat.nick_timeout,
-                                         "Reload the page and choose a nick.")
-
     def _cancel_timers(self) -> None:
-        for call in (self._nick_timer, self._state_call):
-            if call is not None and call.active():
-                call.cancel()
-        self._nick_timer = self._state_call = None
+        if self.chat_peer is not None:
+            self.chat_peer.cancel_nick_timer()
+        if self._state_call is not None and self._state_call.active():
+            self._state_call.cancel()
+        self._state_call = None
 
-    def _log_disconnect(self, why: str) -> None:
-        if self.session is not None and self.session.nick is not None:
-            self.events.info("disconnect {peer} ({nick}, web): {why}", peer=self.host,
-                          nick=self.session.nick, why=why)
-
-    def _drop_slow_reader(self) -> None:
-        self.factory.web.chat.dropped_slow_reader()
-        self._cut("not reading: output buffer full")
-
-    def _cut(self, reason: str) -> None:
-        """Drop the connection at once, without a closing handshake: the
-        peer is abusive, and nothing more it sends is read."""
-        self._gone = True
+    def _abort(self) -> None:
+        """Drop the connection at once (the peer was cut off)."""
         self._cancel_timers()
-        self._log_disconnect(reason)
-        session = self.session
-        if session is not None and not session.closed:
-            session.set_sink(lambda data: None)
-            session.connection_lost(reason)
         self.dropConnection(abort=True)
 
     def onClose(self, wasClean: bool, code, reason):
@@ -364,13 +330,13 @@ class ChatWebSocket(WebSocketServerProtocol):
                 self.events.info("{peer} dropped; {nick} is held (web)", peer=self.host,
                                  nick=session.nick)
             else:
-                self._log_disconnect(text)
+                self.chat_peer.log_disconnect(text)
                 session.connection_lost(text)
                 web.detached.gone(session)
         if session is not None and session.closed:
             web.detached.gone(session)
-        if self.session is not None or self._handed_over:
-            web.chat.forget(self)
+        if self.chat_peer is not None and (self.session is not None or self._handed_over):
+            self.chat_peer.leave()
         if self.transport is not None:
             discard_queued(self.transport)
 
