@@ -63,6 +63,15 @@ MIGRATIONS = [
         fetched INTEGER NOT NULL DEFAULT 0
     );
     """,
+    # The numbering of history lines (their ids): a page's "the last line I
+    # saw" is only taken against the same numbering.
+    """
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    INSERT INTO meta (key, value) VALUES ('history_epoch', lower(hex(randomblob(8))));
+    """,
 ]
 DELIVERY_FIELDS = ("code", "path", "name", "size", "sha256", "sender", "host", "recipient",
                    "created", "expires", "fetched")
@@ -78,6 +87,9 @@ class Snapshot:
     """What the hub gets back at start-up."""
     files: list = field(default_factory=list)     # (time, who, name, size), oldest first
     rooms: dict = field(default_factory=dict)     # key -> (name, topic, [lines, oldest first])
+    line_ids: dict = field(default_factory=dict)  # key -> [each line's id]
+    last_id: int = 0                              # the highest line id ever given
+    epoch: str = ""                               # names that numbering
     deliveries: list = field(default_factory=list)   # dicts of DELIVERY_FIELDS
 
 
@@ -145,10 +157,14 @@ class Store:
         for key, name, topic in db.execute(
                 "SELECT key, name, topic FROM rooms ORDER BY used DESC LIMIT ?",
                 (MAX_ROOMS_RESTORED,)).fetchall():
-            lines = [row[0] for row in reversed(db.execute(
-                "SELECT line FROM history WHERE room = ? ORDER BY id DESC LIMIT ?",
-                (key, history)).fetchall())] if history else []
-            snapshot.rooms[key] = (name, topic, lines)
+            rows = list(reversed(db.execute(
+                "SELECT id, line FROM history WHERE room = ? ORDER BY id DESC LIMIT ?",
+                (key, history)).fetchall())) if history else []
+            snapshot.rooms[key] = (name, topic, [line for _, line in rows])
+            snapshot.line_ids[key] = [line_id for line_id, _ in rows]
+        snapshot.last_id = db.execute("SELECT COALESCE(MAX(id), 0) FROM history").fetchone()[0]
+        snapshot.epoch = db.execute(
+            "SELECT value FROM meta WHERE key = 'history_epoch'").fetchone()[0]
         snapshot.deliveries = [dict(zip(DELIVERY_FIELDS, row)) for row in db.execute(
             f"SELECT {', '.join(DELIVERY_FIELDS)} FROM deliveries ORDER BY created")]
         return snapshot
@@ -156,12 +172,13 @@ class Store:
     # -- writes (queued, in order) ----------------------------------------------------------
     # A chat line is a hot path: the reactor only appends to a deque, and one
     # job on the store's thread writes everything queued in one transaction.
-    def add_line(self, key: str, name: str, line: str, at: float) -> None:
+    def add_line(self, key: str, name: str, line: str, at: float, line_id: int) -> None:
+        """A room's history line, numbered by the hub (ids only grow)."""
         if self._db is None:
             return
         if self._spent:
             self._spent.clear()
-        self._queue.append((key, name, line, at))
+        self._queue.append((key, name, line, at, line_id))
         self._wake()
 
     def set_topic(self, key: str, name: str, topic: str, at: float) -> None:
@@ -213,8 +230,8 @@ class Store:
         lines, rooms, jobs = [], {}, []
         while queue:
             item = queue.popleft()
-            if len(item) == 4:             # a history line: (key, name, line, at)
-                lines.append((item[0], item[2]))
+            if len(item) == 5:             # a history line: (key, name, line, at, id)
+                lines.append((item[4], item[0], item[2]))
                 rooms[item[0]] = (item[1], item[3])
             else:
                 jobs.append(item)
@@ -222,7 +239,8 @@ class Store:
         try:
             db.execute("BEGIN")
             if lines:   # in one statement: a busy room writes thousands a second
-                db.executemany("INSERT INTO history (room, line) VALUES (?, ?)", lines)
+                db.executemany("INSERT INTO history (id, room, line) VALUES (?, ?, ?)",
+                               lines)
             for key, (name, at) in rooms.items():
                 self._room_row(key, name, at)
             for job, args in jobs:
@@ -250,7 +268,7 @@ class Store:
     def _trim(self, lines: list) -> None:
         """Keep HISTORY_KEPT lines per room, trimming every TRIM_EVERY."""
         counts: dict[str, int] = {}
-        for key, _ in lines:
+        for _, key, _ in lines:
             counts[key] = counts.get(key, 0) + 1
         for key, n in counts.items():
             written = self._written.get(key, 0) + n

@@ -28,9 +28,9 @@ def test_lines_topics_and_files_come_back_after_a_restart(tmp_path):
     store, snapshot = reopen(tmp_path)
     assert snapshot.files == [] and snapshot.rooms == {}
     for i in range(30):
-        store.add_line("lobby", "lobby", f"[12:00] <a> line {i}", 100.0 + i)
+        store.add_line("lobby", "lobby", f"[12:00] <a> line {i}", 100.0 + i, i + 1)
     store.set_topic("games", "Games", "chess at 8", 200.0)
-    store.add_line("games", "Games", "[12:01] <b> e4", 201.0)
+    store.add_line("games", "Games", "[12:01] <b> e4", 201.0, 31)
     store.add_file(300.0, "alice@10.0.0.7", "photo.jpg", 1234)
     store.close()
     store, snapshot = reopen(tmp_path, history=20)
@@ -38,6 +38,13 @@ def test_lines_topics_and_files_come_back_after_a_restart(tmp_path):
     name, topic, lines = snapshot.rooms["lobby"]
     assert lines == [f"[12:00] <a> line {i}" for i in range(10, 30)]   # the last 20
     assert snapshot.rooms["games"] == ("Games", "chess at 8", ["[12:01] <b> e4"])
+    # Each line keeps the id the hub gave it, under the same numbering.
+    assert snapshot.line_ids["lobby"] == list(range(11, 31)) and snapshot.last_id == 31
+    epoch = snapshot.epoch
+    assert len(epoch) == 16
+    store.close()
+    store, snapshot = reopen(tmp_path)
+    assert snapshot.epoch == epoch
     store.close()
     db = sqlite3.connect(tmp_path / "tekcos.db")
     assert db.execute("PRAGMA user_version").fetchone()[0] == VERSION
@@ -48,7 +55,7 @@ def test_history_is_trimmed_as_it_grows(tmp_path):
     store, _ = reopen(tmp_path)
     written = HISTORY_KEPT + 3 * TRIM_EVERY
     for i in range(written):
-        store.add_line("lobby", "lobby", f"line {i}", float(i))
+        store.add_line("lobby", "lobby", f"line {i}", float(i), i + 1)
     store.close()
     db = sqlite3.connect(tmp_path / "tekcos.db")
     kept = db.execute("SELECT COUNT(*) FROM history").fetchone()[0]
@@ -59,7 +66,7 @@ def test_history_is_trimmed_as_it_grows(tmp_path):
 
 def test_a_history_of_100000_lines_opens_as_fast_as_a_small_one(tmp_path):
     store, _ = reopen(tmp_path)
-    store.add_line("lobby", "lobby", "first", 0.0)
+    store.add_line("lobby", "lobby", "first", 0.0, 1)
     store.close()
     db = sqlite3.connect(tmp_path / "tekcos.db")
     with db:

@@ -28,6 +28,7 @@ creating rooms cannot grow the server's memory without bound.
 """
 from __future__ import annotations
 
+import secrets
 import time
 from collections import deque
 from contextlib import contextmanager
@@ -56,9 +57,16 @@ def tagged(text: str, tag: str) -> str:
     return f"{tag} {text}"
 
 
+def id_marker(room: "Room") -> bytes:
+    """A line that is not shown: the page's note of the newest kept line
+    of ``room`` it has (``\\x1f#room ID``; control characters never come
+    from users, so it cannot be forged in a chat line)."""
+    return f"\x1f{room.tag} {room.last_id}\r\n".encode("utf-8", "replace")
+
+
 class Room:
     __slots__ = ("name", "key", "tag", "members", "outside", "topic", "history", "history_bytes",
-                 "joined", "left", "rules")
+                 "history_ids", "marked", "joined", "left", "rules")
 
     def __init__(self, name: str, history: int):
         self.name = name
@@ -75,22 +83,37 @@ class Room:
         self.topic = ""
         self.history: deque[str] | None = deque(maxlen=history) if history else None
         self.history_bytes = 0
+        # Each kept line's id (the hub's line_ids, which a page sends back
+        # after a server restart to be replayed only what it missed).
+        self.history_ids: deque[int] = deque(maxlen=history or 1)
+        self.marked = 0       # the last id told to the members that want ids
         # Arrivals and departures not yet told, in a crowded room.
         self.joined = 0
         self.left = 0
         self.rules = None     # operators, bans, invitations (chat/moderation.py)
 
-    def remember(self, text: str, max_bytes: int) -> None:
-        """Keep ``text`` in the history, bounded by lines and by bytes."""
+    def remember(self, text: str, max_bytes: int, line_id: int) -> None:
+        """Keep ``text`` (numbered ``line_id``) in the history, bounded by
+        lines and by bytes."""
         history = self.history
         if history is None:
             return
         if len(history) == history.maxlen:
             self.history_bytes -= len(history[0])
         history.append(text)
+        self.history_ids.append(line_id)
         self.history_bytes += len(text)
         while self.history_bytes > max_bytes and history:
             self.history_bytes -= len(history.popleft())
+            self.history_ids.popleft()
+
+    @property
+    def last_id(self) -> int:
+        """The id of the newest line kept (0: none)."""
+        return self.history_ids[-1] if self.history and self.history_ids else 0
+
+    def kept(self) -> tuple[list[str], list[int]]:
+        return list(self.history or ()), list(self.history_ids) if self.history else []
 
 
 def format_idle(seconds: float) -> str:
@@ -143,7 +166,13 @@ class Hub:
         self.rooms: dict[str, Room] = {}
         # Rooms nobody is in: their topic and history, until someone joins
         # again (at most MAX_DORMANT, the least recently used go first).
-        self.dormant: dict[str, tuple[str, list[str]]] = {}
+        self.dormant: dict[str, tuple[str, list[str], list[int]]] = {}
+        # History lines are numbered across rooms; ``history_epoch`` names
+        # the numbering (kept in the store with the lines; without a store,
+        # new with each process), so an id from before a restart is only
+        # taken against the same numbering.
+        self.next_line_id = 1
+        self.history_epoch = secrets.token_hex(8)
         # Where topics, history and the file list are kept across restarts
         # (tekcos.store.Store, or None): add_line, set_topic, add_file.
         self.store = None
@@ -170,23 +199,27 @@ class Hub:
         left them (at start-up, before anyone connects)."""
         for when, who, name, size in snapshot.files:
             self.files.append((when, who, name, size))
+        if snapshot.epoch:
+            self.history_epoch = snapshot.epoch
+        self.next_line_id = max(self.next_line_id, snapshot.last_id + 1)
         for key, (name, topic, lines) in snapshot.rooms.items():
+            ids = snapshot.line_ids.get(key, [])
             room = self.rooms.get(key)
             if room is None:
-                self._keep_dormant(key, topic, lines)
+                self._keep_dormant(key, topic, lines, ids)
                 continue
             room.topic = topic
-            for line in lines:
-                room.remember(line, self.history_bytes)
+            for line, line_id in zip(lines, ids):
+                room.remember(line, self.history_bytes, line_id)
         self._room_list = None
 
-    def _keep_dormant(self, key: str, topic: str, lines: list[str]) -> None:
+    def _keep_dormant(self, key: str, topic: str, lines: list[str], ids: list[int]) -> None:
         if not topic and not lines:
             return
         self.dormant.pop(key, None)
         if len(self.dormant) >= MAX_DORMANT:
             self.dormant.pop(next(iter(self.dormant)))
-        self.dormant[key] = (topic, lines)
+        self.dormant[key] = (topic, lines, ids)
 
     # -- time stamps --------------------------------------------------------
     def stamp(self) -> str:
@@ -208,8 +241,8 @@ class Hub:
             kept = self.dormant.pop(key, None)
             if kept is not None:   # an empty room's topic and history come back
                 room.topic = kept[0]
-                for line in kept[1]:
-                    room.remember(line, self.history_bytes)
+                for line, line_id in zip(kept[1], kept[2]):
+                    room.remember(line, self.history_bytes, line_id)
         return room
 
     def broadcast(self, room: Room, text: str, record: bool = False, speaker=None,
@@ -225,9 +258,11 @@ class Hub:
         if relay and self.federation is not None:
             self.federation.line(room, text, record)
         if record:
-            room.remember(text, self.history_bytes)
+            line_id = self.next_line_id
+            self.next_line_id = line_id + 1
+            room.remember(text, self.history_bytes, line_id)
             if self.store is not None:
-                self.store.add_line(room.key, room.name, text, self.now())
+                self.store.add_line(room.key, room.name, text, self.now(), line_id)
         self.lines_out += len(room.members)
         if speaker is not None and self.ignoring:
             deaf = [m for m in self.ignoring
@@ -263,6 +298,13 @@ class Hub:
             tag = room.tag
             tagged_data = "".join(tagged(line, tag) + "\r\n"
                                   for line in lines).encode("utf-8", "replace")
+            # Members that keep ids (the web page) learn the newest kept
+            # line's id after the lines: all they need to be replayed only
+            # what they missed if the server restarts.
+            marked_data = tagged_data
+            if room.marked != room.last_id:
+                room.marked = room.last_id
+                marked_data = tagged_data + id_marker(room)
             members = list(room.members)
             if speaker is not None and speaker in room.members:
                 members.remove(speaker)
@@ -270,7 +312,10 @@ class Hub:
             for member in members:
                 # A member can drop out while we write (slow consumer).
                 if member not in deaf and member in room.members:
-                    member.write(tagged_data if member.tags or member.room is not room else data)
+                    if member.tags:
+                        member.write(marked_data if member.ids else tagged_data)
+                    else:
+                        member.write(tagged_data if member.room is not room else data)
             return
         if speaker is not None and speaker in room.members:
             speaker.write(data)
@@ -322,10 +367,13 @@ class Hub:
         return self.crowd > 0 and len(room.members) >= self.crowd
 
     def history_lines(self, room: Room, count: int | None = None,
-                      tags: bool = False) -> list[str]:
-        """The room's last ``count`` lines (all it keeps by default), framed;
-        each tagged with the room for a member that ``tags``."""
-        kept = list(room.history or ())
+                      tags: bool = False, after: int | None = None) -> list[str]:
+        """The room's last ``count`` lines (all it keeps by default), or
+        those numbered past ``after``, framed; each tagged with the room for
+        a member that ``tags``."""
+        kept, ids = room.kept()
+        if after is not None:
+            kept = [line for line, line_id in zip(kept, ids) if line_id > after]
         lines = kept[-count:] if count else kept
         if not lines:
             return []
@@ -361,7 +409,10 @@ class Hub:
         self._current(member, room)
         self.rooms_changed()
         if replay and room.history:
-            member.write_lines(self.history_lines(room, tags=member.tags))
+            since = member.seen_ids.pop(name_key(room.tag), None) if member.seen_ids else None
+            member.write_lines(self.history_lines(room, tags=member.tags, after=since))
+            if member.ids and room.last_id:
+                member.write(id_marker(room))
         count = len(room.members)
         who = "you are alone here" if count == 1 else f"{count} people here"
         member.send(f"*** You are in {room.name} ({who}). /help lists commands.")
@@ -390,7 +441,7 @@ class Hub:
             if room is not self.lobby:
                 key = name_key(room.name)
                 self.rooms.pop(key, None)
-                self._keep_dormant(key, room.topic, list(room.history or ()))
+                self._keep_dormant(key, room.topic, *room.kept())
         elif self.closing:
             pass
         elif self._crowded(room):

@@ -89,7 +89,7 @@ class ChatSession:
     __slots__ = ("hub", "peer", "config", "nick", "room", "last_active", "charset",
                  "bucket", "throttled", "warned_charset", "closed", "write", "_sink", "operator",
                  "telnet", "waiting", "waiting_bytes", "paced", "_release", "away", "ignored",
-                 "ignored_names", "since", "ending", "rooms", "tags")
+                 "ignored_names", "since", "ending", "rooms", "tags", "ids", "seen_ids")
 
     def __init__(self, hub, peer, config: SessionConfig):
         self.hub = hub
@@ -99,6 +99,11 @@ class ChatSession:
         self.room = None            # the room this user's lines go to
         self.rooms: dict = {}       # every room it is in (the hub keeps both)
         self.tags = False           # every room line tagged (the web page), not only others'
+        self.ids = False            # told the newest kept line's id per room (the web page)
+        # The key of a room's tag (``name_key("#dev")``) -> the last line id
+        # this user saw there before a server restart: joining it replays
+        # only the kept lines past it.
+        self.seen_ids: dict | None = None
         now = hub.now()
         self.last_active = now
         self.charset = UTF8

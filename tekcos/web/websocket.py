@@ -11,11 +11,14 @@ Frames, both directions text:
 
 * browser -> server: a chat line as typed (``/commands`` included); or
   ``\\x00`` followed by a JSON object for the page's own requests
-  (``{"t": "upload", "name", "size"}``, ``{"t": "neighbors"}``).
+  (``{"t": "upload", "name", "size"}``, ``{"t": "neighbors"}``,
+  ``{"t": "seen", "epoch", "ids": {"#dev": 123}}`` after a server restart).
 * server -> browser: chat output as a telnet user gets it (lines ending in
   CRLF), except that every room line is tagged with its room
-  (``[14:02] #dev <alice> hi``), the current room's too; or ``\\x00`` +
-  JSON: ``state`` (nick, room, joined, rooms, members), ``upload`` (a
+  (``[14:02] #dev <alice> hi``), the current room's too, and a line
+  ``\\x1f#dev 123`` (not shown) gives the newest kept line's id; or ``\\x00`` +
+  JSON: ``hello`` (the numbering of line ids, first), ``state`` (nick,
+  room, joined, rooms, members), ``upload`` (a
   ticket or a refusal), ``neighbors`` (the last scan).  Chat output never
   contains NUL (control characters are removed from everything users
   send), so the two cannot be confused.
@@ -32,6 +35,7 @@ from autobahn.websocket.types import ConnectionDeny
 from twisted.logger import Logger
 
 from tekcos.address import local_host
+from tekcos.chat.names import name_key
 from tekcos.chat.peer import Peer
 from tekcos.chat.session import UTF8, ChatSession
 from tekcos.compat import discard_queued, forget_option_copies, make_writer, options_on_class
@@ -43,7 +47,8 @@ MAX_FRAGMENTS = 64       # frames one message may come in
 # What the page's own requests cost from the flood-control budget that chat
 # lines draw on (a line costs 1): a state answer lists up to 100 rooms and
 # 500 members; a ticket may check the disk.
-COSTS = {"state": 2.0, "upload": 2.0, "neighbors": 1.0, "resume": 1.0}
+COSTS = {"state": 2.0, "upload": 2.0, "neighbors": 1.0, "resume": 1.0, "seen": 1.0}
+MAX_SEEN = 64            # rooms a page may say it has seen lines of
 EXCESS_FLOOD = 200       # requests refused in a row before the connection is closed
 
 
@@ -125,6 +130,11 @@ class ChatWebSocket(WebSocketServerProtocol):
         # The page sorts lines into one view per room: every room line
         # carries its room's tag, the current room's too.
         self.session.tags = True
+        # It also keeps the newest line id of each room (chat/hub.py's
+        # id_marker), and sends them back after a server restart.
+        self.session.ids = True
+        # The numbering of those ids, before any of them.
+        self.send_control({"t": "hello", "epoch": web.chat.hub.history_epoch})
         self.chat_peer.start_nick_timer("Reload the page and choose a nick.")
         self.session.start()
 
@@ -208,6 +218,24 @@ class ChatWebSocket(WebSocketServerProtocol):
             self._send_state()
         elif kind == "resume":
             self._resume(request.get("token"))
+        elif kind == "seen":
+            self._seen(request.get("epoch"), request.get("ids"))
+
+    def _seen(self, epoch, ids) -> None:
+        """Before its nick, a page that lost its server (a restart) says
+        which line of each room it saw last; joining those rooms again then
+        replays only the kept lines past it.  Taken only against the same
+        numbering of lines (``epoch``), and only before the nick."""
+        session = self.session
+        hub = self.factory.web.chat.hub
+        if session.nick is not None or epoch != hub.history_epoch or not isinstance(ids, dict):
+            return
+        seen = {}
+        for tag, line_id in list(ids.items())[:MAX_SEEN]:
+            if isinstance(tag, str) and len(tag) <= 200 and type(line_id) is int \
+                    and 0 <= line_id < 1 << 53:
+                seen[name_key(tag)] = line_id
+        session.seen_ids = seen
 
     def _resume(self, token) -> None:
         """Take over the session ``token`` names (its connection dropped, or

@@ -10,6 +10,8 @@ class Member:
         self.room = None
         self.rooms = {}
         self.tags = False
+        self.ids = False
+        self.seen_ids = None
         self.peer = None
         self.last_active = 0.0
         self.operator = False
@@ -359,3 +361,50 @@ def test_kick_takes_one_out_of_that_room_only():
     hub.join(b, "dev")
     moderation.kick(hub, a, "bob", "")
     assert list(b.rooms) == [hub.rooms["ops"]]     # still in ops: not sent to the lobby
+
+
+def test_a_page_learns_the_newest_line_id_and_after_a_restart_gets_only_what_it_missed():
+    hub, _ = make_hub()
+    a, b, page = Member(), Member(), Member()
+    page.tags = page.ids = True
+    hub.register(a, "alice")
+    hub.register(b, "bob")
+    hub.register(page, "pat")
+    page.out.clear(), b.out.clear()
+    hub.say(a, "one")
+    with hub.batch():
+        hub.say(a, "two")
+        hub.say(a, "three")
+    markers = [line for line in page.out if line.startswith("\x1f")]
+    last = hub.lobby.last_id
+    assert markers[-1] == f"\x1f#lobby {last}" and len(markers) == 2   # one per write
+    assert not any("\x1f" in line for line in b.out + a.out)           # telnet users: never
+    # The same page after a restart of the server: it saw up to "two".
+    restarted, _ = make_hub()
+    restarted.restore(snapshot_of(hub))
+    again = Member()
+    again.tags = again.ids = True
+    again.seen_ids = {"#lobby": last - 1}
+    restarted.register(again, "pat")
+    assert [line for line in again.out if line.startswith("(history)")] == \
+        ["(history) [00:16] #lobby <alice> three"]
+    assert again.out[again.out.index("*** End of history.") + 1] == f"\x1f#lobby {last}"
+    # Nothing new: no history block at all.  No ids: all of it, as before.
+    quiet, fresh = Member(), Member()
+    quiet.tags = quiet.ids = True
+    quiet.seen_ids = {"#lobby": last}
+    restarted.register(quiet, "quiet")
+    assert not any(line.startswith("(history)") for line in quiet.out)
+    restarted.register(fresh, "fresh")
+    assert sum(line.startswith("(history)") for line in fresh.out) >= 3
+
+
+def snapshot_of(hub):
+    """What a store would give back of ``hub``'s rooms (tekcos.store.Snapshot)."""
+    from tekcos.store import Snapshot
+    snapshot = Snapshot(epoch=hub.history_epoch, last_id=hub.next_line_id - 1)
+    for key, room in hub.rooms.items():
+        lines, ids = room.kept()
+        snapshot.rooms[key] = (room.name, room.topic, lines)
+        snapshot.line_ids[key] = ids
+    return snapshot

@@ -311,6 +311,41 @@ def test_the_page_reconnects_by_itself_after_a_restart_and_rejoins_its_room(star
     assert who.startswith(b"*** dev (1): ") and b"webby" not in who
 
 
+def test_after_a_restart_the_page_is_replayed_only_the_lines_it_missed(start, browser,
+                                                                       tmp_path):
+    from selenium.webdriver.common.by import By
+    web, state = free_port(), str(tmp_path / "state")
+    server = start("--web", str(web), "--state-dir", state)
+    page = browser()
+    join(page, f"http://127.0.0.1:{web}/", "webby")
+    say(page, "/join dev")
+    wait_until(lambda: page.find_element(By.ID, "where").text == "webby in dev",
+               what="webby in dev")
+    tom = User(server.port, "tom")
+    tom.send(b"/join dev\nbefore one\nbefore two\n")
+    wait_until(lambda: sum("before two" in line for line in visible_lines(page)) == 1,
+               what="the page to show tom's lines")
+    server.stop()
+    # Its next try is seconds away: tom speaks on the new server meanwhile.
+    wait_until(lambda: "again in 4 s" in page.find_element(By.ID, "status").text,
+               timeout=30, what="the page to wait 4 s before its next try")
+    again = start("--web", str(web), "--state-dir", state)
+    tom = User(again.port, "tom")
+    tom.send(b"/join dev\nwhile you were away\n")
+    tom.expect(rb"<tom> while you were away")
+    wait_until(lambda: page.find_element(By.ID, "line-form").is_displayed()
+               and page.find_element(By.ID, "where").text == "webby in dev"
+               and any("while you were away" in line for line in visible_lines(page)),
+               timeout=60, what="webby back in dev with the line it missed")
+    lines = visible_lines(page)
+    # Each line once: what the page had is not replayed again, what it
+    # missed is.
+    for said in ("before one", "before two", "while you were away"):
+        assert sum(said in line for line in lines) == 1, (said, lines)
+    say(page, "caught up")
+    tom.expect(rb"<webby> caught up")
+
+
 def click(driver, selector: str) -> None:
     """A real click on the first element matching ``selector``, found again
     if the page redrew it between finding and clicking."""

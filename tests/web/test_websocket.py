@@ -374,3 +374,42 @@ def test_a_page_whose_old_connection_looks_alive_takes_its_session_over(site):
     type_line(again, "still me")
     assert telnet.read().endswith("<webby> still me\r\n")
     assert ask(open_browser(site), {"t": "resume", "token": "guessed"})["ok"] is False
+
+
+def test_line_ids_a_page_sends_back_are_checked_and_only_taken_before_its_nick(site):
+    hub = site.hub
+    alice = site.user("alice")
+    for word in ("one", "two", "three"):
+        alice.type(f"{word}\n")
+    first_id = hub.lobby.last_id - 2
+    web = open_browser(site)
+    assert web.controls[0] == {"t": "hello", "epoch": hub.history_epoch}   # before anything
+    # Another numbering and junk are ignored: the whole history is
+    # replayed, nothing crashes.
+    for bad in ({"t": "seen", "epoch": "elsewhere", "ids": {"#lobby": first_id}},
+                {"t": "seen", "epoch": hub.history_epoch, "ids": ["#lobby"]},
+                {"t": "seen", "epoch": hub.history_epoch, "ids": {"#lobby": "1", "x": True,
+                                                                 "#y" * 300: 1, "#z": -1}}):
+        ask_nothing(web, bad)
+    type_line(web, "webby")
+    text = web.take()
+    assert text.count("(history)") == 3 and "Error" not in text
+    assert f"\x1f#lobby {hub.lobby.last_id}\r\n" in text
+    # After the nick it is too late: joining a room again replays it all.
+    ask_nothing(web, {"t": "seen", "epoch": hub.history_epoch, "ids": {"#dev": 10 ** 9}})
+    alice.type("/join dev\nin dev\n")
+    web.take()
+    type_line(web, "/join dev")
+    assert "] #dev <alice> in dev\r\n" in web.take().split("Last 1 lines of dev:", 1)[1]
+    drop(web)
+    # Taken before the nick: the lines past the one it names, and no others.
+    back = open_browser(site)
+    ask_nothing(back, {"t": "seen", "epoch": hub.history_epoch, "ids": {"#lobby": first_id}})
+    type_line(back, "back")
+    replayed = [line for line in back.take().split("\r\n") if line.startswith("(history)")]
+    assert [line.rsplit(" ", 1)[-1] for line in replayed] == ["two", "three"]
+
+
+def ask_nothing(browser, message: dict) -> None:
+    browser.sendMessage(("\x00" + json.dumps(message)).encode(), isBinary=False)
+    browser.pump.flush()

@@ -3,7 +3,7 @@
 // (neighbours.js).  This part connects, reconnects and wires the page up.
 "use strict";
 
-import { $, CONTROL, page, send, sendControl } from "./link.js";
+import { $, CONTROL, lineIds, page, send, sendControl } from "./link.js";
 import { activate, drawMembers, drawRooms, output, seen, show, tagOf, view } from "./views.js";
 import { askFiles, showFiles, ticket, wireFiles } from "./files.js";
 import { showNeighbours, wireNeighbours } from "./neighbours.js";
@@ -66,7 +66,11 @@ function connect() {
 }
 
 function rejoin() {
-  // Back in as who we were, in the rooms we were in, talking where we talked.
+  // Back in as who we were, in the rooms we were in, talking where we talked,
+  // replayed only the lines we missed (when the numbering is the same).
+  if (lineIds.epoch === lineIds.connected && Object.keys(lineIds.ids).length) {
+    sendControl({ t: "seen", epoch: lineIds.epoch, ids: lineIds.ids });
+  }
   send(lastNick);
   for (const name of lastJoined) if (name !== "lobby") send(`/join ${name}`);
   if (lastJoined.length && !lastJoined.includes("lobby")) send("/part lobby");
@@ -75,7 +79,8 @@ function rejoin() {
 
 // -- what the server tells the page -------------------------------------------------
 function control(message) {
-  if (message.t === "token") resumeToken = message.token;
+  if (message.t === "hello") lineIds.connected = message.epoch;
+  else if (message.t === "token") resumeToken = message.token;
   else if (message.t === "resume") resumed(message);
   else if (message.t === "state") showState(message);
   else if (message.t === "upload") ticket(message);

@@ -3,7 +3,7 @@
 // with textContent, never parsed as HTML.
 "use strict";
 
-import { $, page, send } from "./link.js";
+import { $, lineIds, page, send } from "./link.js";
 import { askFiles, offer, pickFileFor } from "./files.js";
 
 const MAX_LINES = 2000;            // per room view
@@ -97,10 +97,23 @@ export function output(data) {
   const log = $("log");
   const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
   for (const raw of data.split("\r\n")) {
-    if (raw !== "") place(parse(raw));
+    if (raw.startsWith("\u001f")) noteId(raw.slice(1));
+    else if (raw !== "") place(parse(raw));
   }
   if (atBottom) log.scrollTop = log.scrollHeight;
   drawRooms();
+}
+
+// "#dev 123": the newest kept line of #dev that this page has.
+function noteId(text) {
+  const at = text.lastIndexOf(" ");
+  const id = Number(text.slice(at + 1));
+  if (at < 1 || !Number.isSafeInteger(id)) return;
+  if (lineIds.epoch !== lineIds.connected) {
+    lineIds.ids = {};                // another numbering: the old ids mean nothing
+    lineIds.epoch = lineIds.connected;
+  }
+  lineIds.ids[text.slice(0, at)] = id;
 }
 
 function place(line) {
