@@ -195,3 +195,25 @@ def test_the_real_server_remembers_across_a_restart_and_refuses_a_damaged_file(s
     assert result.returncode == 1
     assert result.stderr.startswith("twistd tekcos: ") and "tekcos.db" in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_a_file_from_the_previous_schema_is_migrated_and_its_lines_keep_their_ids(tmp_path):
+    from tekcos.store import MIGRATIONS
+    db = sqlite3.connect(tmp_path / "tekcos.db")
+    for script in MIGRATIONS[:2]:      # as the tekcos before line ids left it
+        db.executescript(script)
+    db.execute("PRAGMA user_version = 2")
+    db.executemany("INSERT INTO history (room, line) VALUES ('lobby', ?)",
+                   [(f"old {i}",) for i in range(5)])
+    db.execute("INSERT INTO rooms (key, name) VALUES ('lobby', 'lobby')")
+    db.commit()
+    db.close()
+    store, snapshot = reopen(tmp_path)
+    assert snapshot.rooms["lobby"][2] == [f"old {i}" for i in range(5)]
+    assert snapshot.line_ids["lobby"] == [1, 2, 3, 4, 5] and snapshot.last_id == 5
+    assert snapshot.epoch
+    # The hub numbers new lines after them.
+    hub = Hub(lambda: 0.0)
+    hub.restore(snapshot)
+    assert hub.next_line_id == 6 and hub.lobby.last_id == 5 and hub.history_epoch == snapshot.epoch
+    store.close()
