@@ -303,7 +303,7 @@ def attacker(code_dir, name, port, web, ready, stop):
 # -- one run ------------------------------------------------------------------------------------
 def start_server(code_dir: str, port: int, web: int, downloads: str, env: dict, log):
     cap = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))  # noqa: E731
-    server = subprocess.Popen(TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos", "--port",
+    server = subprocess.Popen(TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos", "--no-mdns", "--port",
                                         str(port), "--web", f"tcp:{web}:interface=127.0.0.1",
                                         "--downloads", downloads],
                               cwd=downloads, env=env, stdout=log, stderr=subprocess.STDOUT,

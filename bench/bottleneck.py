@@ -64,7 +64,7 @@ def lab_with_bottleneck(code_dir: str, work: str):
              f"{RATE_MBIT}mbit", "burst", "256kbit", "latency", "50ms")
     downloads = os.path.join(work, "dl")
     log = open(os.path.join(work, "server.log"), "w")
-    lab.popen(server, TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos", "--port", "9000",
+    lab.popen(server, TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos", "--no-mdns", "--port", "9000",
                                 "--downloads", downloads, "--max-file-size", str(1 << 40)],
               stdout=log, stderr=subprocess.STDOUT, cwd=code_dir,
               env={**os.environ, "PYTHONPATH": code_dir})

@@ -38,7 +38,7 @@ def start(kind: str, port: int) -> subprocess.Popen:
         twistd = shutil.which("twistd")
         # "-l -": the log goes to our DEVNULL pipe; twistd rotates a log
         # *file* (renaming it), so it must never be handed a shared path.
-        cmd = [twistd, "-n", "--pidfile=", "-l", "-", "tekcos", "--port", str(port),
+        cmd = [twistd, "-n", "--pidfile=", "-l", "-", "tekcos", "--no-mdns", "--port", str(port),
                "--rate", "0", "--max-per-ip", "0", "--max-buffer", str(1 << 30),
                "--max-clients", "100000", "--udp-port", "0"]
     else:

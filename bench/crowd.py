@@ -51,7 +51,7 @@ def start(code_dir: str, port: int, log, clients: int) -> subprocess.Popen:
     """``twistd tekcos`` from ``code_dir``, logging to a private file
     (never a shared path: twistd rotates its log file)."""
     env = {**os.environ, "PYTHONPATH": code_dir}
-    cmd = TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos", "--port", str(port),
+    cmd = TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos", "--no-mdns", "--port", str(port),
                     "--udp-port", "0", "--rate", "0", "--max-per-ip", "128",
                     "--downloads", tempfile.mkdtemp()]
     usage = subprocess.run(TWISTD + ["tekcos", "--help"], cwd=code_dir, env=env,

@@ -82,7 +82,7 @@ def main() -> None:
     port = free_port()
     state = tempfile.mkdtemp(prefix="tekcos-bench-gui-")
     log = open(os.path.join(state, "server.log"), "wb")
-    server = subprocess.Popen([*TWISTD, "-n", "--pidfile=", "-l", "-", "tekcos", "--port",
+    server = subprocess.Popen([*TWISTD, "-n", "--pidfile=", "-l", "-", "tekcos", "--no-mdns", "--port",
                                str(port), "--udp-port", "0", "--rate", "0", "--state-dir", state,
                                "--downloads", state], stdout=log, stderr=subprocess.STDOUT,
                               cwd=ROOT)

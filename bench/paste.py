@@ -41,7 +41,7 @@ def start(code_dir: str):
     port = free_port()
     work = tempfile.mkdtemp(prefix="tekcos-bench-paste-")
     log = open(os.path.join(work, "log"), "wb")
-    server = subprocess.Popen(TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos", "--port", str(port),
+    server = subprocess.Popen(TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos", "--no-mdns", "--port", str(port),
                                         "--udp-port", "0", "--max-per-ip", "0"],
                               cwd=work, env={**os.environ, "PYTHONPATH": code_dir},
                               stdout=log, stderr=subprocess.STDOUT)

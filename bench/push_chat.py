@@ -61,7 +61,7 @@ def measure(code_dir: str, source: str, download: bool = False) -> dict:
     port = free_port()
     downloads = tempfile.mkdtemp(prefix="tekcos-bench-dl-")
     with tempfile.TemporaryFile() as log:
-        server = subprocess.Popen(TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos", "--port",
+        server = subprocess.Popen(TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos", "--no-mdns", "--port",
                                             str(port), "--downloads", downloads, "--rate", "0"],
                                   cwd=code_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:

@@ -68,7 +68,7 @@ def measure(code_dir: str, source: str, sha: str, how: signal.Signals) -> dict:
     command = [sys.executable, "-m", "tekcos.cli", "push", source, "--to", f"{HOST}:{port}",
                "--json", "--timeout", "30"]
     with tempfile.TemporaryFile() as log:
-        server = subprocess.Popen(TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos", "--port",
+        server = subprocess.Popen(TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos", "--no-mdns", "--port",
                                             str(port), "--downloads", downloads],
                                   cwd=code_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:

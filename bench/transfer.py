@@ -226,7 +226,7 @@ def main() -> None:
                 # This tree keeps its database in the bench's own directory
                 # (a baseline before the database has no such option).
                 state = ["--state-dir", os.path.join(work, "state")] if tree == ROOT else []
-                started = lab.popen(server, TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos",
+                started = lab.popen(server, TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos", "--no-mdns",
                                                       "--port", str(port), "--downloads",
                                                       downloads, "--max-file-size",
                                                       str(1 << 40), *state],

@@ -165,7 +165,7 @@ def members_process(port, web, telnet, websockets, ready, stop):
 # -- measurements -----------------------------------------------------------------------
 def start_server(port: int, web: int, log) -> subprocess.Popen:
     downloads = tempfile.mkdtemp(prefix="tekcos-bench-dl-")
-    server = subprocess.Popen(TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos", "--port",
+    server = subprocess.Popen(TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos", "--no-mdns", "--port",
                                         str(port), "--web", str(web), "--udp-port", "0",
                                         "--rate", "0", "--max-per-ip", "0",
                                         "--downloads", downloads],

@@ -163,9 +163,13 @@ def _discover(wait: float) -> str | None:
         print(f"tekcos chat: no tekcos server answered on this LAN ({how}); give HOST[:PORT]",
               file=sys.stderr)
         return None
+    def where(ip: str, info: dict) -> str:
+        host = f"[{ip}]" if ":" in ip else ip
+        return f"{host}:{info.get('chat_port') or DEFAULT_PORT}"
+
     for i, (ip, info) in enumerate(servers, 1):
-        print(f"{i}. {ip}:{info.get('chat_port') or DEFAULT_PORT}  {info.get('server', '?')} "
-              f"(tekcos {info.get('version', '?')})")
+        print(f"{i}. {where(ip, info)}  {info.get('server', '?')} "
+              f"(tekcos {info.get('version', '?')}, found by {how})")
     if len(servers) == 1:
         choice = 0
     elif sys.stdin.isatty():
@@ -177,8 +181,7 @@ def _discover(wait: float) -> str | None:
     else:
         print("tekcos chat: several servers found; give HOST[:PORT]", file=sys.stderr)
         return None
-    ip, info = servers[choice]
-    return f"{ip}:{info.get('chat_port') or DEFAULT_PORT}"
+    return where(*servers[choice])
 
 
 def _chat(args) -> int:

@@ -231,6 +231,9 @@ SETTINGS: dict[str, Setting] = {
                 "separated ('10.0.0.0/8,fd00::/8'); others get 403", _networks),
         Setting("web-downloads", False, "let browsers download received files from /files/ "
                 "(off: nothing received is ever served back)", _boolean),
+        Setting("mdns", True, "announce the server on the LAN over mDNS/DNS-SD (HOSTNAME.local, "
+                "_tekcos._tcp for the chat, _http._tcp for the page); --no-mdns turns it off",
+                _boolean),
         Setting("watch-interval", 30.0, "seconds between checks of the server's own address "
                 "(announced in lobby when it changes; 0 = off)", _number(0, 86400)),
     ]

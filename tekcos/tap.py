@@ -61,6 +61,10 @@ class Options(usage.Options):
         """extra listening endpoint, repeatable: 'tcp:9000', 'ssl:9443:privateKey=key.pem:certKey=cert.pem', 'unix:/run/tekcos.sock'; a bare number means TCP"""
         self["listen"].append(value)
 
+    def opt_no_mdns(self) -> None:
+        """do not announce the server over mDNS/DNS-SD"""
+        self["mdns"] = "false"
+
     def parseOptions(self, options=None):
         try:
             super().parseOptions(options)
@@ -138,6 +142,8 @@ def makeService(config: Options, reactor=None) -> MultiService:
     if values["redis"]:
         _add_federation(top, hub, values, reactor)
     _add_neighbourhood(top, hub, values, reactor)
+    if values["mdns"]:
+        _add_mdns(top, values, getattr(config, "web_endpoint", None))
     udp = None
     if values["udp-port"]:
         info = {"server": socket.gethostname(), "version": __version__,
@@ -181,6 +187,17 @@ def _add_federation(top, hub, values, reactor) -> None:
     link = RedisLink(federation, RedisURL(values["redis"]), reactor)
     hub.federation = federation
     link.setServiceParent(top)
+
+
+def _add_mdns(top, values, web_endpoint) -> None:
+    """Announce the chat and the page on the LAN (tekcos/mdns.py)."""
+    from tekcos import mdns
+    web_port = None
+    if web_endpoint and not values["web"].startswith("ssl:"):
+        web_port = settings.first_tcp_port([values["web"]])
+    records = mdns.records(socket.gethostname(), values["chat-port"], web_port, __version__,
+                           values["udp-port"], values["node-name"])
+    mdns.Advertiser(socket.gethostname(), records, mdns.lan_addresses).setServiceParent(top)
 
 
 def node_name_from(hostname: str) -> str:

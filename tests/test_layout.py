@@ -12,7 +12,7 @@ PACKAGE = pathlib.Path(tekcos.__file__).parent
 DOC = (PACKAGE.parent / "docs" / "architecture.md").read_text()
 FEATURES = ("chat", "push", "scan")
 SHARED = {"address", "admission", "exits", "identity", "ratelimit", "text", "config",
-          "listening", "hello", "store", "delivery", "compat", "hosts", "heap"}
+          "listening", "hello", "store", "delivery", "compat", "hosts", "heap", "mdns"}
 # No sockets, file system, clock, threads or Twisted (time is passed in).
 SANS_IO = ["push/sender.py", "push/handshake.py", "push/receiver.py", "push/offers.py",
            "push/offer_desk.py", "push/incoming.py",
@@ -215,3 +215,16 @@ def test_the_readme_lists_every_chat_command():
     readme = (PACKAGE.parent / "README.md").read_text()
     missing = [usage for usage, _ in HELP if f"`{usage}`" not in readme]
     assert missing == []
+
+
+def test_every_server_a_test_or_benchmark_starts_says_whether_it_announces_itself():
+    """mDNS is on by default, and announcing multicasts on the machine's
+    interfaces: every ``twistd tekcos`` a test or a benchmark starts says
+    ``--no-mdns`` (or ``--mdns`` inside a namespace lab it made)."""
+    launch = re.compile(r'"-n",[^\]\n]*?(?:\n[^\]\n]*?)?"tekcos",\s*("[^"]*")')
+    seen = []
+    for path in sorted([*(PACKAGE.parent / "tests").rglob("*.py"), *(PACKAGE.parent / "bench").glob("*.py")]):
+        for match in launch.finditer(path.read_text()):
+            seen.append((str(path.relative_to(PACKAGE.parent)), match.group(1)))
+    assert len(seen) >= 10
+    assert [s for s in seen if s[1] not in ('"--no-mdns"', '"--mdns"')] == []

@@ -190,7 +190,7 @@ def test_the_real_server_remembers_across_a_restart_and_refuses_a_damaged_file(s
         if os.path.exists(os.path.join(state, name)):
             os.unlink(os.path.join(state, name))
     result = subprocess.run([*TWISTD, "-n", "--pidfile=", "-l", str(tmp_path / "log"), "tekcos",
-                             "--port", str(free_port()), "--udp-port", "0", "--state-dir", state],
+                             "--no-mdns", "--port", str(free_port()), "--udp-port", "0", "--state-dir", state],
                             capture_output=True, text=True, timeout=60, cwd=REPO)
     assert result.returncode == 1
     assert result.stderr.startswith("twistd tekcos: ") and "tekcos.db" in result.stderr

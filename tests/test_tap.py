@@ -21,8 +21,13 @@ def in_tmp(tmp_path, monkeypatch):
 
 
 def parse(*argv):
+    """Options as twistd would make them; never announced over mDNS (the
+    tests must not multicast on the machine's interfaces) unless ``--mdns``
+    is given."""
     options = Options()
     options.exit_on_error = False
+    if not any(a.startswith("--mdns") for a in argv):
+        argv = ("--no-mdns", *argv)
     options.parseOptions(list(argv))
     return options
 
@@ -141,7 +146,7 @@ def test_twistd_help_lists_tekcos():
 
 @pytest.mark.slow   # a twistd process
 def test_twistd_bad_option_is_one_line_and_non_zero():
-    result = run(*TWISTD, "-n", "tekcos", "--max-line", "abc")
+    result = run(*TWISTD, "-n", "tekcos", "--no-mdns", "--max-line", "abc")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "twistd tekcos: error: --max-line: must be a whole number, got 'abc'"]
@@ -176,7 +181,7 @@ def test_a_port_in_use_is_one_line_naming_the_endpoint(tmp_path):
         busy.listen()
         port = busy.getsockname()[1]
         result = run(*TWISTD, "-n", "--pidfile=", "-l", str(tmp_path / "log"), "tekcos",
-                     "--port", str(port), "--udp-port", "0", "--downloads", str(tmp_path))
+                     "--no-mdns", "--port", str(port), "--udp-port", "0", "--downloads", str(tmp_path))
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         f"twistd tekcos: cannot listen on {describe(endpoint_string(str(port)))}: "

@@ -76,7 +76,7 @@ class TwistdServer:
         # The log goes to a file: a pipe nobody reads would fill and block the server.
         self.log = tempfile.NamedTemporaryFile(prefix="tekcos-log-", suffix=".txt")
         self.proc = subprocess.Popen(
-            [*prefix, *TWISTD, "-n", "--pidfile=", "-l", "-", "tekcos", "--port", str(self.port),
+            [*prefix, *TWISTD, "-n", "--pidfile=", "-l", "-", "tekcos", "--no-mdns", "--port", str(self.port),
              "--downloads", self.downloads, *args],
             stdout=self.log, stderr=subprocess.STDOUT, cwd=REPO)
         deadline = time.monotonic() + 30
@@ -212,7 +212,7 @@ def serve_in(lab, ns: str, downloads, port: int = 9000, log=None, prefix: tuple 
     TCP ``port`` are listening there.  ``prefix``: a command that runs twistd."""
     # The database goes beside the downloads directory (both in the test's tmp_path).
     state = f"{downloads}-state"
-    proc = lab.popen(ns, [*prefix, *TWISTD, "-n", "--pidfile=", "-l", "-", "tekcos",
+    proc = lab.popen(ns, [*prefix, *TWISTD, "-n", "--pidfile=", "-l", "-", "tekcos", "--no-mdns",
                           "--port", str(port), "--downloads", str(downloads),
                           "--state-dir", state, *args],
                      stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd=REPO)
