@@ -197,7 +197,10 @@ def start_server(port: int, web: int, log, state: str | None = None) -> subproce
             return server
         except OSError:
             if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("the server did not start")
+                log.flush()
+                log.seek(0)
+                tail = log.read()[-1500:].decode(errors="replace")
+                raise SystemExit(f"the server did not start:\n{tail}")
             time.sleep(0.05)
 
 
@@ -440,9 +443,26 @@ def _crowd_process(port, web, count, websocket, ready, out):
     asyncio.run(_crowd(port, web, count, websocket, ready, out))
 
 
+def port_below_ephemeral() -> int:
+    """A free port below the ephemeral range: a thousand clients connecting
+    hold ephemeral ports, and one of them could take the port the restarted
+    server must listen on again."""
+    import random
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low = int(f.read().split()[0])
+    while True:
+        port = random.randrange(max(1024, low - 12000), low)
+        with socket.socket(socket.AF_INET6) as probe:
+            try:
+                probe.bind(("::", port))
+                return port
+            except OSError:
+                continue
+
+
 def reconnect(count: int, websocket: bool) -> list[float]:
     """Seconds from the new server's start until each client is back in."""
-    port, web = free_port(), free_port()
+    port, web = port_below_ephemeral(), port_below_ephemeral()
     state = tempfile.mkdtemp(prefix="tekcos-bench-state-")
     ready, out = multiprocessing.Event(), multiprocessing.Queue()
     with tempfile.TemporaryFile() as log:

@@ -497,3 +497,92 @@ def test_a_page_whose_connection_is_cut_continues_its_session(start, browser):
     seen = friend.expect(rb"<webby> never left\r\n")
     assert b"webby has quit" not in seen and b"webby joined" not in seen
     assert texts(page, "#joined li .name") == ["lobby", "dev"]
+
+
+# The WCAG 2 contrast ratio of every visible piece of text against what is
+# drawn behind it: the text colour with its alpha and every ancestor's
+# opacity, over the first opaque background up the tree.
+CONTRAST = """
+const rgba = (text) => {
+  const v = text.slice(text.indexOf("(") + 1, -1).split(",").map(Number);
+  return [v[0], v[1], v[2], v.length > 3 ? v[3] : 1];
+};
+const lum = ([r, g, b]) => {
+  const c = [r, g, b].map((x) => { x /= 255; return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4; });
+  return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+};
+const failures = [];
+let checked = 0;
+for (const el of document.querySelectorAll("body *")) {
+  const own = Array.from(el.childNodes).some((n) => n.nodeType === 3 && n.textContent.trim());
+  if (!own || !el.getClientRects().length || el.closest("[hidden]")) continue;
+  const style = getComputedStyle(el);
+  if (style.visibility === "hidden" || el.closest("dialog:not([open])")) continue;
+  let alpha = rgba(style.color)[3];
+  let bg = null;
+  for (let n = el; n && n.nodeType === 1; n = n.parentElement) {
+    const s = getComputedStyle(n);
+    alpha *= Number(s.opacity);
+    const b = rgba(s.backgroundColor);
+    if (!bg && b[3] > 0.5) bg = b;
+  }
+  bg = bg || [255, 255, 255, 1];
+  const fg = rgba(style.color).slice(0, 3).map((c, i) => c * alpha + bg[i] * (1 - alpha));
+  const [hi, lo] = [lum(fg), lum(bg)].sort((a, b) => b - a);
+  const ratio = (hi + 0.05) / (lo + 0.05);
+  const large = parseFloat(style.fontSize) >= 24 ||
+                (parseFloat(style.fontSize) >= 18.66 && Number(style.fontWeight) >= 700);
+  checked += 1;
+  if (ratio < (large ? 3 : 4.5)) {
+    failures.push(`${el.tagName.toLowerCase()}#${el.id}.${el.className}: ${ratio.toFixed(2)} "${el.textContent.trim().slice(0, 30)}"`);
+  }
+}
+return [checked, failures];
+"""
+
+
+def test_text_is_readable_in_light_and_dark_and_the_page_works_from_the_keyboard(start,
+                                                                                 browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    web = free_port()
+    server = start("--web", str(web))
+    page = browser()
+    page.get(f"http://127.0.0.1:{web}/")
+    wait_until(lambda: page.find_element(By.ID, "status").text == "connected",
+               what="the page to connect")
+    # Keyboard only: Tab reaches the nick field, Enter joins.
+    focused = lambda: page.switch_to.active_element.get_attribute("id")   # noqa: E731
+    for _ in range(12):
+        if focused() == "nick":
+            break
+        page.switch_to.active_element.send_keys(Keys.TAB)
+    assert focused() == "nick"
+    page.switch_to.active_element.send_keys("keys", Keys.ENTER)
+    wait_until(lambda: page.find_element(By.ID, "line-form").is_displayed(), what="keys in")
+    tom = User(server.port, "tom")
+    tom.send(b"keys: a mention, and a line of history to read\r\n")
+    say(page, "/join dev")
+    wait_until(lambda: page.find_element(By.ID, "where").text == "keys in dev",
+               what="keys in dev")
+    line = page.find_element(By.ID, "line")
+    line.click()
+    line.send_keys("typed and sent with Enter", Keys.ENTER)
+    tom.send(b"/join dev\r\n")
+    tom.expect(rb"You are in dev")
+    say(page, "after tom came")
+    tom.expect(rb"<keys> after tom came")
+    # Esc closes a dialog.
+    page.execute_script("document.getElementById('share').showModal()")
+    page.switch_to.active_element.send_keys(Keys.ESCAPE)
+    wait_until(lambda: not page.find_element(By.ID, "share").is_displayed(),
+               what="Esc to close the dialog")
+    say(page, "/help")
+    say(page, "/switch lobby")
+    wait_until(lambda: page.find_element(By.ID, "where").text == "keys in lobby",
+               what="keys back in lobby")
+    for scheme in ("light", "dark"):
+        page.execute_cdp_cmd("Emulation.setEmulatedMedia", {
+            "features": [{"name": "prefers-color-scheme", "value": scheme}]})
+        checked, failures = page.execute_script(CONTRAST)
+        assert checked > 20 and failures == [], (scheme, failures)
