@@ -547,6 +547,9 @@ def test_text_is_readable_in_light_and_dark_and_the_page_works_from_the_keyboard
     from selenium.webdriver.common.keys import Keys
     web = free_port()
     server = start("--web", str(web))
+    early = User(server.port, "early")
+    early.send(b"a line said before keys came, replayed as history\r\n")
+    early.expect(rb"<early> a line said before")
     page = browser()
     page.get(f"http://127.0.0.1:{web}/")
     wait_until(lambda: page.find_element(By.ID, "status").text == "connected",
@@ -586,3 +589,4 @@ def test_text_is_readable_in_light_and_dark_and_the_page_works_from_the_keyboard
             "features": [{"name": "prefers-color-scheme", "value": scheme}]})
         checked, failures = page.execute_script(CONTRAST)
         assert checked > 20 and failures == [], (scheme, failures)
+    assert any("replayed as history" in t for t in texts(page, "#log .line.history .text"))
