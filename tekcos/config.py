@@ -190,6 +190,9 @@ SETTINGS: dict[str, Setting] = {
         Setting("redis", "", "join other tekcos servers as one hub through this Redis: "
                 "redis://[USER:PASSWORD@]HOST[:PORT][/DB] (rediss:// for TLS); empty: this "
                 "server alone", _redis_url),
+        Setting("workers", 1, "processes serving the chat on the same TCP ports "
+                "(SO_REUSEPORT), one hub through --redis (required with more than 1); the "
+                "first also serves pushes, the web page and mDNS", _integer(1, 64)),
         Setting("node-name", "", "this server's name among the nodes of a hub (default: its "
                 "host name)", _node_name),
         Setting("motd", "", "message of the day shown after the greeting", _text(4000)),
@@ -283,6 +286,9 @@ def resolve(cli: dict[str, Any], file: dict[str, Any] | None = None,
         # output limit: a longer one would disconnect whoever joins.
         raise ConfigError(f"--history-bytes: must be at most half of --max-buffer "
                           f"({result['max-buffer'] // 2}), got {result['history-bytes']}")
+    if result["workers"] > 1 and not result["redis"]:
+        raise ConfigError("--workers: more than one worker needs --redis (the workers are "
+                          "one hub through it)")
     if result["port"] is None and not result["listen"]:
         result["port"] = DEFAULT_PORT
     # The chat port people are told about (HELLO): --port, or the first TCP

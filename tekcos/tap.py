@@ -36,7 +36,9 @@ class Options(usage.Options):
     synopsis = "[options]"
     longdesc = ("Run the tekcos LAN chat hub. Settings come from the command line, "
                 "then --config FILE (TOML, see conf/tekcos.toml), then defaults.")
-    optParameters = [["config", "c", None, "TOML configuration file"]] + [
+    optParameters = [["config", "c", None, "TOML configuration file"],
+                     ["worker", None, None, "(set by --workers for the processes it starts)",
+                      int]] + [
         [s.name, None, None, f"{s.help}" + (f" [default: {s.default}]" if s.default not in (None, "") else "")]
         for s in settings.SETTINGS.values() if s.name != "listen" and s.default is not False
     ]
@@ -66,6 +68,8 @@ class Options(usage.Options):
         self["mdns"] = "false"
 
     def parseOptions(self, options=None):
+        # As given: what --workers starts its other processes with.
+        self.raw_args = list(sys.argv[1:] if options is None else options)
         try:
             super().parseOptions(options)
         except usage.UsageError as e:
@@ -92,6 +96,15 @@ class Options(usage.Options):
                 _check_downloads(values["downloads"])
         except settings.ConfigError as e:
             raise usage.UsageError(str(e)) from None
+        worker = self.get("worker")
+        if worker is not None and not 1 <= worker < values["workers"]:
+            raise usage.UsageError(f"--worker: must be between 1 and {values['workers'] - 1}")
+        if values["workers"] > 1:
+            from tekcos.workers import shareable
+            for desc in endpoint_strings:
+                if not shareable(desc):
+                    raise usage.UsageError(f"--workers: {desc!r} cannot be shared by workers "
+                                           "(only plain TCP ports can)")
         self.settings = values
         self.endpoints = endpoint_strings
 
@@ -118,6 +131,12 @@ def makeService(config: Options, reactor=None) -> MultiService:
     if reactor is None:
         from twisted.internet import reactor
     values = config.settings
+    worker = config.get("worker") if hasattr(config, "get") else None
+    web_endpoint = getattr(config, "web_endpoint", None)
+    if worker:
+        from tekcos.workers import worker_settings
+        values = worker_settings(values, worker)
+        web_endpoint = None
     hub = Hub(reactor.seconds, history=values["history"], history_bytes=values["history-bytes"],
               crowd=values["crowd"], push_rate=values["rate"], push_burst=values["burst"],
               max_rooms=values["max-rooms-per-user"])
@@ -140,10 +159,10 @@ def makeService(config: Options, reactor=None) -> MultiService:
     _CloseStore(store).setServiceParent(top)   # stopped last: after the chat's goodbyes
     ChatService(factory, reactor).setServiceParent(top)
     if values["redis"]:
-        _add_federation(top, hub, values, reactor)
+        _add_federation(top, hub, values, reactor, worker or 0)
     _add_neighbourhood(top, hub, values, reactor)
     if values["mdns"]:
-        _add_mdns(top, values, getattr(config, "web_endpoint", None))
+        _add_mdns(top, values, web_endpoint)
     udp = None
     if values["udp-port"]:
         info = {"server": socket.gethostname(), "version": __version__,
@@ -160,26 +179,38 @@ def makeService(config: Options, reactor=None) -> MultiService:
 
         udp = push_service(values, completed, info, reactor, deliveries)
         udp.setServiceParent(top)
-    if getattr(config, "web_endpoint", None):
+    if web_endpoint:
         from tekcos.web.service import web_service
-        web_service(config.web_endpoint, values, factory,
+        web_service(web_endpoint, values, factory,
                     udp.receiver if udp is not None else None, reactor).setServiceParent(top)
     # The chat endpoints last, and --port (the first of them) last of all:
     # once it accepts, everything else is up.  (A TCP port accepts as soon as
     # it listens, before the reactor runs, while the next endpoint, a TLS one
     # loading its certificate, may still be starting.)
+    shared = values["workers"] > 1
+    if shared and not worker:
+        from tekcos.workers import Workers
+        Workers(reactor, values["workers"], config.raw_args).setServiceParent(top)
     for desc in reversed(config.endpoints):
-        listening = ListeningService(endpoints.serverFromString(reactor, desc), factory, desc)
-        listening.setServiceParent(top)
+        if shared:
+            from tekcos.workers import SharedPortEndpoint
+            endpoint = SharedPortEndpoint(reactor, desc)
+        else:
+            endpoint = endpoints.serverFromString(reactor, desc)
+        ListeningService(endpoint, factory, desc).setServiceParent(top)
     return top
 
 
-def _add_federation(top, hub, values, reactor) -> None:
-    """``--redis``: this server is one node of a hub (tekcos/federation/)."""
+def _add_federation(top, hub, values, reactor, worker: int = 0) -> None:
+    """``--redis``: this server is one node of a hub (tekcos/federation/);
+    with ``--workers``, each worker is one (``NAME-wK``)."""
     from tekcos.federation.core import Federation
     from tekcos.federation.link import RedisLink
     from tekcos.federation.url import RedisURL
     node = values["node-name"] or node_name_from(socket.gethostname())
+    if values["workers"] > 1:
+        from tekcos.workers import node_name
+        node = node_name(node, worker)
     log = Logger(namespace="tekcos.federation")
     link = None
     federation = Federation(hub, node, publish=lambda data: link.publish(data),

@@ -187,3 +187,34 @@ def test_a_nick_claimed_in_redis_by_another_node_is_chosen_again(start, redis):
     user.send(b"/quit\n")
     wait_until(lambda: redis.command(b"GET", key).startswith(b"$-1"), timeout=5,
                what="the claim released")
+
+
+def test_workers_share_the_chat_port_and_are_one_hub(start, redis):
+    import psutil
+    server = start("--redis", redis.url, "--node-name", "lab", "--workers", "3",
+                   "--udp-port", "0")
+    parent = psutil.Process(server.proc.pid)
+    wait_until(lambda: len([p for p in parent.children(recursive=True)
+                            if "--worker" in p.cmdline()]) == 2,
+               timeout=20, what="two more workers")
+    children = [p for p in parent.children(recursive=True) if "--worker" in p.cmdline()]
+    # Every worker listens on the chat port (the kernel spreads connections).
+    wait_until(lambda: all(any(c.laddr.port == server.port and c.status == "LISTEN"
+                               for c in p.net_connections("tcp")) for p in children),
+               timeout=20, what="every worker listening")
+    users = [User(server.port, f"u{i}") for i in range(24)]
+    time.sleep(0.5)                     # subscriptions up on every worker
+    first = users[0]
+    wait_until(lambda: (first.send(b"/who\r\n") or first.expect(
+        rb"\*\*\* lobby[^\r]*\r\n", timeout=5)).count(b"@lab-w") >= 2, timeout=20,
+        what="users on other workers in u0's /who")
+    first.send(b"hello from the first worker\r\n")
+    for user in users[1:]:
+        user.expect(rb"<u0> hello from the first worker\r\n")
+    # A nick is one across the workers.
+    again = User(server.port)
+    again.send(b"u7\n")
+    again.expect(rb"taken")
+    server.stop()
+    wait_until(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+                               for p in children), timeout=15, what="the workers to stop")
