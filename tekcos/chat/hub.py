@@ -726,20 +726,44 @@ class Hub:
 
     # -- from the other nodes (tekcos.federation) -----------------------------------
     def remote_line(self, room_name: str, text: str, record: bool) -> None:
-        """A line said in ``room_name`` on another node: to the members here."""
+        """A line said in ``room_name`` on another node: to the members here;
+        kept in the room's history even where nobody here is in it, so
+        that whoever joins it here later is replayed what the hub said."""
         room = self.rooms.get(name_key(room_name))
         if room is not None:
             self.broadcast(room, text, record=record, relay=False)
+        elif record and self.history_size:
+            self._remember_dormant(room_name, text)
+
+    def _remember_dormant(self, room_name: str, text: str) -> None:
+        key = name_key(room_name)
+        topic, lines, ids = self.dormant.pop(key, ("", [], []))
+        line_id = self.next_line_id
+        self.next_line_id = line_id + 1
+        lines.append(text)
+        ids.append(line_id)
+        del lines[:-self.history_size], ids[:-self.history_size]
+        while len(lines) > 1 and sum(map(len, lines)) > self.history_bytes:
+            del lines[0], ids[0]
+        self._keep_dormant(key, topic, lines, ids)
+        if self.store is not None:
+            self.store.add_line(key, room_name, text, self.now(), line_id)
 
     def remote_topic(self, room_name: str, topic: str) -> None:
         """The topic of ``room_name`` was set on another node (its notice
-        comes as a line)."""
+        comes as a line); kept for the room where nobody here is in it."""
         room = self.rooms.get(name_key(room_name))
-        if room is not None:
-            room.topic = topic
+        if room is None:
+            key = name_key(room_name)
+            _, lines, ids = self.dormant.pop(key, ("", [], []))
+            self._keep_dormant(key, topic, lines, ids)
             if self.store is not None:
-                self.store.set_topic(room.key, room.name, topic, self.now())
-            self.rooms_changed()
+                self.store.set_topic(key, room_name, topic, self.now())
+            return
+        room.topic = topic
+        if self.store is not None:
+            self.store.set_topic(room.key, room.name, topic, self.now())
+        self.rooms_changed()
 
     def remote_left(self, room_name: str, what: str) -> None:
         """Someone of another node is gone from ``room_name`` (their node was lost)."""

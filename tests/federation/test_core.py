@@ -142,3 +142,22 @@ def test_a_topic_set_on_one_node_is_the_topic_on_the_others():
     bob.type("/topic\n")
     assert bob.lines() == ["*** Topic of dev: release on Friday"]
     assert ("dev", 1, "release on Friday") in b.hub.room_list()     # no presence yet
+
+
+def test_a_room_nobody_here_is_in_keeps_what_the_hub_says_there_for_whoever_joins():
+    a, b, deliver, channel, _ = two_nodes()
+    alice, bob = a.user("alice"), b.user("bob")
+    alice.type("/join dev\n/topic release on friday\nfirst in dev\nsecond in dev\n")
+    deliver()
+    assert "dev" not in b.hub.rooms            # nobody on b is in dev
+    bob.read()
+    bob.type("/join dev\n")
+    lines = bob.lines()
+    history = [line for line in lines if line.startswith("(history)")]
+    assert [line.split("] ", 1)[1] for line in history] == [
+        "-- alice changed the topic to: release on friday", "<alice> first in dev",
+        "<alice> second in dev"]
+    assert "*** Topic of dev: release on friday" in lines
+    bob.type("back at you\n")
+    deliver()
+    assert alice.read().endswith("<bob> back at you\r\n")
