@@ -73,13 +73,18 @@ def start(code_dir: str, port: int, log, clients: int) -> subprocess.Popen:
 class Crowd:
     """N non-blocking clients driven by one epoll loop."""
 
-    def __init__(self, n: int, addresses: int, port: int):
+    def __init__(self, n: int, addresses: int, port: int, first: int = 0, net: int = 1):
+        """``first``: the number of the first client (nicks ``c000000``…);
+        ``net``: the clients come from 127.0.NET.1 onwards (several crowds
+        in several processes use different ones)."""
         self.sel = selectors.DefaultSelector()
         self.socks = []
         self.data: dict[int, bytearray] = {}
         self.port = port
         self.n = n
         self.addresses = addresses
+        self.first = first
+        self.net = net
 
     def register_all(self, timeout: float) -> float:
         """Connect everyone, answer the nick prompt, wait for the lobby."""
@@ -94,7 +99,7 @@ class Crowd:
             while next_index < self.n and in_flight < 500:
                 s = socket.socket()
                 s.setblocking(False)
-                s.bind((f"127.0.1.{1 + next_index % self.addresses}", 0))
+                s.bind((f"127.0.{self.net}.{1 + next_index % self.addresses}", 0))
                 s.connect_ex((HOST, self.port))
                 self.socks.append(s)
                 self.data[s.fileno()] = bytearray()
@@ -119,7 +124,7 @@ class Crowd:
                 if fd in pending:
                     s, index, nick_sent = pending[fd]
                     if not nick_sent and b"Choose a nick" in buf:
-                        s.send(b"c%05d\r\n" % index)
+                        s.send(b"c%06d\r\n" % (self.first + index))
                         pending[fd] = (s, index, True)
                     if nick_sent and b"You are in lobby" in buf:
                         del pending[fd]
