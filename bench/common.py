@@ -77,3 +77,21 @@ def checkout(rev: str):
     finally:
         subprocess.run(["git", "-C", ROOT, "worktree", "remove", "--force", path],
                        capture_output=True)
+
+
+def port_below_ephemeral() -> int:
+    """A free port below the ephemeral range: a thousand clients connecting
+    hold ephemeral ports, and one of them could take the port the restarted
+    server must listen on again."""
+    import random
+    import socket
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low = int(f.read().split()[0])
+    while True:
+        port = random.randrange(max(1024, low - 12000), low)
+        with socket.socket(socket.AF_INET6) as probe:
+            try:
+                probe.bind(("::", port))
+                return port
+            except OSError:
+                continue

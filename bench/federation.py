@@ -34,7 +34,7 @@ import time
 
 import psutil
 
-from common import HOST, ROOT, allow_open_files, free_port
+from common import HOST, ROOT, allow_open_files, free_port, port_below_ephemeral
 from crowd import Crowd, _read_until
 
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
@@ -190,7 +190,7 @@ def crowd_part(port: int, count: int, first: int, net: int, room: int, go, done,
 def measure(workers: int, clients: int, redis: psutil.Process, redis_port: int,
             probes: int, per_process: int) -> dict:
     import multiprocessing
-    port = free_port()
+    port = port_below_ephemeral()      # the crowd holds tens of thousands of ephemeral ports
     parts = -(-clients // per_process)
     go, stop, done = multiprocessing.Event(), multiprocessing.Event(), multiprocessing.Queue()
     helpers = [multiprocessing.Process(target=crowd_part, args=(

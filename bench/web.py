@@ -44,7 +44,7 @@ import tempfile
 import threading
 import time
 
-from common import HOST, ROOT, allow_open_files, free_port, rss_kib
+from common import HOST, ROOT, allow_open_files, free_port, port_below_ephemeral, rss_kib
 
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 
@@ -441,23 +441,6 @@ async def _crowd(port, web, count, websocket, ready, out):
 def _crowd_process(port, web, count, websocket, ready, out):
     allow_open_files(count + 256, "the reconnecting crowd")
     asyncio.run(_crowd(port, web, count, websocket, ready, out))
-
-
-def port_below_ephemeral() -> int:
-    """A free port below the ephemeral range: a thousand clients connecting
-    hold ephemeral ports, and one of them could take the port the restarted
-    server must listen on again."""
-    import random
-    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-        low = int(f.read().split()[0])
-    while True:
-        port = random.randrange(max(1024, low - 12000), low)
-        with socket.socket(socket.AF_INET6) as probe:
-            try:
-                probe.bind(("::", port))
-                return port
-            except OSError:
-                continue
 
 
 def reconnect(count: int, websocket: bool) -> list[float]:

@@ -18,9 +18,12 @@ Messages are JSON objects with ``v`` (1), ``node`` (the sender's name) and
   once (so that the same or a look-alike nick is refused here before the
   next presence);
 * ``presence``: ``members``, a list of ``[nick, [rooms], idle seconds,
-  away]``: the node's users, sent every :data:`HEARTBEAT` seconds; a node
-  not heard of for :data:`NODE_TIMEOUT` seconds is lost, and its users
-  leave every room here with ``-- N left (node X lost)``;
+  away]``: the node's users, sent every :data:`HEARTBEAT` seconds, in
+  ``parts`` messages of at most :data:`PRESENCE_BYTES` (``part``, ``parts``
+  and ``round`` say which: a node with tens of thousands of users does not
+  fit one message); the table is replaced once a round's parts are all in.
+  A node not heard of for :data:`NODE_TIMEOUT` seconds is lost, and its
+  users leave every room here with ``-- N left (node X lost)``;
 * ``bye``: the node stops (its users left one by one already).
 
 Time is passed in (``now``); :meth:`Federation.tick` is called every
@@ -41,6 +44,8 @@ MAX_MESSAGE = 256 * 1024   # bytes: a presence of 1,000s of users fits
 MAX_TEXT = 8192            # characters of a relayed line
 MAX_MEMBERS = 50_000       # users one node may announce
 MAX_ROOMS = 64             # rooms one remote user may be listed in
+PRESENCE_BYTES = 192 * 1024   # one presence part's members, encoded, at most
+MAX_PARTS = 256            # parts of one presence round
 
 
 class Malformed(ValueError):
@@ -56,12 +61,13 @@ class Remote:
 
 
 class Node:
-    __slots__ = ("name", "seen", "members")
+    __slots__ = ("name", "seen", "members", "pending")
 
     def __init__(self, name: str, seen: float):
         self.name = name
         self.seen = seen
         self.members: dict[str, Remote] = {}     # name_key(nick) -> Remote
+        self.pending = None     # (round, parts, {part: table}) of a presence coming in parts
 
 
 def _text(value, limit: int = MAX_TEXT) -> str:
@@ -105,6 +111,7 @@ class Federation:
         self.relayed_in = 0
         self.relayed_out = 0
         self.dropped = 0                           # malformed messages heard
+        self.rounds = 0                            # presence rounds sent
         self.reconnects = 0                        # times Redis came back after a loss
         self.round_trip: float | None = None       # seconds of the last heartbeat's publish
 
@@ -141,15 +148,29 @@ class Federation:
     def message(self, sender: str, target: Remote, text: str) -> None:
         self._send("msg", to=target.nick, frm=sender, text=text)
 
-    def presence(self, now: float) -> bytes:
-        members = [[m.nick, [r.name for r in list(m.rooms)[:MAX_ROOMS]],
-                    round(now - m.last_active), m.away[:200]]
-                   for m in list(self.hub.nicks.values())[:MAX_MEMBERS] if m.nick]
-        return json.dumps({"v": VERSION, "node": self.node, "t": "presence",
-                           "members": members}, ensure_ascii=False,
-                          separators=(",", ":")).encode()
+    def presence(self, now: float) -> list[bytes]:
+        """This node's users, as the messages of one presence round."""
+        chunks, chunk, size = [], [], 0
+        for m in list(self.hub.nicks.values())[:MAX_MEMBERS]:
+            if not m.nick:
+                continue
+            entry = json.dumps([m.nick, [r.name for r in list(m.rooms)[:MAX_ROOMS]],
+                                round(now - m.last_active), m.away[:200]],
+                               ensure_ascii=False, separators=(",", ":"))
+            if chunk and size + len(entry) > PRESENCE_BYTES:
+                chunks.append(chunk)
+                chunk, size = [], 0
+            chunk.append(entry)
+            size += len(entry) + 1
+        chunks.append(chunk)
+        self.rounds += 1
+        head = json.dumps({"v": VERSION, "node": self.node, "t": "presence",
+                           "round": self.rounds, "parts": len(chunks)},
+                          ensure_ascii=False, separators=(",", ":"))[:-1]
+        return [f'{head},"part":{i},"members":[{",".join(c)}]}}'.encode()
+                for i, c in enumerate(chunks)]
 
-    def tick(self, now: float) -> bytes:
+    def tick(self, now: float) -> list[bytes]:
         """Every :data:`HEARTBEAT` s: lost nodes leave; our presence to send."""
         for node in [n for n in self.nodes.values() if now - n.seen > NODE_TIMEOUT]:
             self._lost(node, "lost")
@@ -200,7 +221,8 @@ class Federation:
             self.hub.remote_message(_nick(message.get("frm")), sender,
                                     _nick(message.get("to")), _text(message.get("text")))
         elif kind == "presence":
-            self._presence(node, message.get("members"))
+            self._presence(node, message.get("members"), message.get("round", 0),
+                           message.get("part", 0), message.get("parts", 1))
         elif kind == "topic":
             self.hub.remote_topic(_room(message.get("room")), _text(message.get("topic"), 300))
         elif kind == "nick":
@@ -212,7 +234,32 @@ class Federation:
         else:
             raise Malformed("type")
 
-    def _presence(self, node: Node, members) -> None:
+    def _presence(self, node: Node, members, rnd, part, parts) -> None:
+        if not all(type(v) is int for v in (rnd, part, parts)) or \
+                not 0 <= part < parts <= MAX_PARTS:
+            raise Malformed("parts")
+        table = self._table(node, members)
+        if parts > 1:
+            pending = node.pending
+            if pending is None or pending[:2] != (rnd, parts):
+                pending = node.pending = (rnd, parts, {})
+            pending[2][part] = table
+            if len(pending[2]) < parts:
+                return
+            node.pending = None
+            table = {}
+            for piece in pending[2].values():
+                table.update(piece)
+            if len(table) > MAX_MEMBERS:
+                raise Malformed("members")
+        for remote in node.members.values():
+            self._unlook(remote)
+        node.members = table
+        for remote in table.values():
+            self._look(remote)
+        self.hub.rooms_changed()
+
+    def _table(self, node: Node, members) -> dict:
         if not isinstance(members, list) or len(members) > MAX_MEMBERS:
             raise Malformed("members")
         table: dict[str, Remote] = {}
@@ -225,12 +272,7 @@ class Federation:
                 raise Malformed("member")
             table[name_key(_nick(nick))] = Remote(nick, node.name, [_room(r) for r in rooms],
                                                   max(0.0, float(idle)), _text(away, 200))
-        for remote in node.members.values():
-            self._unlook(remote)
-        node.members = table
-        for remote in table.values():
-            self._look(remote)
-        self.hub.rooms_changed()
+        return table
 
     def _took(self, node: Node, nick: str, old: str | None) -> None:
         previous = node.members.pop(name_key(old), None) if old else None

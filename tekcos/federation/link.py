@@ -164,7 +164,9 @@ class RedisLink(Service):
         self.federation.received(message, self.reactor.seconds())
 
     def _heartbeat(self) -> None:
-        self.publish(self.federation.tick(self.reactor.seconds()), timed=True)
+        parts = self.federation.tick(self.reactor.seconds())
+        for i, part in enumerate(parts):
+            self.publish(part, timed=i == len(parts) - 1)
         for member in list(self.federation.hub.nicks.values()):   # claims live on
             if member.nick:
                 self.claim(member.nick)
@@ -186,4 +188,5 @@ class RedisLink(Service):
         if not self.federation.reachable:
             _log.info("federation: Redis at {url} reachable again", url=self.url.shown())
         self.federation.link_state(True)
-        self.publish(self.federation.presence(self.reactor.seconds()))
+        for part in self.federation.presence(self.reactor.seconds()):
+            self.publish(part)

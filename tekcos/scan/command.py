@@ -30,13 +30,18 @@ def add_arguments(parser) -> None:
                         help="ask each neighbour whether it runs a tekcos server on UDP PORT")
     parser.add_argument("--wait", type=float, default=0.5, metavar="SECONDS",
                         help="with --probe: how long to wait for answers (0.5)")
-    parser.add_argument("--pcap", metavar="FILE", help="write the ARP requests and replies "
-                        "to FILE (pcap, for Wireshark)")
+    parser.add_argument("--pcap", metavar="FILE", help="write the ARP and ICMPv6 frames sent "
+                        "and answered to FILE (pcap, for Wireshark)")
     parser.add_argument("--watch", action="store_true", help="rescan every --interval "
                         "seconds and print who appeared or left, and address changes")
     parser.add_argument("--interval", type=float, default=30.0, help="seconds between "
                         "--watch scans (30)")
     parser.add_argument("--force", action="store_true", help="allow networks larger than /16")
+    family = parser.add_mutually_exclusive_group()
+    family.add_argument("--ipv4-only", action="store_true",
+                        help="ARP only: no IPv6 neighbours")
+    family.add_argument("--ipv6-only", action="store_true",
+                        help="IPv6 only (echo to ff02::1, an MLD query, the neighbour cache)")
 
 
 def probe_tekcos(ips: list[str], port: int, timeout: float = 0.5) -> set[str]:
@@ -56,8 +61,37 @@ def write_pcap(path: str, frames) -> None:
         writer.close()
 
 
+def both(selection, args, scan, scan6):
+    """The ARP scan and the IPv6 look at the same time (each as asked):
+    (ScanResult, Result6 or None)."""
+    import threading
+    v6: list = []
+    failed: list = []
+
+    def look():
+        try:
+            v6.append(scan6(selection.iface, selection.mac, keep_frames=bool(args.pcap)))
+        except Exception as e:     # handed to the caller below, on its own thread
+            failed.append(e)
+    thread = None
+    if not getattr(args, "ipv4_only", False):
+        thread = threading.Thread(target=look, name="tekcos-scan6", daemon=True)
+        thread.start()
+    if getattr(args, "ipv6_only", False):
+        result = engine.ScanResult(selection, [], 0.0, 0)
+    else:
+        result = scan(selection, rate=args.rate, tries=args.tries, keep_frames=bool(args.pcap))
+    if thread is not None:
+        thread.join()
+        if failed:
+            raise failed[0]
+    return result, (v6[0] if v6 else None)
+
+
 def run(args, out=sys.stdout, err=sys.stderr, system=None, scan=engine.scan,
-        check=engine.check_permission, sleep=time.sleep) -> int:
+        check=engine.check_permission, sleep=time.sleep, scan6=None) -> int:
+    if scan6 is None:
+        from tekcos.scan.ipv6 import scan6
     if args.tries < 1 or args.rate <= 0 or args.interval <= 0:
         err.write("tekcos scan: --tries, --rate and --interval must be positive\n")
         return exits.USAGE
@@ -78,8 +112,7 @@ def run(args, out=sys.stdout, err=sys.stderr, system=None, scan=engine.scan,
         try:
             selection = ifaces.select(system or ifaces.local_system(), args.iface,
                                       args.network, args.force)
-            result = scan(selection, rate=args.rate, tries=args.tries,
-                          keep_frames=bool(args.pcap))
+            result, v6 = both(selection, args, scan, scan6)
         except ifaces.ScanSetupError as e:
             err.write(f"tekcos scan: {e}\n")
             if not args.watch:
@@ -91,9 +124,10 @@ def run(args, out=sys.stdout, err=sys.stderr, system=None, scan=engine.scan,
             return exits.CANNOT
         found = probe_tekcos([str(h.ip) for h in result.hosts], args.probe, args.wait) \
             if args.probe else None
-        report = describe(result, found)
+        report = describe(result, found, v6)
         if args.pcap:
-            write_pcap(args.pcap, result.frames)
+            write_pcap(args.pcap, sorted(result.frames + (v6.frames if v6 else []),
+                                         key=lambda f: f[0]))
         if args.watch and last_selection is not None and (
                 last_selection.ip, last_selection.network) != (selection.ip, selection.network):
             out.write(f"* this host moved: {last_selection.ip} on {last_selection.network} "

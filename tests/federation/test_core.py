@@ -33,7 +33,7 @@ def test_lines_private_messages_and_who_cross_nodes():
     deliver()
     assert bob.read().endswith("<alice> hello from a\r\n")
     assert alice.read().endswith("<alice> hello from a\r\n")      # once, not echoed back
-    channel.append(a.hub.federation.presence(0.0))
+    channel.extend(a.hub.federation.presence(0.0))
     deliver()
     bob.type("/who\n/msg ALICE psst\n")
     deliver()
@@ -47,7 +47,7 @@ def test_whois_finds_a_user_of_another_node():
     a, b, deliver, channel, _ = two_nodes()
     alice, bob = a.user("alice"), b.user("bob")
     alice.type("/join dev\n/away lunch\n")
-    channel.append(a.hub.federation.presence(0.0))
+    channel.extend(a.hub.federation.presence(0.0))
     deliver()
     bob.read()
     bob.type("/whois ALICE\n/whois nobody\n")
@@ -76,7 +76,7 @@ def test_a_silent_node_is_lost_and_its_users_leave_every_room_here():
     alice, bob = a.user("alice"), b.user("bob")
     alice.type("/join dev\n")
     bob.type("/join dev\n")
-    channel.append(a.hub.federation.presence(0.0))
+    channel.extend(a.hub.federation.presence(0.0))
     deliver(now=100.0)
     bob.read()
     b.hub.federation.tick(100.0 + NODE_TIMEOUT / 2)
@@ -161,3 +161,30 @@ def test_a_room_nobody_here_is_in_keeps_what_the_hub_says_there_for_whoever_join
     bob.type("back at you\n")
     deliver()
     assert alice.read().endswith("<bob> back at you\r\n")
+
+
+def test_a_node_of_twenty_thousand_users_is_told_in_parts_that_each_fit_a_message():
+    from types import SimpleNamespace
+
+    from tekcos.federation.core import MAX_MESSAGE
+    a, b, deliver, channel, logs = two_nodes()
+    lobby = a.hub.lobby
+    for i in range(20000):
+        a.hub.nicks[f"user{i}"] = SimpleNamespace(nick=f"user{i}", rooms={lobby: None},
+                                                  last_active=0.0, away="")
+    parts = a.hub.federation.presence(0.0)
+    assert len(parts) > 1 and all(len(p) <= MAX_MESSAGE for p in parts)
+    # Until the round is whole, the table stays as it was; then it is all there.
+    channel.extend(reversed(parts[1:]))
+    deliver()
+    assert b.hub.federation.holder("user19999") is None
+    channel.append(parts[0])
+    deliver()
+    assert b.hub.federation.holder("user19999").node == "lab-a"
+    assert b.hub.federation.holder("user0") is not None
+    assert not any("malformed" in line for line in logs)
+    # A part of another round, or a part number out of range, is not applied.
+    channel.append(json.dumps({"v": 1, "node": "lab-a", "t": "presence", "round": 99,
+                               "parts": 2, "part": 5, "members": []}).encode())
+    deliver()
+    assert b.hub.federation.dropped == 1 and b.hub.federation.holder("user5") is not None

@@ -14,8 +14,11 @@ from tekcos.scan.engine import ScanPermissionError, ScanResult
 
 
 def args(**kw):
+    """tekcos scan's options; IPv4 only unless a test asks for IPv6 (with
+    its own ``scan6``: nothing here may send on a real interface)."""
     base = dict(network=None, iface=None, tries=4, rate=1000.0, json=False, probe=None,
-                pcap=None, watch=False, interval=30.0, force=False, wait=0.5)
+                pcap=None, watch=False, interval=30.0, force=False, wait=0.5,
+                ipv4_only=True, ipv6_only=False)
     base.update(kw)
     return argparse.Namespace(**base)
 
@@ -114,3 +117,74 @@ def test_windows_guid_names_map_to_friendly_names(monkeypatch):
         "Ethernet": [Addr(socket.AF_INET, "10.6.0.2", "255.255.255.0", None, None)]})
     assert ifaces.friendly_name("{4D36E972-E325-11CE-BFC1-08002BE10318}", "10.5.0.9") == "Wi-Fi"
     assert ifaces.friendly_name("fake0", "10.5.0.9") == "fake0"
+
+
+def fake_scan6(by_mac: dict, problem: str = ""):
+    """scan6 answering with ``by_mac`` ({mac: [(address, seconds, why)]})."""
+    from tekcos.scan import ndp
+    from tekcos.scan.ipv6 import Result6
+
+    def scan6(iface, mac, keep_frames=False):
+        assert iface == "fake0" and mac == "02:aa:00:00:00:01"
+        found = ndp.Neighbours6(started=100.0)
+        for neighbour, entries in by_mac.items():
+            for address, seconds, why in entries:
+                found.heard(ndp.Heard(ipaddress.IPv6Address(address), neighbour, why),
+                            100.0 + seconds)
+        return Result6(found, 0.6, 4, problem=problem)
+    return scan6
+
+
+def test_ipv6_neighbours_merge_by_mac_and_ipv6_only_devices_get_a_row():
+    m = Machine()
+    phone = "3c:22:fb:00:00:01"
+    scan6 = fake_scan6({
+        phone: [("fe80::3e22:fbff:fe00:1", 0.002, "echo"), ("2001:db8::3e22:fbff:fe00:1",
+                                                             0.003, "echo"),
+                ("2001:db8::9f1:77a0:1c2e:5b1d", 0.004, "echo")],
+        "00:1b:c5:00:00:15": [("fe80::21b:c5ff:fe00:15", 0.2, "mld")]})
+    out = io.StringIO()
+    assert run(args(json=True, ipv4_only=False), out=out, system=m.system(),
+               scan=fake_scans({"10.5.0.1": phone}), check=lambda: None, scan6=scan6) == 0
+    report = json.loads(out.getvalue())
+    rows = {n["ip"]: n for n in report["neighbors"]}
+    assert [(a["address"], a["scope"], a["kind"]) for a in rows["10.5.0.1"]["ipv6"]] == [
+        ("fe80::3e22:fbff:fe00:1", "link-local", "eui64"),
+        ("2001:db8::9f1:77a0:1c2e:5b1d", "global", "opaque"),
+        ("2001:db8::3e22:fbff:fe00:1", "global", "eui64")]
+    v6_only = rows[None]
+    assert v6_only["mac"] == "00:1b:c5:00:00:15" and v6_only["vendor"] == "Converging Systems Inc."
+    assert v6_only["ipv6"][0]["seen"] == "mld" and v6_only["rtt_ms"] == 200.0
+    assert report["ipv6"] == {"probes": 4, "problem": None, "not_kept": 0}
+    out = io.StringIO()
+    run(args(ipv4_only=False), out=out, system=m.system(),
+        scan=fake_scans({"10.5.0.1": phone}), check=lambda: None, scan6=scan6)
+    lines = out.getvalue().splitlines()
+    assert lines[2] == "  fe80::3e22:fbff:fe00:1 (link-local, eui64)"
+    assert lines[5].startswith("-               00:1b:c5:00:00:15")
+    assert lines[-1].endswith("; 2 with IPv6")
+
+
+def test_ipv6_only_skips_arp_and_a_link_without_ipv6_is_said_in_one_line():
+    m = Machine()
+    out = io.StringIO()
+
+    def no_arp(selection, **kw):
+        raise AssertionError("no ARP scan with --ipv6-only")
+    assert run(args(ipv4_only=False, ipv6_only=True), out=out, system=m.system(), scan=no_arp,
+               check=lambda: None, scan6=fake_scan6({}, "no IPv6 on fake0 (no link-local "
+                                                        "address)")) == 0
+    assert out.getvalue().splitlines()[-1].endswith(
+        "; IPv6: no IPv6 on fake0 (no link-local address)")
+
+
+def test_one_mac_answering_for_a_whole_prefix_is_bounded_and_counted():
+    m = Machine()
+    hostile = "02:66:66:66:66:66"
+    scan6 = fake_scan6({hostile: [(f"2001:db8::{i:x}", 0.001, "na") for i in range(1, 5001)]})
+    out = io.StringIO()
+    run(args(json=True, ipv4_only=False), out=out, system=m.system(), scan=fake_scans({}),
+        check=lambda: None, scan6=scan6)
+    report = json.loads(out.getvalue())
+    assert len(report["neighbors"][0]["ipv6"]) == 16
+    assert report["ipv6"]["not_kept"] == 5000 - 16
