@@ -18,7 +18,7 @@ SANS_IO = ["push/sender.py", "push/handshake.py", "push/receiver.py", "push/offe
            "push/offer_desk.py", "push/incoming.py",
            "push/policy.py",
            "hosts.py", "push/congestion.py", "push/rtt.py",
-           "push/wire.py", "scan/arp.py", "scan/service.py", "chat/session.py",
+           "push/wire.py", "scan/arp.py", "scan/ndp.py", "scan/service.py", "chat/session.py",
            "chat/names.py", "chat/lineedit.py", "text.py", "ratelimit.py", "admission.py",
            "config.py", "federation/core.py", "federation/url.py", "chat/detached.py"]
 IO_MODULES = {"twisted", "socket", "os", "time", "threading", "select", "selectors",
