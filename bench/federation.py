@@ -196,8 +196,10 @@ def measure(workers: int, clients: int, redis: psutil.Process, redis_port: int,
     helpers = [multiprocessing.Process(target=crowd_part, args=(
         port, min(per_process, clients - k * per_process), k * per_process, 10 + k,
         ROOM if k == 0 else 0, go, done, stop)) for k in range(parts)]
-    with tempfile.TemporaryFile() as log:
+    with tempfile.NamedTemporaryFile(prefix="tekcos-bench-federation-", suffix=".log") as log:
         proc, servers = start_server(port, workers, redis_port, clients, log)
+        print(f"({workers} worker(s): the server log is {log.name} while it runs)",
+              file=sys.stderr)
         try:
             redis_before, server_before = cpu([redis]), cpu(servers)
             for helper in helpers:

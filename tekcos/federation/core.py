@@ -209,6 +209,10 @@ class Federation:
         if node is None and kind != "bye":
             node = self.nodes[sender] = Node(sender, now)
             self.log(f"federation: node {sender} is here")
+            # A newcomer missed who took which nick before it subscribed:
+            # tell it now, not at the next heartbeat.
+            for part in self.presence(now):
+                self.publish(part)
         if node is not None:
             node.seen = now
         self.relayed_in += 1

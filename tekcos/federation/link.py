@@ -36,6 +36,25 @@ end
 for i, key in ipairs(KEYS) do redis.call('SET', key, ARGV[1], 'EX', ARGV[2]) end
 return false
 """
+# Renew a node's claims in one command per batch: keep ours alive, take
+# back any that expired meanwhile (Redis was away), and say which are held
+# by another node (key, holder, key, holder...).
+_RENEW = """
+local taken = {}
+for i, key in ipairs(KEYS) do
+  local holder = redis.call('GET', key)
+  if not holder then
+    redis.call('SET', key, ARGV[1], 'EX', ARGV[2])
+  elseif holder == ARGV[1] then
+    redis.call('EXPIRE', key, ARGV[2])
+  else
+    table.insert(taken, key)
+    table.insert(taken, holder)
+  end
+end
+return taken
+"""
+RENEW_BATCH = 1000       # keys renewed per command
 _RELEASE = """
 for i, key in ipairs(KEYS) do
   if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
@@ -167,9 +186,37 @@ class RedisLink(Service):
         parts = self.federation.tick(self.reactor.seconds())
         for i, part in enumerate(parts):
             self.publish(part, timed=i == len(parts) - 1)
-        for member in list(self.federation.hub.nicks.values()):   # claims live on
+        self.renew()
+
+    def renew(self) -> None:
+        """Keep this node's nick claims alive: a few commands for all of
+        them (one per nick was tens of thousands every heartbeat on a busy
+        node: their answers came too late, and the connection was dropped)."""
+        if self.commands is None:
+            return
+        owner: dict[str, str] = {}
+        for member in list(self.federation.hub.nicks.values()):
             if member.nick:
-                self.claim(member.nick)
+                for key in self._keys(member.nick):
+                    owner[key] = member.nick
+        keys = list(owner)
+        for start in range(0, len(keys), RENEW_BATCH):
+            d = self.commands.eval(_RENEW, keys=keys[start:start + RENEW_BATCH],
+                                   args=[self.federation.node, NICK_TTL])
+            d.addTimeout(TIMEOUT, self.reactor)
+            d.addCallbacks(self._renewed, self.failed, callbackArgs=(owner,),
+                           errbackArgs=("renew",))
+
+    def _renewed(self, taken, owner: dict) -> None:
+        told = set()
+        taken = list(taken or [])
+        for key, holder in zip(taken[::2], taken[1::2]):
+            key = key.decode() if isinstance(key, bytes) else str(key)
+            holder = holder.decode() if isinstance(holder, bytes) else str(holder)
+            nick = owner.get(key)
+            if nick is not None and nick not in told:
+                told.add(nick)
+                self.federation.refused(nick, holder)
 
     # -- health -------------------------------------------------------------------------
     def failed(self, failure, what: str) -> None:

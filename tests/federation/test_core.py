@@ -141,7 +141,8 @@ def test_a_topic_set_on_one_node_is_the_topic_on_the_others():
     assert bob.read().endswith("-- alice changed the topic to: release on Friday\r\n")
     bob.type("/topic\n")
     assert bob.lines() == ["*** Topic of dev: release on Friday"]
-    assert ("dev", 1, "release on Friday") in b.hub.room_list()     # no presence yet
+    # Each node told the other its users on first hearing of it: alice counts.
+    assert ("dev", 2, "release on Friday") in b.hub.room_list()
 
 
 def test_a_room_nobody_here_is_in_keeps_what_the_hub_says_there_for_whoever_joins():
@@ -168,6 +169,8 @@ def test_a_node_of_twenty_thousand_users_is_told_in_parts_that_each_fit_a_messag
 
     from tekcos.federation.core import MAX_MESSAGE
     a, b, deliver, channel, logs = two_nodes()
+    channel.extend(a.hub.federation.presence(0.0))     # the nodes know each other
+    deliver()
     lobby = a.hub.lobby
     for i in range(20000):
         a.hub.nicks[f"user{i}"] = SimpleNamespace(nick=f"user{i}", rooms={lobby: None},
@@ -188,3 +191,16 @@ def test_a_node_of_twenty_thousand_users_is_told_in_parts_that_each_fit_a_messag
                                "parts": 2, "part": 5, "members": []}).encode())
     deliver()
     assert b.hub.federation.dropped == 1 and b.hub.federation.holder("user5") is not None
+
+
+def test_a_node_that_comes_late_is_told_who_is_where_at_once():
+    a, b, deliver, channel, _ = two_nodes()
+    alice = a.user("alice")
+    channel.clear()                      # b was not listening when alice came
+    bob = b.user("bob")
+    deliver()                            # b's first words reach a; a answers with its users
+    bob.read()
+    bob.type("/msg alice hi\n")
+    deliver()
+    assert bob.read().endswith("-> *alice* hi\r\n")
+    assert alice.read().endswith("*bob@lab-b* hi\r\n")
