@@ -106,7 +106,10 @@ def pair(port: int, workers: int) -> tuple[socket.socket, socket.socket]:
         other = client(port, f"far{i}", f"127.0.3.{2 + i}")
         if workers == 1:
             return probe, other
+        asked = time.monotonic()
         if re.search(rb"on node bench-w\d", whois(probe, b"far%d" % i)):
+            print(f"(a user of another worker was known there after "
+                  f"{time.monotonic() - asked:.1f} s)", file=sys.stderr)
             return probe, other
         other.close()
     raise SystemExit("no member landed on another worker")
@@ -115,7 +118,7 @@ def pair(port: int, workers: int) -> tuple[socket.socket, socket.socket]:
 def whois(probe: socket.socket, nick: bytes) -> bytes:
     """The /whois line about ``nick`` (asked again until its node's news
     of it has come round)."""
-    for _ in range(30):
+    for _ in range(120):
         probe.sendall(b"/whois " + nick + b"\r\n")
         buf = b""
         while True:
@@ -196,7 +199,8 @@ def measure(workers: int, clients: int, redis: psutil.Process, redis_port: int,
     helpers = [multiprocessing.Process(target=crowd_part, args=(
         port, min(per_process, clients - k * per_process), k * per_process, 10 + k,
         ROOM if k == 0 else 0, go, done, stop)) for k in range(parts)]
-    with tempfile.NamedTemporaryFile(prefix="tekcos-bench-federation-", suffix=".log") as log:
+    with tempfile.NamedTemporaryFile(prefix="tekcos-bench-federation-", suffix=".log",
+                                     delete=False) as log:
         proc, servers = start_server(port, workers, redis_port, clients, log)
         print(f"({workers} worker(s): the server log is {log.name} while it runs)",
               file=sys.stderr)

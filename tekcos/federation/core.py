@@ -54,10 +54,12 @@ class Malformed(ValueError):
 
 class Remote:
     """A user on another node, as its presence says."""
-    __slots__ = ("nick", "node", "rooms", "idle", "away")
+    __slots__ = ("nick", "node", "rooms", "idle", "away", "took")
 
-    def __init__(self, nick: str, node: str, rooms: list[str], idle: float, away: str):
+    def __init__(self, nick: str, node: str, rooms: list[str], idle: float, away: str,
+                 took: float | None = None):
         self.nick, self.node, self.rooms, self.idle, self.away = nick, node, rooms, idle, away
+        self.took = took      # when a ``nick`` message told of it (None: a presence did)
 
 
 class Node:
@@ -226,7 +228,7 @@ class Federation:
                                     _nick(message.get("to")), _text(message.get("text")))
         elif kind == "presence":
             self._presence(node, message.get("members"), message.get("round", 0),
-                           message.get("part", 0), message.get("parts", 1))
+                           message.get("part", 0), message.get("parts", 1), now)
         elif kind == "topic":
             self.hub.remote_topic(_room(message.get("room")), _text(message.get("topic"), 300))
         elif kind == "nick":
@@ -238,7 +240,7 @@ class Federation:
         else:
             raise Malformed("type")
 
-    def _presence(self, node: Node, members, rnd, part, parts) -> None:
+    def _presence(self, node: Node, members, rnd, part, parts, now: float = 0.0) -> None:
         if not all(type(v) is int for v in (rnd, part, parts)) or \
                 not 0 <= part < parts <= MAX_PARTS:
             raise Malformed("parts")
@@ -256,11 +258,31 @@ class Federation:
                 table.update(piece)
             if len(table) > MAX_MEMBERS:
                 raise Malformed("members")
-        for remote in node.members.values():
-            self._unlook(remote)
+        # A round may have been made before a nick it does not list was
+        # taken (a busy node's round takes a while to arrive): users told
+        # of since the last two heartbeats stay until a round lists them.
+        for key, remote in node.members.items():
+            if key not in table and remote.took is not None and \
+                    now - remote.took < 2 * HEARTBEAT and len(table) < MAX_MEMBERS:
+                table[key] = remote
+        # Only the users who came or went change the look-alike index (its
+        # keys cost a TR39 skeleton each: tens of thousands every round
+        # were most of a busy node's time).
+        old = node.members
+        for key, remote in old.items():
+            if table.get(key) is remote:
+                continue
+            kept = table.get(key)
+            if kept is not None and kept.nick == remote.nick:
+                remote.rooms, remote.idle, remote.away = kept.rooms, kept.idle, kept.away
+                remote.took = None
+                table[key] = remote
+            else:
+                self._unlook(remote)
         node.members = table
-        for remote in table.values():
-            self._look(remote)
+        for key, remote in table.items():
+            if old.get(key) is not remote:
+                self._look(remote)
         self.hub.rooms_changed()
 
     def _table(self, node: Node, members) -> dict:
@@ -282,7 +304,7 @@ class Federation:
         previous = node.members.pop(name_key(old), None) if old else None
         self._unlook(previous)
         remote = Remote(nick, node.name, previous.rooms if previous else [], 0.0,
-                        previous.away if previous else "")
+                        previous.away if previous else "", took=node.seen)
         node.members[name_key(nick)] = remote
         self._look(remote)
 

@@ -204,3 +204,19 @@ def test_a_node_that_comes_late_is_told_who_is_where_at_once():
     deliver()
     assert bob.read().endswith("-> *alice* hi\r\n")
     assert alice.read().endswith("*bob@lab-b* hi\r\n")
+
+
+def test_a_round_made_before_a_nick_was_taken_does_not_forget_it():
+    a, b, deliver, channel, _ = two_nodes()
+    a.user("alice")
+    deliver()
+    old_round = a.hub.federation.presence(0.0)          # made before bob comes
+    a.user("bob")
+    deliver()                                           # bob's nick message
+    assert b.hub.federation.holder("bob") is not None
+    channel.extend(old_round)
+    deliver(1.0)
+    assert b.hub.federation.holder("bob") is not None   # kept: told of just now
+    channel.extend(old_round)
+    deliver(20.0)
+    assert b.hub.federation.holder("bob") is None       # long since: the rounds rule
