@@ -44,8 +44,12 @@ class LAN:
         return ns
 
     def scan(self, *args, timeout=60):
+        """``tekcos scan`` in the scanner's namespace, ARP only unless a test
+        asks for IPv6 (the IPv6 side has its own lab: tests/scan/test_ipv6.py)."""
+        if not any(a in ("--ipv6-only", "--ipv4-and-ipv6") for a in args):
+            args = ("--ipv4-only", *args)
         cmd = ["ip", "netns", "exec", self.scanner, sys.executable, "-m", "tekcos.cli", "scan",
-               *args]
+               *(a for a in args if a != "--ipv4-and-ipv6")]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO)
 
 
@@ -186,3 +190,21 @@ def test_the_portable_scapy_socket_finds_the_same_hosts(lan):
             "print(json.dumps({str(h.ip): h.macs for h in r.hosts}))")
     out = lan.lab.exec(lan.scanner, sys.executable, "-c", code)
     assert json.loads(out) == {ip: [mac] for ip, mac in HOSTS.items()}
+
+
+def test_both_families_by_default_merge_by_mac_and_keep_every_arp_row(lan):
+    """Without a family flag: the same IPv4 rows, IPv6 addresses on the rows
+    of hosts whose link-local address is ready, and the switch's own ports
+    (which have IPv6 here) as rows without an IPv4 address."""
+    import time
+    time.sleep(2.5)                     # the hosts' link-local addresses pass DAD
+    report, found = neighbors(lan.scan("--json", "--ipv4-and-ipv6"))
+    by_ip = {ip: n for ip, n in found.items() if ip is not None}
+    assert {ip: n["mac"] for ip, n in by_ip.items()} == HOSTS
+    for ip, n in by_ip.items():
+        octets = bytes(int(x, 16) for x in n["mac"].split(":"))
+        eui = bytes([octets[0] ^ 2]) + octets[1:3] + b"\xff\xfe" + octets[3:]
+        expected = str(__import__("ipaddress").IPv6Address(b"\xfe\x80" + bytes(6) + eui))
+        assert [a["address"] for a in n["ipv6"]] == [expected], ip
+    assert all(n["ipv6"] for n in report["neighbors"] if n["ip"] is None)
+    assert report["ipv6"]["problem"] is None
