@@ -131,7 +131,7 @@ def makeService(config: Options, reactor=None) -> MultiService:
     if reactor is None:
         from twisted.internet import reactor
     values = config.settings
-    worker = config.get("worker") if hasattr(config, "get") else None
+    worker = config.get("worker")
     web_endpoint = getattr(config, "web_endpoint", None)
     if worker:
         from tekcos.workers import worker_settings
