@@ -190,6 +190,9 @@ def main() -> None:
     parser.add_argument("--offloads", choices=["off", "on"], default="off",
                         help="on: the veth keeps the kernel's default offloads (TSO, GSO, "
                         "GRO), as a real NIC does; nftables' loss then drops whole GSO trains")
+    parser.add_argument("--mtu", type=int, default=1500,
+                        help="the veth's MTU (9000: a jumbo-frame LAN; the push picks its "
+                        "packet size from it, TCP its segment size)")
     parser.add_argument("--baseline", help="git revision to run alongside (alternating)")
     parser.add_argument("--get", action="store_true",
                         help="also the download direction: this tree's file kept for a chat "
@@ -217,7 +220,8 @@ def main() -> None:
     try:
         with netlab.Lab() as lab:
             client, server = lab.ns("c"), lab.ns("s")
-            dev_c, dev_s = lab.link(client, f"{CLIENT}/24", server, f"{SERVER}/24")
+            dev_c, dev_s = lab.link(client, f"{CLIENT}/24", server, f"{SERVER}/24",
+                                    mtu=args.mtu)
             offloaded = args.offloads == "on" or (offloads_off(lab, client, dev_c)
                                                    and offloads_off(lab, server, dev_s))
             for name, tree, port in trees:
@@ -257,7 +261,7 @@ def main() -> None:
                             cpu(got, "push receiver", process_cpu(servers[tree]) - served)
                         lost_packets = lab.dropped(server)[0] - before
                         got["tek"][name].append(record["mb_per_s"])
-                        lost_payload = lost_packets * 1400
+                        lost_payload = lost_packets * record.get("payload", 1400)
                         if lost_payload and tree == ROOT:
                             got["retx"].append(record["retransmitted_bytes"] / lost_payload)
                         downloads = os.path.join(work, f"dl-{port}")

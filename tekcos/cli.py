@@ -52,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--timeout", type=float, default=10.0,
                       help="give up when the server has not answered for this many seconds (10)")
     push.add_argument("--window", type=int, default=8192, help="packets in flight at most (8192)")
-    push.add_argument("--payload", type=int, default=1400, help="bytes of data per datagram (1400)")
+    push.add_argument("--payload", type=int, default=None,
+                      help="bytes of data per datagram (default: as many as one packet of the "
+                      "path's MTU holds: 1448 on Ethernet, up to 8948 with jumbo frames)")
     push.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     push.add_argument("--no-resume", dest="resume", action="store_false",
                       help="send the whole file even if the server kept part of it from an "

@@ -135,6 +135,22 @@ table netdev tekcos_loss {{
 """
         self.exec(ns, "nft", "-f", "-", input=rules)
 
+    def drop_larger_than(self, ns: str, dev: str, size: int) -> None:
+        """Drop every IPv4 packet longer than ``size`` bytes arriving on
+        ``dev``, silently: a switch on the way without jumbo frames (the
+        kernel's own MTU check lets some through, as GSO trains)."""
+        if shutil.which("nft") is None:
+            raise LabUnavailable("nftables ('nft') is not installed")
+        rules = f"""
+table netdev tekcos_mtu {{
+    chain ingress_{dev} {{
+        type filter hook ingress device "{dev}" priority 0; policy accept;
+        ether type ip ip length > {size} counter drop
+    }}
+}}
+"""
+        self.exec(ns, "nft", "-f", "-", input=rules)
+
     def clear_loss(self, ns: str) -> None:
         """Remove every drop rule of drop_udp/drop_arp in ``ns`` (if any)."""
         subprocess.run(["ip", "netns", "exec", ns, "nft", "delete", "table", "netdev",

@@ -137,7 +137,7 @@ class FileActions:
                 sender, seconds = yield push_one(
                     self.reactor, family, ip, port, label=name, kind="file", name=name,
                     size=job.size, sha=sha, read=read, sender_name=nick or getpass.getuser(),
-                    timeout=10.0, window=8192, payload=1400, client=client_id(),
+                    timeout=10.0, window=8192, payload=None, client=client_id(),
                     recipient=recipient, watch=watch, running=running)
         except OSError as e:
             self._ended(key, False, f"cannot read it: {e.strerror or e}")

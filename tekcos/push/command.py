@@ -80,7 +80,7 @@ class Progress:
 @defer.inlineCallbacks
 def push_one(reactor, family: int, ip: str, port: int, *, label: str, kind: str, name: str,
              size: int, sha: str, read, sender_name: str, timeout: float, window: int,
-             payload: int, progress_stream=None, resume: bool = True, running=None,
+             payload: int | None, progress_stream=None, resume: bool = True, running=None,
              background: bool = False, client: str = "", recipient: str = "",
              wait_accept: float = 300.0, watch=None):
     sender = Sender(offer_id=secrets.randbits(64) or 1, name=name, size=size, sha256=sha,
@@ -124,7 +124,7 @@ def result_record(file: str, sender: Sender, seconds: float, sha: str) -> dict:
         "bytes": sender.size, "seconds": round(seconds, 6),
         "mb_per_s": round((sender.size - sender.resumed_bytes) / seconds / 1e6, 3)
         if delivered and seconds > 0 else 0.0,
-        "sha256": sha, "retransmits": sender.retransmits,
+        "sha256": sha, "payload": sender.payload_size, "retransmits": sender.retransmits,
         "retransmitted_bytes": sender.retransmitted_bytes,
         "resumed_bytes": sender.resumed_bytes, "sent_bytes": sender.sent_bytes,
         "status": sender.status,
@@ -285,7 +285,7 @@ def check_args(args) -> None:
             raise UsageError("--for: give a nick, or #ROOM for everyone in a room")
     if getattr(args, "wait_accept", 300.0) <= 0:
         raise UsageError("--wait-accept: must be positive")
-    if not 16 <= args.payload <= wire.MAX_DATAGRAM - wire.HEADER_SIZE:
+    if args.payload is not None and not 16 <= args.payload <= wire.MAX_DATAGRAM - wire.HEADER_SIZE:
         raise UsageError(f"--payload: must be between 16 and {wire.MAX_DATAGRAM - wire.HEADER_SIZE}")
     if args.window < 1:
         raise UsageError("--window: must be at least 1")

@@ -26,7 +26,7 @@ from tekcos.push.gro import listen_udp
 from tekcos.push.receiver import Limits, Receiver
 from tekcos.push.serve import new_get_id
 from tekcos.push.storage import Downloads
-from tekcos.push.udp import ServerProtocol, size_socket_buffers
+from tekcos.push.udp import ServerProtocol, path_payload, size_socket_buffers
 from tekcos.push.worker import DiskWorker
 
 GET_RTO = 0.25          # the first GET is repeated after this long, doubling
@@ -70,7 +70,8 @@ class FetchProtocol(ServerProtocol):
         self._get_call = None
         if self.offered or self.done.called:
             return
-        body = {"code": self.code}
+        # The packet size our path carries: the server's packets take it.
+        body = {"code": self.code, "payload": path_payload(self.transport)}
         self._write(wire.encode_json(wire.GET, self.get_id, body, pad_to=232), None)
         self._get_call = self.clock.callLater(self._rto, self._send_get)
         self._rto = min(self._rto * 2, 2.0)

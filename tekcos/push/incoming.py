@@ -22,9 +22,14 @@ class Limits:
     idle_timeout: float = 30.0
     handshake_timeout: float = 5.0   # an accepted offer whose token never comes back
     linger: float = 10.0          # how long a finished session answers duplicates
-    window: int = 8192            # packets (about 11 MiB of buffer at most per push)
-    payload: int = wire.DEFAULT_PAYLOAD
+    window: int = 8192            # packets of DEFAULT_PAYLOAD bytes (about 11 MiB per push)
+    payload: int = wire.MAX_PAYLOAD   # the largest a sender may use (it picks by its path)
     resume_seconds: float = 24 * 3600   # how long an interrupted file is kept; 0: not at all
+
+    def window_for(self, payload: int) -> int:
+        """``window`` packets of ``DEFAULT_PAYLOAD`` bytes, counted in
+        packets of ``payload`` bytes: the same memory whatever the size."""
+        return max(1, min(self.window, self.window * wire.DEFAULT_PAYLOAD // payload))
 
 
 @dataclass

@@ -164,7 +164,7 @@ class OfferDesk:
             self._refusals_unlogged += 1
 
     def _accept(self, session: Incoming) -> bytes:
-        body = {"token": session.token, "window": self.limits.window,
+        body = {"token": session.token, "window": self.limits.window_for(session.payload),
                 "payload": session.payload}
         if session.have:
             body["have"] = session.have
@@ -189,7 +189,7 @@ class OfferDesk:
                       sender=fields["sender"], size=size, sha256=fields["sha"],
                       payload=payload, total=-(-size // payload),
                       deadline=now + min(limits.handshake_timeout, limits.idle_timeout),
-                      last_heard=now, limit=limits.window, started=now)
+                      last_heard=now, limit=limits.window_for(payload), started=now)
         if fields["kind"] == "message":
             if offer.get("for") is not None:
                 raise Refusal("only files can be sent to someone; say it in the chat (/msg)")
@@ -208,8 +208,18 @@ class OfferDesk:
 
         def finish(looked) -> Incoming:
             checkpoint, room = looked
-            have = self._resume_point(key, kept, checkpoint, fields, payload, addr,
-                                      offer.get("resume") is not False, now)
+            wanted = offer.get("resume") is not False
+            # What was kept goes on in the packet size it was received in,
+            # if the sender can send that (a path that dropped larger ones).
+            earlier = kept[1] if kept else checkpoint.payload \
+                if checkpoint is not None and (checkpoint.sha256, checkpoint.size) == \
+                (fields["sha"], fields["size"]) else 0
+            if wanted and earlier != payload and 16 <= earlier <= min(fields["want"],
+                                                                       limits.payload):
+                common.update(payload=earlier, total=-(-size // earlier),
+                              limit=limits.window_for(earlier))
+            have = self._resume_point(key, kept[0] if kept else None, checkpoint, fields,
+                                      common["payload"], addr, wanted, now)
             try:
                 fits(room, size - have)
             except Refused as e:
@@ -217,7 +227,7 @@ class OfferDesk:
             request = self._addressed(offer.get("for"), fields, name, addr, owner, now)
             # The .part file is created once the sender echoes the token: a
             # flood of offers leaves nothing on disk.
-            return Incoming(name=name, key=key, have=have, cum=have // payload,
+            return Incoming(name=name, key=key, have=have, cum=have // common["payload"],
                             request=request, **common)
         return look, finish
 
@@ -294,14 +304,14 @@ class OfferDesk:
         host = host_key(addr[0])
         wait = self.aborts.backoff(host, now)
         if wait:
-            self._remember_suspended(key, have)
+            self._remember_suspended(key, have, payload)
             raise Busy("your resumed pushes keep being cut off", retry_after=max(1.0, wait))
         reopening = sum(1 for s in self.sessions.values()
                         if s.have and s.host == host and not s.finished
                         and (s.part is None or not s.part.opened))
         if reopening >= RESUMING_PER_HOST:
             # Reopening one re-reads what it kept on the disk thread.
-            self._remember_suspended(key, have)
+            self._remember_suspended(key, have, payload)
             raise Busy("other resumed pushes from your address are starting", retry_after=1.0)
         return have
 
@@ -345,7 +355,9 @@ class OfferDesk:
         except Refused as e:
             raise Refusal(str(e)) from None
 
-    def _remember_suspended(self, key: str, have: int) -> None:
+    def _remember_suspended(self, key: str, have: int, payload: int) -> None:
+        """A part file put away in this process: its bytes kept, received
+        in packets of ``payload`` bytes."""
         if len(self.suspended) >= 4096:
             self.suspended.pop(next(iter(self.suspended)))
-        self.suspended[key] = have
+        self.suspended[key] = (have, payload)

@@ -67,7 +67,7 @@ class Receiver(OfferDesk):
         self.publishing: dict[int, Incoming] = {}   # files the disk worker is finishing
         # Interrupted files put away since start-up: key -> bytes kept.  Read
         # before the disk, whose checkpoint the worker may still be writing.
-        self.suspended: dict[str, int] = {}
+        self.suspended: dict[str, tuple[int, int]] = {}   # key -> (have, payload)
         self.takeover_asked: dict[str, float] = {}   # key -> when a new run was told to wait
         # For the operators' metrics: pushes by outcome, bytes consumed in
         # order, DATA that arrived again (a retransmission we did not need).
@@ -334,7 +334,8 @@ class Receiver(OfferDesk):
         if session.part is not None and not session.finished:
             if session.key:   # kept for a later run of the same push
                 session.part.suspend()
-                self._remember_suspended(session.key, session.cum * session.payload)
+                self._remember_suspended(session.key, session.cum * session.payload,
+                                         session.payload)
             else:
                 session.part.discard()
         self.sessions.pop(session.token, None)
@@ -345,7 +346,7 @@ class Receiver(OfferDesk):
     def window(self, session: Incoming) -> int:
         """Packets the sender may have in flight: the configured window,
         shrunk while the disk lags behind (back-pressure instead of memory)."""
-        window = self.limits.window
+        window = self.limits.window_for(session.payload)
         part = session.part
         if part is not None:
             backlog = part.backlog

@@ -34,4 +34,4 @@ class RttEstimator:
 
     def backoff(self, retries: int) -> float:
         """The timeout for a packet already retransmitted ``retries`` times."""
-        return min(self.max_rto, self.rto * (2 ** retries))
+        return min(self.max_rto, self.rto * (2 ** min(retries, 32)))   # 2**1024 is no float

@@ -47,6 +47,9 @@ INITIAL_RTO = 0.2
 # OFFER (Karn), so the data starts from INITIAL_RTO.  (Measurements:
 # docs/performance.md.)
 HANDSHAKE_RTO = 0.05
+# DATA packets larger than the usual with no ACK for this long: the path
+# does not carry them (see Sender._shrink_payload).
+JUMBO_PATIENCE = 1.0
 TAIL_PROBE_MIN = 0.002   # a tail probe waits at least this long (a busy host answers late)
 
 
@@ -70,11 +73,16 @@ def _ones(mask: int, offset: int):
 class Sender:
     def __init__(self, *, offer_id: int, name: str, size: int, sha256: str, kind: str,
                  read: Callable[[int, int], bytes], sender_name: str = "",
-                 payload_size: int = wire.DEFAULT_PAYLOAD, window: int = 1024,
+                 payload_size: int | None = wire.DEFAULT_PAYLOAD, window: int = 1024,
                  timeout: float = 10.0, rtt: RttEstimator | None = None, burst: int = 64,
                  resume: bool = True, background: bool = False, client: str = "",
                  recipient: str = "", wait_accept: float = 300.0):
         self.offer_id = offer_id
+        # None: the adapter sets the size its path carries (use_payload)
+        # before the first offer.
+        self.payload_from_path = payload_size is None
+        if payload_size is None:
+            payload_size = wire.DEFAULT_PAYLOAD
         # "resume": the receiver may continue from what an earlier,
         # interrupted push of the same file left there.
         self.offer = {"name": name, "size": size, "sha256": sha256, "kind": kind,
@@ -135,6 +143,10 @@ class Sender:
         self.wait_deadline: float | None = None   # set by the first busy answer
         self.pace_at: float | None = None         # when pacing lets the next packet go
         self.tail_probe_at: float | None = None   # see _arm_tail_probe
+        self.accepted_at = 0.0
+        self.acks_heard = 0           # 1 once a full-sized packet of this offer is acknowledged
+        self.accepted_base = 0        # where the current offer's DATA started
+        self.shrunk_from = 0          # a payload size the path did not carry
 
     # -- progress for the UI ------------------------------------------------------
     @property
@@ -144,6 +156,11 @@ class Sender:
     @property
     def bytes_acked(self) -> int:
         return min(self.size, self.base * self.payload_size) if self.total else 0
+
+    def use_payload(self, size: int) -> None:
+        """Offer packets of ``size`` bytes (before the offer, or when
+        starting again from it)."""
+        self.payload_size = self.offer["payload"] = size
 
     # -- driving ------------------------------------------------------------------
     def start(self, now: float) -> None:
@@ -290,6 +307,19 @@ class Sender:
         self.control.clear()
         self.control_tries = 0
         self.tail_probe_at = None
+        self.acks_heard = 0
+
+    def _shrink_payload(self, now: float) -> None:
+        """Packets larger than the usual 1400 bytes, and not one of them
+        acknowledged since the ACCEPT: the path drops them (a jumbo MTU
+        here, a switch without jumbo frames on the way).  Tell the receiver
+        and offer again with ``DEFAULT_PAYLOAD``."""
+        token, size = self.token, self.payload_size
+        self._offer_again(now, now)
+        self.control.append(wire.encode_json(wire.ABORT, token, {
+            "error": f"no packet of {size} bytes got through; offering smaller ones"}))
+        self.shrunk_from = size
+        self.use_payload(wire.DEFAULT_PAYLOAD)
 
     def _accepted(self, answer: handshake.Accepted, now: float) -> None:
         self.token = answer.token
@@ -301,7 +331,8 @@ class Sender:
             # The receiver checked what it kept of an earlier attempt.
             self.resumed_bytes = answer.have
             self.base = self.next_seq = self.fast_mark = answer.have // payload
-        self.last_progress = now
+        self.accepted_base = self.base
+        self.last_progress = self.accepted_at = now
         self.control_tries = 0
         self.state = SENDING if self.total else CONFIRMING
         if self.state == CONFIRMING:
@@ -313,6 +344,12 @@ class Sender:
         losses (fast retransmit, lost retransmissions)."""
         if cumulative > self.total:
             return
+        if not self.acks_heard:
+            # Has a full-sized packet got through?  (The last one may be
+            # shorter; an ACK may also only update the window.)
+            last = self.total - 2 - cumulative      # the last packet's bit
+            if cumulative > self.accepted_base or (bits & ~(1 << last) if last >= 0 else bits):
+                self.acks_heard = 1
         self.peer_window = max(1, window)
         # Karn's rule: a packet sent once gives an RTT sample.
         if trigger in self.sent_at and trigger not in self.retries:
@@ -536,6 +573,8 @@ class Sender:
             deadline = min(deadline, self.pace_at)
         if self.tail_probe_at is not None:
             deadline = min(deadline, self.tail_probe_at)
+        if not self.acks_heard and self.payload_size > wire.DEFAULT_PAYLOAD:
+            deadline = min(deadline, self.accepted_at + max(JUMBO_PATIENCE, 4 * self.rtt.rto))
         timers, sent_at, retries = self.timers, self.sent_at, self.retries
         while timers:
             when, seq, count = timers[0]
@@ -561,6 +600,10 @@ class Sender:
         if self.state in (OFFERING, CONFIRMING):
             if now >= self.control_sent + self._control_timeout():
                 self._send_control(now)
+            return
+        if (not self.acks_heard and self.payload_size > wire.DEFAULT_PAYLOAD
+                and now >= self.accepted_at + max(JUMBO_PATIENCE, 4 * self.rtt.rto)):
+            self._shrink_payload(now)
             return
         timers, sent_at, retries = self.timers, self.sent_at, self.retries
         # What the round trip is now, not when the timer was set: a queue

@@ -48,6 +48,7 @@ class Outgoing:
         self.log = log or (lambda text: None)
         self.window = window
         self.payload = payload
+        self.max_payload = max(payload, wire.MAX_PAYLOAD)
         self.by_offer: dict[tuple, tuple] = {}    # (addr, get id) -> (sender, code, close)
         self.by_token: dict[tuple, tuple] = {}    # (addr, receiver's token) -> same
         self.outbox: list[tuple[bytes, tuple]] = []
@@ -112,10 +113,19 @@ class Outgoing:
             return
         sender = Sender(offer_id=get_id, name=kept.name, size=kept.size, sha256=kept.sha256,
                         kind="file", read=read, sender_name="tekcos", window=self.window,
-                        payload_size=self.payload, timeout=30.0)
+                        payload_size=self._payload(request), timeout=30.0)
         entry = (sender, request.get("code"), close)
         self.by_offer[(addr, get_id)] = entry
         sender.start(now)
+
+    def _payload(self, request: dict) -> int:
+        """The packet size the fetching client says its path carries (a
+        sender that finds the path drops them falls back to the usual), at
+        most ours; ours when it does not say."""
+        want = request.get("payload")
+        if isinstance(want, int) and not isinstance(want, bool) and 16 <= want:
+            return min(want, self.max_payload)
+        return self.payload
 
     def _allowed(self, addr: tuple, now: float) -> bool:
         host = host_key(addr[0])

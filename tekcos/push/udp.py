@@ -23,6 +23,7 @@ from twisted.logger import Logger
 from tekcos import exits
 from tekcos.address import dual_stack
 from tekcos.hosts import mapped, shown
+from tekcos.push import wire
 from tekcos.push.gro import listen_udp
 from tekcos.push.receiver import Limits, Receiver
 from tekcos.push.sender import Sender
@@ -63,6 +64,31 @@ def size_socket_buffers(transport, size: int) -> None:
                 sock.setsockopt(socket.SOL_SOCKET, plain, size)
             except OSError:
                 pass
+
+
+IP_MTU = getattr(socket, "IP_MTU", 14)          # linux/in.h
+IPV6_MTU = getattr(socket, "IPV6_MTU", 24)      # linux/in6.h
+
+
+def path_payload(transport) -> int:
+    """The DATA payload that fits the path of a connected transport in one
+    unfragmented packet: the kernel's path MTU for its peer (the route's, or
+    less where ICMP said so), ``wire.DEFAULT_PAYLOAD`` where it cannot say."""
+    sock = getattr(transport, "socket", None)
+    if sock is None:
+        return wire.DEFAULT_PAYLOAD
+    ipv6 = sock.family == socket.AF_INET6
+    try:
+        if ipv6:
+            mtu = sock.getsockopt(socket.IPPROTO_IPV6, IPV6_MTU)
+        else:
+            mtu = sock.getsockopt(socket.IPPROTO_IP, IP_MTU)
+    except OSError:     # not connected, or not Linux
+        return wire.DEFAULT_PAYLOAD
+    if ipv6:
+        peer = sock.getpeername()[0]
+        ipv6 = not peer.startswith("::ffff:")    # an IPv4 peer of a dual-stack socket
+    return wire.payload_for_mtu(mtu, ipv6)
 
 
 class _Driven(DatagramProtocol):
@@ -291,7 +317,10 @@ class PushProtocol(_Driven):
         size_socket_buffers(self.transport, self.buffer_bytes)
 
     def begin(self) -> None:
-        """Start pushing; call once the transport is connected."""
+        """Start pushing; call once the transport is connected.  A sender
+        made without a payload size gets the path's (:func:`path_payload`)."""
+        if self.core.payload_from_path:
+            self.core.use_payload(path_payload(self.transport))
         self.core.start(self.clock.seconds())
         self._flush()
 

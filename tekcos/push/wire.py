@@ -28,6 +28,22 @@ OFFER, ACCEPT, REJECT, DATA, ACK, DONE, FAIL, PROBE, ABORT, HELLO, HELLO_REPLY, 
     range(1, 14)
 DEFAULT_PAYLOAD = 1400
 MAX_DATAGRAM = 65507
+# The largest DATA payload a sender picks by itself, and that a receiver
+# takes unless told otherwise: one 9000-byte jumbo frame's worth over IPv4
+# (IP 20, UDP 8, our header).  The 1500-byte Ethernet frame gives 1448.
+JUMBO_MTU = 9000
+MAX_PAYLOAD = JUMBO_MTU - 20 - 8 - HEADER_SIZE
+MIN_AUTO_PAYLOAD = 512
+
+
+def payload_for_mtu(mtu: int | None, ipv6: bool = False) -> int:
+    """The DATA payload that fills one IP packet of ``mtu`` bytes without
+    fragments (``DEFAULT_PAYLOAD`` when the MTU is unknown), kept within
+    ``MIN_AUTO_PAYLOAD`` and ``MAX_PAYLOAD``."""
+    if not mtu:
+        return DEFAULT_PAYLOAD
+    fitting = mtu - (40 if ipv6 else 20) - 8 - HEADER_SIZE
+    return max(MIN_AUTO_PAYLOAD, min(MAX_PAYLOAD, fitting))
 # ACK payload: advertised window (u32), the seq that triggered it (u64), then
 # a bitmap of packets received beyond the cumulative point.
 ACK_HEAD = struct.Struct("!IQ")

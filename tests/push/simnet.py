@@ -14,8 +14,12 @@ CLIENT = ("127.0.0.2", 40000)
 
 class Channel:
     def __init__(self, rng: random.Random, loss=0.0, dup=0.0, corrupt=0.0, reorder=0.0,
-                 delay=0.001, jitter=0.0005):
+                 delay=0.001, jitter=0.0005, max_size=None):
         self.rng = rng
+        # A link whose MTU is smaller than the sender thinks: larger
+        # datagrams vanish (a switch without jumbo frames sends no ICMP).
+        self.max_size = max_size
+        self.too_large = 0
         self.loss, self.dup, self.corrupt, self.reorder = loss, dup, corrupt, reorder
         self.delay, self.jitter = delay, jitter
         self.queue: list = []
@@ -25,6 +29,9 @@ class Channel:
 
     def put(self, now: float, datagram: bytes, to: str) -> None:
         self.sent += 1
+        if self.max_size is not None and len(datagram) > self.max_size:
+            self.too_large += 1
+            return
         if self.rng.random() < self.loss:
             self.lost += 1
             return

@@ -525,3 +525,17 @@ def test_a_host_with_a_cookie_still_gets_only_its_share_of_checks(tmp_path):
         answers += ep.datagrams_to_send(0.0)
     errors = [wire.decode_json(wire.decode(d)[3]).get("error", "") for d, _ in answers]
     assert sum("too many offers from your address" in e for e in errors) >= 150
+
+
+@pytest.mark.parametrize("asked, payload, window", [
+    (1400, 1400, 8192),            # the window is counted in packets of 1400 bytes
+    (1448, 1448, 7920),            # the same memory in packets of another size
+    (8948, 8948, 1281),
+    (60000, wire.MAX_PAYLOAD, 1281),   # never more than we take by default
+])
+def test_the_window_holds_the_same_bytes_whatever_the_packet_size(tmp_path, asked, payload,
+                                                                    window):
+    endpoint = Receiver(Disk(tmp_path), Limits(), token=iter(range(100, 200)).__next__)
+    endpoint.receive_datagram(offer(data=b"x" * 100_000, payload=asked), PEER, 0.0)
+    kind, _, body = answer(endpoint)
+    assert (kind, body["payload"], body["window"]) == (wire.ACCEPT, payload, window)

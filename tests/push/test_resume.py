@@ -19,8 +19,8 @@ PAYLOAD = 100
 
 def endpoint_in(directory, **limits):
     completed, logged = [], []
-    endpoint = Receiver(Disk(directory), Limits(window=16, payload=PAYLOAD, idle_timeout=30,
-                                                linger=5, **limits),
+    limits = {"window": 16, "payload": PAYLOAD, "idle_timeout": 30, "linger": 5, **limits}
+    endpoint = Receiver(Disk(directory), Limits(**limits),
                         on_complete=completed.append, log=lambda text: logged.append(text))
     endpoint.completed = completed
     endpoint.logged = logged
@@ -318,3 +318,26 @@ def test_a_client_id_keeps_the_partial_across_addresses_and_from_other_clients(t
     moved = ("127.0.0.77", 40000)
     kind, body = resumed_offer(endpoint, data, 52, moved, now + 41, client=owner)
     assert kind == wire.ACCEPT and body["have"] >= SIZE // 2
+
+
+def test_what_was_kept_goes_on_in_the_packet_size_it_came_in(tmp_path):
+    # The first run used small packets (a path that dropped larger ones);
+    # the next offers larger ones: the rest comes in the first run's size,
+    # from where it stopped, whether this process or a restarted one has it.
+    for restart in (False, True):
+        directory = tmp_path / str(restart)
+        directory.mkdir()
+        data = random.Random(8).randbytes(SIZE)
+        endpoint = endpoint_in(directory, payload=400)
+        now = kill_half_way(endpoint, data)
+        endpoint.handle_timer(now + 31)             # the server gives up on the silent push
+        if restart:
+            endpoint.close()
+            endpoint.downloads.worker.close()
+            endpoint = endpoint_in(directory, payload=400)
+        sender = make_sender(data, window=16, payload=400, timeout=30.0, offer_id=9)
+        run(sender, endpoint, channel(seed=3), now=now + 40)
+        assert sender.status == "delivered", sender.error
+        assert sender.payload_size == PAYLOAD
+        assert sender.resumed_bytes >= SIZE // 2
+        assert (directory / "f.bin").read_bytes() == data

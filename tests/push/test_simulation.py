@@ -111,3 +111,32 @@ def test_heavy_but_finite_trouble_always_delivers(tmp_path):
         run(sender, endpoint, Channel(rng, loss=0.2, dup=0.1, reorder=0.2, corrupt=0.1))
         assert sender.status == "delivered", sender.error
         assert (directory / "f.bin").read_bytes() == data
+
+
+def test_a_path_that_drops_jumbo_packets_gets_the_usual_size(tmp_path):
+    # The sender's own link says 9000 bytes; somewhere on the way only 1500
+    # pass, silently.  It offers again with 1400-byte packets and delivers.
+    rng = random.Random(9)
+    data = rng.randbytes(300_000)
+    endpoint = Receiver(Disk(str(tmp_path), reserve=0), Limits(idle_timeout=30))
+    sender = make_sender(data, window=256, payload=8948, timeout=30.0)
+    channel = Channel(rng, max_size=1500 - 28)
+    end = run(sender, endpoint, channel)
+    assert sender.status == "delivered", sender.error
+    assert (tmp_path / "f.bin").read_bytes() == data
+    assert (sender.shrunk_from, sender.payload_size) == (8948, 1400)
+    assert channel.too_large > 0
+    assert end < 3.0      # about a second's patience, not the 30 s timeout
+
+
+def test_jumbo_packets_that_get_through_stay_jumbo(tmp_path):
+    rng = random.Random(10)
+    data = rng.randbytes(300_000)
+    endpoint = Receiver(Disk(str(tmp_path), reserve=0), Limits(idle_timeout=30))
+    sender = make_sender(data, window=256, payload=8948, timeout=30.0)
+    channel = Channel(rng, loss=0.05, max_size=9000 - 28)
+    run(sender, endpoint, channel)
+    assert sender.status == "delivered", sender.error
+    assert (tmp_path / "f.bin").read_bytes() == data
+    assert (sender.shrunk_from, sender.payload_size) == (0, 8948)
+    assert channel.too_large == 0

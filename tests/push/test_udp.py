@@ -149,6 +149,45 @@ def test_push_on_the_real_reactor_over_loopback(tmp_path):
     assert server._timer is None and server._flush_call is None
 
 
+@pytest_twisted.inlineCallbacks
+def test_a_push_without_a_payload_size_takes_the_paths(tmp_path):
+    # Loopback's MTU is 65536: the push uses the largest size we pick by
+    # ourselves, and the receiver takes it.
+    from twisted.internet import reactor
+
+    from tekcos.push.command import push_one
+    from tekcos.push.gro import listen_udp
+    endpoint = Receiver(Disk(tmp_path), Limits())
+    server = ServerProtocol(endpoint, reactor)
+    port = listen_udp(reactor, 0, server, interface="127.0.0.1")
+    data = os.urandom(100_000)
+    try:
+        sender, _ = yield push_one(
+            reactor, socket.AF_INET, "127.0.0.1", port.getHost().port, label="p.bin",
+            kind="file", name="p.bin", size=len(data), sha=hashlib.sha256(data).hexdigest(),
+            read=lambda off, n: data[off:off + n], sender_name="t", timeout=10, window=256,
+            payload=None)
+    finally:
+        yield port.stopListening()
+    assert sender.status == "delivered"
+    assert sender.payload_size == wire.MAX_PAYLOAD
+    assert (tmp_path / "p.bin").read_bytes() == data
+
+
+def test_path_payload_reads_the_connected_sockets_mtu():
+    from tekcos.push.udp import path_payload
+
+    class Held:
+        def __init__(self, sock):
+            self.socket = sock
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        assert path_payload(Held(sock)) == wire.DEFAULT_PAYLOAD    # not connected yet
+        sock.connect(("127.0.0.1", 9))
+        mtu = sock.getsockopt(socket.IPPROTO_IP, 14)
+        assert path_payload(Held(sock)) == wire.payload_for_mtu(mtu) == wire.MAX_PAYLOAD
+    assert path_payload(object()) == wire.DEFAULT_PAYLOAD           # no socket (tests' fakes)
+
+
 def test_a_datagram_that_breaks_the_core_costs_a_throttled_line_not_a_traceback(tmp_path):
     logged = []
     endpoint = Receiver(Disk(tmp_path), Limits(), log=logged.append)

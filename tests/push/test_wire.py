@@ -42,3 +42,16 @@ def test_ack_bitmap():
     assert wire.decode_ack(seq, payload) == (1000, 2048, 1003, bits)
     kind, token, seq, payload = wire.decode(wire.encode_ack(9, 5, 64, 4, 0))
     assert wire.decode_ack(seq, payload) == (5, 64, 4, 0)
+
+
+@pytest.mark.parametrize("mtu, ipv6, payload", [
+    (1500, False, 1448),       # Ethernet
+    (1500, True, 1428),
+    (9000, False, 8948),       # jumbo frames
+    (65536, False, 8948),      # loopback: no more than a jumbo frame's
+    (1280, True, 1208),        # the IPv6 minimum
+    (300, False, 512),         # below the floor: fragments rather than crumbs
+    (None, False, 1400),       # unknown
+])
+def test_payload_for_mtu(mtu, ipv6, payload):
+    assert wire.payload_for_mtu(mtu, ipv6) == payload
