@@ -138,6 +138,24 @@ def _node_name(value: Any) -> str:
     return value.strip()
 
 
+def _host_name(value: Any) -> str:
+    import ipaddress
+    if not isinstance(value, str):
+        raise ValueError("must be a host name or an address")
+    value = value.strip().strip("[]")
+    if not value:
+        return ""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    if len(value) > 253 or not all(
+            label and len(label) <= 63 and label.replace("-", "").isalnum() and label.isascii()
+            for label in value.rstrip(".").split(".")):
+        raise ValueError(f"{value!r} is not a host name or an address")
+    return value
+
+
 def _networks(value: Any) -> list[str]:
     import ipaddress
     items = [v for v in value.split(",")] if isinstance(value, str) else value
@@ -195,6 +213,9 @@ SETTINGS: dict[str, Setting] = {
                 "first also serves pushes, the web page and mDNS", _integer(1, 64)),
         Setting("node-name", "", "this server's name among the nodes of a hub (default: its "
                 "host name)", _node_name),
+        Setting("node-address", "", "the host name or address where users of other nodes "
+                "fetch the files kept here (default: this machine's first LAN address)",
+                _host_name),
         Setting("motd", "", "message of the day shown after the greeting", _text(4000)),
         Setting("udp-port", None, "UDP port for pushes and discovery (default: the same number "
                 "as --port, or 9000; 0 turns UDP off)", _integer(0, 65535)),

@@ -21,6 +21,12 @@ hub (``member(nick)``, ``room_members(name)``, each session's ``send``) and
 the database through the store (``add_delivery``, ``mark_fetched``,
 ``remove_delivery``); the push receiver asks it :meth:`decide` for every
 addressed offer.  Time comes in as ``now``.
+
+With other nodes (``hub.federation``), a recipient on another node is asked
+through the channel: its node shows the offer under a number of its own,
+sends the answer back, and is told the CODE and this node's address
+(``node_where``) once the file is here; the file stays on this node, and
+``tekcos get`` fetches it from here.
 """
 from __future__ import annotations
 
@@ -29,6 +35,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 
+from tekcos.delivery_nodes import NodeDeliveries, RemoteAsk, RemoteOffer
 from tekcos.text import human_size
 
 ASKING, ACCEPTED, DECLINED, WITHDRAWN = "asking", "accepted", "declined", "withdrawn"
@@ -82,13 +89,15 @@ class Ready:
     expires: float
     fetched: int = 0
     shown_to: list = field(default_factory=list)   # sessions that were told its CODE
+    where: str = ""             # HOST:PORT of the node keeping it, when not this one
 
 
-class Deliveries:
+class Deliveries(NodeDeliveries):
     subdir = SUBDIR     # where the receiver stores what it takes for people
+    kept_as = Ready
 
     def __init__(self, hub, store, now, downloads: str, keep_days: float = 7.0,
-                 quota: int = 2 << 30, udp_port: int = 9000):
+                 quota: int = 2 << 30, udp_port: int = 9000, node_where: str = ""):
         self.hub = hub
         self.store = store
         self.now = now
@@ -100,6 +109,10 @@ class Deliveries:
         self.by_key: dict[tuple, Request] = {}
         self.ready: dict[str, Ready] = {}
         self._next_number = 1
+        # Where users of other nodes fetch what is kept here (HOST:PORT).
+        self.node_where = node_where
+        self.remote_offers: dict[int, RemoteOffer] = {}   # ours -> kept on another node
+        self.remote_ready: dict[str, Ready] = {}          # CODE -> kept on another node
 
     def restore(self, rows) -> None:
         """Files kept before a restart (their sessions are gone: the CODEs
@@ -139,6 +152,10 @@ class Deliveries:
         self.by_key[key] = request
         where = f"{recipient} " if recipient.startswith("#") else "you "
         for session in asked:
+            if isinstance(session, RemoteAsk):
+                self._tell_node(session, "offer", num=number, frm=sender, name=offer["name"],
+                                size=offer["size"], room=recipient if recipient[0] == "#" else "")
+                continue
             session.send(f"*** {sender} offers {where}{offer['name']} "
                          f"({human_size(offer['size'])}). /accept {number} or /decline {number}")
         return "wait", f"waiting for {recipient} to accept"
@@ -156,21 +173,26 @@ class Deliveries:
         return None
 
     def _recipients(self, recipient: str):
-        """The sessions to ask, or why there are none."""
+        """The sessions to ask (users of other nodes as :class:`RemoteAsk`),
+        or why there are none."""
+        federation = self.hub.federation
         if recipient.startswith("#"):
             members = self.hub.room_members(recipient[1:])
-            if members is None:
+            remote = federation.members_of(recipient[1:]) if federation is not None else []
+            if members is None and not remote:
                 return f"no such room: {recipient}"
-            if not members:
-                return f"nobody is in {recipient}"
-            return list(members)
+            asked = list(members or ()) + [RemoteAsk(r.nick, r.node) for r in remote]
+            return asked or f"nobody is in {recipient}"
         member = self.hub.member(recipient)
-        if member is None:
-            return f"no such nick: {recipient} (not connected)"
-        return [member]
+        if member is not None:
+            return [member]
+        remote = federation.user(recipient) if federation is not None else None
+        if remote is not None:
+            return [RemoteAsk(remote.nick, remote.node)]
+        return f"no such nick: {recipient} (not connected)"
 
     def _number(self) -> int:
-        while self._next_number in self.requests:
+        while self._next_number in self.requests or self._next_number in self.remote_offers:
             self._next_number += 1
         number = self._next_number
         self._next_number = self._next_number % 9999 + 1
@@ -192,7 +214,11 @@ class Deliveries:
         if self.store is not None:
             self.store.add_delivery(ready)
         for session in request.asked:
-            if not getattr(session, "closed", False):
+            if isinstance(session, RemoteAsk):
+                ready.shown_to.append(session)
+                self._tell_node(session, "ready", num=request.number, frm=request.sender, name=request.name,
+                                size=size, code=code, where=self.node_where)
+            elif not getattr(session, "closed", False):
                 ready.shown_to.append(session)
                 session.send(f"*** {request.name} from {request.sender} is ready: "
                              f"tekcos get {code} --from {self.where(session)}")
@@ -215,23 +241,50 @@ class Deliveries:
         """/accept N or /decline N: None, or why not."""
         if not number_text.isdecimal():
             return f"usage: /{'accept' if accept else 'decline'} NUMBER (from the offer)"
+        remote = self.remote_offers.get(int(number_text))
+        if remote is not None and remote.session is session:
+            # Kept on another node: the answer goes there.
+            del self.remote_offers[remote.number]
+            federation = self.hub.federation
+            if federation is not None:
+                federation.file_answer(remote.node, remote.theirs, session.nick, accept)
+            self._said(session, remote.name, remote.sender, accept)
+            return None
         request = self.requests.get(int(number_text))
         if request is None or session not in request.asked:
             return f"no offer {number_text} for you"
         if request.state != ASKING:
             return f"offer {number_text} was answered already"
+        self._answered(request, session.nick, accept)
+        self._said(session, request.name, request.sender, accept)
+        return None
+
+    @staticmethod
+    def _said(session, name: str, sender: str, accept: bool) -> None:
+        if accept:
+            session.send(f"*** Accepted {name} from {sender}: you will be told "
+                         "when it is ready to fetch.")
+        else:
+            session.send(f"*** Declined {name} from {sender}.")
+
+    def _answered(self, request: Request, who: str, accept: bool) -> None:
         request.state = ACCEPTED if accept else DECLINED
         request.answered = self.now()
-        who = session.nick
         if accept:
-            session.send(f"*** Accepted {request.name} from {request.sender}: you will be told "
-                         "when it is ready to fetch.")
             self._tell_sender(request, f"{who} accepted {request.name}")
         else:
             request.answered_why = f"{who} declined {request.name}"
-            session.send(f"*** Declined {request.name} from {request.sender}.")
             self._tell_sender(request, request.answered_why)
-        return None
+
+    def remote_answer(self, node: str, number: int, nick: str, accept: bool) -> None:
+        """A user of ``node`` answered our offer ``number``."""
+        request = self.requests.get(number)
+        if request is None or request.state != ASKING:
+            return
+        # The nick as its node announced it, and as we asked it.
+        if any(isinstance(a, RemoteAsk) and (a.node, a.nick) == (node, nick)
+               for a in request.asked):
+            self._answered(request, nick, accept)
 
     def session_gone(self, session) -> None:
         """A session left: offers only it could answer are withdrawn."""
@@ -245,10 +298,18 @@ class Deliveries:
         for ready in self.ready.values():
             if session in ready.shown_to:
                 ready.shown_to.remove(session)
+        for number, offer in list(self.remote_offers.items()):
+            if offer.session is session:
+                del self.remote_offers[number]
+        for code, ready in list(self.remote_ready.items()):
+            if session in ready.shown_to:
+                del self.remote_ready[code]
 
     def files_for(self, session) -> list[Ready]:
-        """What ``session`` may fetch (was told the CODE of)."""
-        return [r for r in self.ready.values() if session in r.shown_to]
+        """What ``session`` may fetch (was told the CODE of); files kept on
+        another node have ``where``."""
+        return [r for r in (*self.ready.values(), *self.remote_ready.values())
+                if session in r.shown_to]
 
     # -- the download side --------------------------------------------------------------------
     def lookup(self, code, now: float) -> Ready | None:
@@ -278,6 +339,10 @@ class Deliveries:
             silent = now - request.heard
             if request.state == ASKING and silent > OFFER_SILENCE:
                 for session in request.asked:
+                    if isinstance(session, RemoteAsk):
+                        self._tell_node(session, "gone", num=request.number,
+                                        frm=request.sender, name=request.name)
+                        continue
                     session.send(f"*** {request.sender} withdrew the offer of {request.name}.")
                 self._forget(request)
             elif request.state == ACCEPTED and silent > ACCEPTED_KEPT:
@@ -288,6 +353,8 @@ class Deliveries:
         # against its sender's quota either).
         gone = [r for r in self.ready.values() if r.expires <= now
                 or not os.path.exists(os.path.join(self.downloads, r.path))]
+        for code in [c for c, r in self.remote_ready.items() if r.expires <= now]:
+            del self.remote_ready[code]
         for ready in gone:
             del self.ready[ready.code]
             try:

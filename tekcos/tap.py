@@ -179,6 +179,10 @@ def makeService(config: Options, reactor=None) -> MultiService:
 
         udp = push_service(values, completed, info, reactor, deliveries)
         udp.setServiceParent(top)
+    elif values["redis"]:
+        # No pushes here, but users here may be offered files kept by
+        # other nodes (and answer them).
+        _deliveries(hub, store, values, reactor, top)
     if web_endpoint:
         from tekcos.web.service import web_service
         web_service(web_endpoint, values, factory,
@@ -257,6 +261,18 @@ def _log_received(received) -> None:
 DELIVERY_SWEEP = 60.0    # seconds between looks for silent offers and expired files
 
 
+def _node_where(values: dict) -> str:
+    """HOST:PORT where users of other nodes fetch what is kept here."""
+    if not values["udp-port"] or not values["redis"]:
+        return ""
+    host = values["node-address"]
+    if not host:
+        from tekcos import mdns
+        addresses = mdns.lan_addresses()
+        host = addresses[0] if addresses else socket.gethostname()
+    return f"[{host}]:{values['udp-port']}" if ":" in host else f"{host}:{values['udp-port']}"
+
+
 def _deliveries(hub, store, values: dict, reactor, top):
     """Files addressed to people: restored from the store, swept now and
     every DELIVERY_SWEEP seconds."""
@@ -265,7 +281,7 @@ def _deliveries(hub, store, values: dict, reactor, top):
     from tekcos.delivery import Deliveries, Ready
     deliveries = Deliveries(hub, store, reactor.seconds, values["downloads"],
                             keep_days=values["keep-days"], quota=values["quota-per-sender"],
-                            udp_port=values["udp-port"])
+                            udp_port=values["udp-port"], node_where=_node_where(values))
     deliveries.restore(Ready(**row) for row in store.snapshot.deliveries)
     hub.deliveries = deliveries
     timer = TimerService(DELIVERY_SWEEP, lambda: deliveries.tick(reactor.seconds()))

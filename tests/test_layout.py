@@ -12,7 +12,7 @@ PACKAGE = pathlib.Path(tekcos.__file__).parent
 DOC = (PACKAGE.parent / "docs" / "architecture.md").read_text()
 FEATURES = ("chat", "push", "scan")
 SHARED = {"address", "admission", "exits", "identity", "ratelimit", "text", "config",
-          "listening", "hello", "store", "delivery", "compat", "hosts", "heap", "mdns"}
+          "listening", "hello", "store", "delivery", "delivery_nodes", "compat", "hosts", "heap", "mdns"}
 # No sockets, file system, clock, threads or Twisted (time is passed in).
 SANS_IO = ["push/sender.py", "push/handshake.py", "push/receiver.py", "push/offers.py",
            "push/offer_desk.py", "push/incoming.py",
@@ -20,7 +20,8 @@ SANS_IO = ["push/sender.py", "push/handshake.py", "push/receiver.py", "push/offe
            "hosts.py", "push/congestion.py", "push/rtt.py",
            "push/wire.py", "scan/arp.py", "scan/ndp.py", "scan/service.py", "chat/session.py",
            "chat/names.py", "chat/lineedit.py", "text.py", "ratelimit.py", "admission.py",
-           "config.py", "federation/core.py", "federation/url.py", "chat/detached.py"]
+           "delivery_nodes.py",
+           "config.py", "federation/core.py", "federation/checks.py", "federation/url.py", "chat/detached.py"]
 IO_MODULES = {"twisted", "socket", "os", "time", "threading", "select", "selectors",
               "subprocess", "concurrent", "psutil", "netifaces", "scapy", "fcntl", "termios",
               "tty", "resource", "shutil", "tempfile", "multiprocessing", "asyncio"}

@@ -228,7 +228,7 @@ def do_files(session, arg: str) -> None:
         lines = [f"*** Kept for you ({len(mine)}):"]
         for ready in mine:
             lines.append(f"***   {ready.name} ({human_size(ready.size)}) from {ready.sender}: "
-                         f"tekcos get {ready.code} --from {deliveries.where(session)}")
+                         f"tekcos get {ready.code} --from {ready.where or deliveries.where(session)}")
         session.write_lines(lines)
     files = session.hub.files
     if not files:

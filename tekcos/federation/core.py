@@ -24,6 +24,11 @@ Messages are JSON objects with ``v`` (1), ``node`` (the sender's name) and
   fit one message); the table is replaced once a round's parts are all in.
   A node not heard of for :data:`NODE_TIMEOUT` seconds is lost, and its
   users leave every room here with ``-- N left (node X lost)``;
+* ``file``: ``at`` (the node it is for), ``about`` (``offer``, ``ready`` or
+  ``gone``), ``to`` (a user there), ``num``, ``frm``, ``name``, and by kind
+  ``size``, ``room``, ``code``, ``where``: a file pushed here for a user
+  there (see :mod:`tekcos.delivery`);
+* ``answer``: ``at``, ``num``, ``nick``, ``accept``: that user's answer;
 * ``bye``: the node stops (its users left one by one already).
 
 Time is passed in (``now``); :meth:`Federation.tick` is called every
@@ -33,23 +38,20 @@ from __future__ import annotations
 
 import json
 
-from tekcos.chat.names import look_keys, name_key, nick_error, room_error
+from tekcos.chat.names import look_keys, name_key
+from tekcos.federation.checks import (Malformed, answer_fields, checked_nick as _nick,
+                                      checked_room as _room, checked_text as _text,
+                                      file_fields)
 from tekcos.federation.url import node_error
-from tekcos.text import clean_text
 
 VERSION = 1
 HEARTBEAT = 5.0            # seconds between presence messages
 NODE_TIMEOUT = 15.0        # a node silent this long is lost
 MAX_MESSAGE = 256 * 1024   # bytes: a presence of 1,000s of users fits
-MAX_TEXT = 8192            # characters of a relayed line
 MAX_MEMBERS = 50_000       # users one node may announce
 MAX_ROOMS = 64             # rooms one remote user may be listed in
 PRESENCE_BYTES = 192 * 1024   # one presence part's members, encoded, at most
 MAX_PARTS = 256            # parts of one presence round
-
-
-class Malformed(ValueError):
-    """A message from the channel that is not one of ours."""
 
 
 class Remote:
@@ -70,25 +72,6 @@ class Node:
         self.seen = seen
         self.members: dict[str, Remote] = {}     # name_key(nick) -> Remote
         self.pending = None     # (round, parts, {part: table}) of a presence coming in parts
-
-
-def _text(value, limit: int = MAX_TEXT) -> str:
-    if not isinstance(value, str) or len(value) > limit:
-        raise Malformed("text")
-    # No control characters (and so no telnet IAC or CR/LF) reach a member.
-    return clean_text(value)
-
-
-def _nick(value) -> str:
-    if not isinstance(value, str) or nick_error(value):
-        raise Malformed("nick")
-    return value
-
-
-def _room(value) -> str:
-    if not isinstance(value, str) or room_error(value):
-        raise Malformed("room")
-    return value
 
 
 class Federation:
@@ -149,6 +132,14 @@ class Federation:
 
     def message(self, sender: str, target: Remote, text: str) -> None:
         self._send("msg", to=target.nick, frm=sender, text=text)
+
+    def file(self, node: str, about: str, nick: str, **fields) -> None:
+        """Tell ``nick`` on ``node`` of a file kept here for them."""
+        self._send("file", at=node, about=about, to=nick, **fields)
+
+    def file_answer(self, node: str, number: int, nick: str, accept: bool) -> None:
+        """``nick`` here answered offer ``number`` of ``node``."""
+        self._send("answer", at=node, num=number, nick=nick, accept=accept)
 
     def presence(self, now: float) -> list[bytes]:
         """This node's users, as the messages of one presence round."""
@@ -234,11 +225,21 @@ class Federation:
         elif kind == "nick":
             old = message.get("old")
             self._took(node, _nick(message.get("nick")), None if old is None else _nick(old))
+        elif kind in ("file", "answer"):
+            if message.get("at") == self.node and self.hub.deliveries is not None:
+                self._file(kind, sender, message)
         elif kind == "bye":
             if node is not None:
                 self._lost(node, "stopped")
         else:
             raise Malformed("type")
+
+    def _file(self, kind: str, sender: str, message: dict) -> None:
+        deliveries = self.hub.deliveries
+        if kind == "answer":
+            deliveries.remote_answer(sender, *answer_fields(message))
+        else:
+            deliveries.remote_file(sender, *file_fields(message))
 
     def _presence(self, node: Node, members, rnd, part, parts, now: float = 0.0) -> None:
         if not all(type(v) is int for v in (rnd, part, parts)) or \
@@ -340,6 +341,12 @@ class Federation:
             if look in self.looks:
                 return self.looks[look]
         return None
+
+    def user(self, nick: str) -> Remote | None:
+        """The user of another node with this nick (not a look-alike)."""
+        remote = self.holder(nick)
+        return remote if remote is not None and name_key(remote.nick) == name_key(nick) \
+            else None
 
     def members_of(self, room_name: str) -> list[Remote]:
         key = name_key(room_name)

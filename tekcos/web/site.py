@@ -124,7 +124,9 @@ class Web:
         """The files kept for ``session`` (it was told their CODE), newest
         first, each with the page's download address."""
         deliveries = getattr(self.chat.hub, "deliveries", None)
-        ready = deliveries.files_for(session) if deliveries is not None else []
+        # Only what this node keeps has a /get/ address here.
+        ready = [r for r in deliveries.files_for(session) if not r.where] \
+            if deliveries is not None else []
         return [{"name": r.name, "size": r.size, "sender": r.sender, "sha256": r.sha256,
                  "url": f"/get/{r.code}"} for r in reversed(ready[-MAX_FILES_SHOWN:])]
 

@@ -220,3 +220,107 @@ def test_a_round_made_before_a_nick_was_taken_does_not_forget_it():
     channel.extend(old_round)
     deliver(20.0)
     assert b.hub.federation.holder("bob") is None       # long since: the rounds rule
+
+
+def test_a_file_for_a_user_of_another_node_is_offered_answered_and_fetched_from_its_node(
+        tmp_path):
+    from tekcos.delivery import OFFER_SILENCE, Deliveries
+    a, b, deliver, channel, logs = two_nodes()
+    for server, where in ((a, "10.0.0.1:9000"), (b, "10.0.1.1:9000")):
+        server.hub.deliveries = Deliveries(server.hub, None, server.clock.seconds,
+                                           str(tmp_path), node_where=where)
+    alice, bob, carol = a.user("alice", host="127.0.0.7"), b.user("bob"), b.user("carol")
+    channel.extend(b.hub.federation.presence(0.0))
+    deliver()
+    alice.read(), bob.read(), carol.read()
+
+    def offer(recipient="bob", name="report.pdf"):
+        return a.hub.deliveries.decide({"for": recipient, "name": name, "size": 3000,
+                                        "sha256": "ab" * 32, "from": "alice"},
+                                       "127.0.0.7", "client:1", a.clock.seconds())
+    # The push arrives at node a; bob is on node b.
+    assert offer() == ("wait", "waiting for bob to accept")
+    deliver()
+    text = bob.read()
+    assert "*** alice offers you report.pdf (3.0 KB), kept on node lab-a. /accept 1 or " \
+           "/decline 1" in text
+    assert carol.read() == ""
+    carol.type("/accept 1\r\n")
+    assert "no offer 1 for you" in carol.read()
+    bob.type("/accept 1\r\n")
+    assert "Accepted report.pdf from alice" in bob.read()
+    deliver()
+    assert "*** bob accepted report.pdf" in alice.read()
+    assert offer() == ("accepted", 1)
+    # The whole file is on node a: bob is told to fetch it from there.
+    a.hub.deliveries.delivered(1, ".for/report.pdf", 3000, a.clock.seconds())
+    deliver()
+    text = bob.read()
+    assert "ready" in text, (text, logs)
+    code = text.split("tekcos get ")[1].split()[0]
+    assert f"*** report.pdf from alice is ready: tekcos get {code} --from 10.0.0.1:9000" in text
+    assert a.hub.deliveries.lookup(code, a.clock.seconds()).name == "report.pdf"
+    assert b.hub.deliveries.lookup(code, b.clock.seconds()) is None     # kept on a only
+    bob.type("/files\r\n")
+    assert f"tekcos get {code} --from 10.0.0.1:9000" in bob.read()
+    # Another offer, withdrawn when its sender gives up: said on node b too.
+    assert offer(name="draft.txt")[0] == "wait"
+    deliver()
+    assert "/accept 2" in bob.read()
+    a.clock.advance(OFFER_SILENCE + 1)
+    a.hub.deliveries.tick(a.clock.seconds())
+    deliver()
+    assert "*** alice withdrew the offer of draft.txt." in bob.read()
+    bob.type("/accept 2\r\n")
+    assert "no offer 2 for you" in bob.read()
+    assert logs == [] or not any("malformed" in line for line in logs)
+
+
+def test_a_file_for_a_room_asks_its_members_on_every_node(tmp_path):
+    from tekcos.delivery import Deliveries
+    a, b, deliver, channel, _ = two_nodes()
+    for server in (a, b):
+        server.hub.deliveries = Deliveries(server.hub, None, server.clock.seconds,
+                                           str(tmp_path), node_where="10.0.0.1:9000")
+    dan, bob = a.user("dan"), b.user("bob")
+    channel.extend(b.hub.federation.presence(0.0))
+    deliver()
+    dan.read(), bob.read()
+    verdict = a.hub.deliveries.decide({"for": "#lobby", "name": "notes.txt", "size": 10,
+                                       "sha256": "ab" * 32, "from": "alice"},
+                                      "127.0.0.7", "client:1", a.clock.seconds())
+    assert verdict == ("wait", "waiting for #lobby to accept")
+    deliver()
+    assert "alice offers #lobby notes.txt" in dan.read()
+    assert "alice offers #lobby notes.txt (10 bytes), kept on node lab-a." in bob.read()
+
+
+def test_file_messages_from_the_channel_are_checked_like_input(tmp_path):
+    from tekcos.delivery import Deliveries
+    a, b, deliver, channel, logs = two_nodes()
+    b.hub.deliveries = Deliveries(b.hub, None, b.clock.seconds, str(tmp_path))
+    bob = b.user("bob")
+    bob.read()
+    base = {"v": 1, "node": "lab-a", "t": "file", "at": "lab-b", "to": "bob", "num": 1,
+            "frm": "alice", "name": "x.bin", "size": 5, "code": "A" * 22,
+            "where": "10.0.0.1:9000"}
+    bad = [{"about": "ready", "where": "10.0.0.1:9000\r\nIAC"},
+           {"about": "ready", "code": "short"},
+           {"about": "ready", "where": "host:port"},
+           {"about": "offer", "num": "1"},
+           {"about": "offer", "size": -1},
+           {"about": "offer", "room": 7},
+           {"about": "sideways"},
+           {"t": "answer", "accept": "yes"}]
+    for change in bad:
+        channel.append(json.dumps({**base, **change}).encode())
+    deliver()
+    assert b.hub.federation.dropped == len(bad)
+    assert bob.read() == ""
+    # A file message for another node is not ours to show.
+    channel.append(json.dumps({**base, "about": "offer", "at": "lab-c"}).encode())
+    # Control characters in a name arrive cleaned.
+    channel.append(json.dumps({**base, "about": "offer", "name": "a\x1b[2Jb\xff.bin"}).encode())
+    deliver()
+    text = bob.read()
+    assert text.count("offers you") == 1 and "\x1b" not in text and "a[2Jb\xff.bin" in text

@@ -218,3 +218,39 @@ def test_workers_share_the_chat_port_and_are_one_hub(start, redis):
     server.stop()
     wait_until(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE
                                for p in children), timeout=15, what="the workers to stop")
+
+
+def test_a_file_pushed_to_one_node_for_a_user_of_another_is_fetched_from_the_first(
+        start, redis, tmp_path):
+    import re
+    import sys
+
+    from tests.twistd import REPO
+    a = start("--redis", redis.url, "--node-name", "lab-a", "--node-address", "127.0.0.1")
+    b = node(start, redis, "lab-b")
+    bob = User(b.port, "bob")
+    time.sleep(0.3)                        # the subscriptions are up
+    alice = User(a.port, "alice")
+    bob.expect(rb"-- alice joined lobby")      # alice is known on node b
+    bob.send(b"/msg alice hi\r\n")         # and bob on node a, once this arrives
+    alice.expect(rb"\*bob@lab-b\* hi")
+    data = os.urandom(1_000_000)
+    src = tmp_path / "report.pdf"
+    src.write_bytes(data)
+    push = subprocess.Popen([sys.executable, "-m", "tekcos.cli", "push", str(src), "--to",
+                             f"127.0.0.1:{a.port}", "--for", "bob", "--as", "alice", "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    offered = bob.expect(rb"/accept (\d+) or /decline")
+    assert b"kept on node lab-a" in offered
+    bob.send(b"/accept " + re.search(rb"/accept (\d+) or", offered).group(1) + b"\r\n")
+    alice.expect(rb"\*\*\* bob accepted report\.pdf")
+    ready = bob.expect(rb"tekcos get (\S+) --from (\S+)\r\n")
+    code, where = re.search(rb"tekcos get (\S+) --from (\S+)\r\n", ready).groups()
+    assert push.wait(timeout=60) == 0, push.stderr.read()
+    assert where.decode() == f"127.0.0.1:{a.port}"         # node a keeps it
+    got = subprocess.run([sys.executable, "-m", "tekcos.cli", "get", code.decode(), "--from",
+                          where.decode(), "-o", str(tmp_path / "bob"), "-q"],
+                         capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert got.returncode == 0, got.stderr
+    assert (tmp_path / "bob" / "report.pdf").read_bytes() == data
+    alice.expect(rb"\*\*\* bob has fetched report\.pdf")
