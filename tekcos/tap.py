@@ -348,6 +348,7 @@ def _add_neighbourhood(top: MultiService, hub: Hub, values: dict, reactor) -> No
 
     from tekcos.scan import iface as ifaces
     from tekcos.scan.engine import Scanner
+    from tekcos.scan.ipv6 import both_families
     from tekcos.scan.service import Neighbourhood
 
     if values["scan-access"] == "nobody" and not values["watch-interval"]:
@@ -357,7 +358,8 @@ def _add_neighbourhood(top: MultiService, hub: Hub, values: dict, reactor) -> No
         return ifaces.select(ifaces.local_system(), values["scan-iface"] or None,
                              values["scan-network"] or None)
 
-    hood = Neighbourhood(Scanner(reactor), reactor.seconds, select,
+    hood = Neighbourhood(Scanner(reactor, scan_function=both_families), reactor.seconds,
+                         select,
                          access=values["scan-access"],
                          cooldown=values["scan-cooldown"], announce=hub.announce,
                          log=lambda text: _scan_log.info("{text}", text=text))

@@ -59,17 +59,19 @@ class NeighboursWindow:
         self.sorted_by, self.descending = "ip", False
         top = self.top = tk.Toplevel(root)
         top.title("Neighbours")
-        top.geometry("760x420")
+        top.geometry("980x420")
         bar = ttk.Frame(top, padding=6)
         bar.pack(fill="x")
         ttk.Button(bar, text="The server's LAN", command=ask_server).pack(side="left")
         ttk.Button(bar, text="Scan my LAN", command=lambda: (
             self.note.configure(text="scanning…"), scan_here())).pack(side="left", padx=4)
         self.tree = ttk.Treeview(top, columns=neighbours.COLUMNS, show="headings")
-        for column, width in zip(neighbours.COLUMNS, (130, 150, 200, 80, 180)):
-            title = column.upper() if column in ("ip", "mac", "rtt") else column.capitalize()
+        for column, width in zip(neighbours.COLUMNS, (130, 150, 200, 80, 180, 240)):
+            title = {"ip": "IP", "mac": "MAC", "rtt": "RTT", "ipv6": "IPv6"}.get(
+                column, column.capitalize())
             self.tree.heading(column, text=title, command=lambda c=column: self.sort(c))
-            self.tree.column(column, width=width, stretch=column in ("vendor", "flags"))
+            self.tree.column(column, width=width,
+                             stretch=column in ("vendor", "flags", "ipv6"))
         self.tree.pack(fill="both", expand=True, padx=6)
         self.note = ttk.Label(top, text="", padding=6)
         self.note.pack(fill="x")
@@ -98,5 +100,6 @@ class NeighboursWindow:
     def _fill(self) -> None:
         self.tree.delete(*self.tree.get_children())
         for row in neighbours.sorted_rows(self.rows, self.sorted_by, self.descending):
-            self.tree.insert("", "end", values=(row.ip, row.mac, row.vendor, row.rtt, row.flags))
+            self.tree.insert("", "end", values=(row.ip, row.mac, row.vendor, row.rtt, row.flags,
+                                                   row.ipv6))
         self.changed()

@@ -13,7 +13,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-COLUMNS = ("ip", "mac", "vendor", "rtt", "flags")
+COLUMNS = ("ip", "mac", "vendor", "rtt", "flags", "ipv6")
 _HEADER = re.compile(r"^\*\*\* IP\s+MAC\s+VENDOR\s+RTT\s+FLAGS$")
 _SUMMARY = re.compile(r"^\*\*\* \d+ hosts on ")
 _WIDTHS = (16, 19, 28, 9)        # the columns of report.table(), after "*** "
@@ -27,6 +27,7 @@ class Neighbour:
     vendor: str
     rtt: str
     flags: str
+    ipv6: str = ""       # its IPv6 addresses, space-separated
 
     def sort_key(self, column: str):
         if column == "ip":
@@ -63,6 +64,13 @@ class TableReader:
         if not line.startswith("*** "):
             self._rows = None        # something else came between: not our table
             return None
+        if line.startswith("***   ") and self._rows:
+            # An IPv6 address of the row above: "  ADDRESS (scope, kind)".
+            row = self._rows[-1]
+            address = line[6:].split(" ", 1)[0]
+            if len(row.ipv6) < 1024:
+                row.ipv6 = f"{row.ipv6} {address}".strip()
+            return None
         if len(self._rows) < MAX_ROWS:
             self._rows.append(_row(line[4:]))
         return None
@@ -74,7 +82,7 @@ def _row(text: str) -> Neighbour:
         fields.append(text[at:at + width].strip())
         at += width
     ip, mac, vendor, rtt = fields
-    return Neighbour(ip, mac, "" if vendor == "-" else vendor, "" if rtt == "-" else rtt,
+    return Neighbour("" if ip == "-" else ip, mac, "" if vendor == "-" else vendor, "" if rtt == "-" else rtt,
                      text[at:].strip())
 
 
@@ -86,7 +94,8 @@ def from_report(report: dict) -> list[Neighbour]:
         flags += ["local-admin"] if n["local_admin"] else []
         flags += ["tekcos"] if n.get("tekcos") else []
         rtt = f"{n['rtt_ms']:.1f} ms" if n["rtt_ms"] is not None else ""
-        rows.append(Neighbour(n["ip"], n["mac"], n["vendor"] or "", rtt, ", ".join(flags)))
+        rows.append(Neighbour(n["ip"] or "", n["mac"], n["vendor"] or "", rtt, ", ".join(flags),
+                              " ".join(a["address"] for a in n.get("ipv6", ()))))
     return rows
 
 
@@ -100,8 +109,9 @@ def local_scan() -> tuple[list[Neighbour], str]:
     :class:`~tekcos.scan.iface.ScanSetupError` with the one-line reason."""
     from tekcos.scan import engine
     from tekcos.scan import iface as ifaces
+    from tekcos.scan.ipv6 import both_families
     from tekcos.scan.report import describe, table
     engine.check_permission()
-    result = engine.scan(ifaces.select(ifaces.local_system()), tries=2)
-    report = describe(result)
+    result, v6 = both_families(ifaces.select(ifaces.local_system()), tries=2)
+    report = describe(result, None, v6)
     return from_report(report), table(report).splitlines()[-1]

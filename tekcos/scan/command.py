@@ -64,28 +64,10 @@ def write_pcap(path: str, frames) -> None:
 def both(selection, args, scan, scan6):
     """The ARP scan and the IPv6 look at the same time (each as asked):
     (ScanResult, Result6 or None)."""
-    import threading
-    v6: list = []
-    failed: list = []
-
-    def look():
-        try:
-            v6.append(scan6(selection.iface, selection.mac, keep_frames=bool(args.pcap)))
-        except Exception as e:     # handed to the caller below, on its own thread
-            failed.append(e)
-    thread = None
-    if not getattr(args, "ipv4_only", False):
-        thread = threading.Thread(target=look, name="tekcos-scan6", daemon=True)
-        thread.start()
-    if getattr(args, "ipv6_only", False):
-        result = engine.ScanResult(selection, [], 0.0, 0)
-    else:
-        result = scan(selection, rate=args.rate, tries=args.tries, keep_frames=bool(args.pcap))
-    if thread is not None:
-        thread.join()
-        if failed:
-            raise failed[0]
-    return result, (v6[0] if v6 else None)
+    from tekcos.scan.ipv6 import alongside
+    return alongside(selection, scan, scan6, ipv4=not getattr(args, "ipv6_only", False),
+                     ipv6=not getattr(args, "ipv4_only", False), keep_frames=bool(args.pcap),
+                     rate=args.rate, tries=args.tries)
 
 
 def run(args, out=sys.stdout, err=sys.stderr, system=None, scan=engine.scan,

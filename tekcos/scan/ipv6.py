@@ -15,6 +15,7 @@ import os
 import select
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -149,3 +150,43 @@ def _read(sock, our_mac: bytes, found: ndp.Neighbours6, clock, frames, wall) -> 
             found.heard(h, now)
         if frames is not None:
             frames.append((wall + now, frame))
+
+
+def alongside(selection, scan: Callable, look6: Callable | None = None, *, ipv4: bool = True,
+              ipv6: bool = True, keep_frames: bool = False, **scan_options):
+    """The ARP scan (``scan(selection, ...)``) and the IPv6 look (``look6``,
+    :func:`scan6` by default)
+    at the same time, each where asked: ``(ScanResult, Result6 or None)``.
+    Blocking; the IPv6 look runs in a thread of its own, and what it raises
+    is raised here."""
+    from tekcos.scan.engine import ScanResult
+    look6 = look6 or scan6
+    v6: list = []
+    failed: list = []
+
+    def look():
+        try:
+            v6.append(look6(selection.iface, selection.mac, keep_frames=keep_frames))
+        except Exception as e:     # handed to the caller below, on its own thread
+            failed.append(e)
+    thread = None
+    if ipv6:
+        thread = threading.Thread(target=look, name="tekcos-scan6", daemon=True)
+        thread.start()
+    if ipv4:
+        result = scan(selection, keep_frames=keep_frames, **scan_options)
+    else:
+        result = ScanResult(selection, [], 0.0, 0)
+    if thread is not None:
+        thread.join()
+        if failed:
+            raise failed[0]
+    return result, (v6[0] if v6 else None)
+
+
+def both_families(selection, **scan_options):
+    """What the server's ``/scan`` runs in its thread: the ARP scan and the
+    IPv6 look together (:func:`alongside` with the engine's scan)."""
+    from tekcos.scan.engine import scan
+    return alongside(selection, scan, **scan_options)
+

@@ -77,7 +77,9 @@ class Neighbourhood:
     def _done(self, result, session) -> None:
         self.running = False
         self.scans_done += 1
-        self.last_report = describe(result)
+        # Both families (scan.ipv6.both_families) or the ARP scan alone.
+        result, v6 = result if isinstance(result, tuple) else (result, None)
+        self.last_report = describe(result, None, v6)
         self.log(f"scan of {result.selection.network}: {len(result.hosts)} hosts "
                  f"in {result.elapsed:.2f} s")
         if session is not None and not session.closed:

@@ -66,3 +66,23 @@ def test_rows_sort_by_address_as_numbers_and_by_round_trip_with_unknown_last():
     assert [r.rtt for r in sorted_rows(rows, "rtt")] == ["3.2 ms", "12.5 ms", ""]
     assert [r.vendor for r in sorted_rows(rows, "vendor")] == \
         ["", "Apple, Inc.", "Raspberry Pi Trading Ltd"]
+
+
+def test_ipv6_addresses_under_a_row_are_that_rows_and_ipv6_only_devices_are_rows():
+    report = {**REPORT, "ipv6": {"probes": 6, "problem": None, "not_kept": 0}, "neighbors": [
+        {**REPORT["neighbors"][0], "ipv6": [
+            {"address": "fe80::211:22ff:fe33:4455", "scope": "link-local", "kind": "eui64",
+             "rtt_ms": 1.0, "seen": "echo"},
+            {"address": "fd00::10", "scope": "unique-local", "kind": "opaque", "rtt_ms": 1.0,
+             "seen": "echo"}]},
+        {"ip": None, "mac": "02:00:00:00:00:77", "macs": ["02:00:00:00:00:77"], "vendor": None,
+         "local_admin": True, "rtt_ms": 2.0, "conflict": False, "tekcos": None,
+         "ipv6": [{"address": "fe80::77", "scope": "link-local", "kind": "opaque",
+                   "rtt_ms": 2.0, "seen": "mld"}]}]}
+    reader = TableReader()
+    results = [reader.feed(line) for line in server_lines(report)]
+    rows, summary = results[-1]
+    assert rows == from_report(report)
+    assert [(r.ip, r.ipv6) for r in rows] == [
+        ("10.0.0.10", "fe80::211:22ff:fe33:4455 fd00::10"), ("", "fe80::77")]
+    assert summary.endswith("; 2 with IPv6")

@@ -247,10 +247,14 @@ def test_link_local_addresses_with_their_zone_reach_chat_and_pushes(lab, tmp_pat
     client, server = lab.ns("a"), lab.ns("b")
     dev_a, dev_b = lab.link(client, "10.76.0.1/24", server, "10.76.0.2/24")
 
-    def link_local() -> str | None:
-        shown = lab.exec(server, "ip", "-6", "-o", "addr", "show", "dev", dev_b, "scope", "link")
+    def link_local(ns, dev) -> str | None:
+        shown = lab.exec(ns, "ip", "-6", "-o", "addr", "show", "dev", dev, "scope", "link")
         return shown.split()[3].split("/")[0] if "tentative" not in shown and shown else None
-    address = wait_until(link_local, timeout=20, what="a link-local address (DAD done)")
+    address = wait_until(lambda: link_local(server, dev_b), timeout=20,
+                         what="the server's link-local address (DAD done)")
+    # The client's too: until then it has no source address to connect from.
+    wait_until(lambda: link_local(client, dev_a), timeout=20,
+               what="the client's link-local address (DAD done)")
     downloads = tmp_path / "dl"
     with open(tmp_path / "server.log", "w") as log:
         serve_in(lab, server, downloads, log=log)

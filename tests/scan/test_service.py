@@ -117,3 +117,25 @@ def test_address_change_is_announced_in_lobby_and_rescanned():
     assert len(scanner.calls) == 1 and scanner.calls[0][0].iface == "wlan0"
     scanner.calls[0][1].callback(result())
     assert hood.last_report["network"] == "10.79.0.0/24"
+
+
+def test_a_scan_of_both_families_shows_each_hosts_ipv6_addresses():
+    from tekcos.scan import ndp
+    from tekcos.scan.ipv6 import Result6
+    server, scanner, hood = setup(access="everyone")
+    a = server.user("alice")
+    a.read()
+    a.type("/scan\n")
+    found = ndp.Neighbours6(started=100.0)
+    found.heard(ndp.Heard(ipaddress.IPv6Address("fe80::3e22:fbff:fe12:3456"),
+                          "3c:22:fb:12:34:56", "echo"), 100.01)
+    found.heard(ndp.Heard(ipaddress.IPv6Address("fd00::7"), "02:00:00:00:00:77", "mld"), 100.02)
+    scanner.calls[0][1].callback((result(), Result6(found, 0.6, 6)))
+    lines = a.lines()
+    apple = next(i for i, line in enumerate(lines) if "Apple" in line)
+    assert lines[apple + 1] == "***   fe80::3e22:fbff:fe12:3456 (link-local, eui64)"
+    assert any(line.startswith("*** -") and "02:00:00:00:00:77" in line for line in lines)
+    assert "***   fd00::7 (unique-local, opaque)" in lines
+    assert lines[-1].startswith("*** 3 hosts on 10.79.0.0/24 via eth1") \
+        and "2 with IPv6" in lines[-1]
+    assert hood.last_report["ipv6"] == {"probes": 6, "problem": None, "not_kept": 0}

@@ -7,7 +7,8 @@ let neighbours = [];
 let sortKey = "ip";
 
 function ipOrder(ip) {
-  return ip.split(".").map((part) => part.padStart(3, "0")).join(".");
+  // Devices seen on IPv6 only have no IPv4 address: they sort last.
+  return ip ? ip.split(".").map((part) => part.padStart(3, "0")).join(".") : "~";
 }
 
 export function showNeighbours(message) {
@@ -16,8 +17,15 @@ export function showNeighbours(message) {
   $("scan-info").textContent = !report
     ? (message.access === "nobody" ? "Scanning is turned off on this server." : "No scan yet.")
     : `${report.neighbors.length} hosts on ${report.network} via ${report.interface} ` +
-      `(${report.elapsed_s.toFixed(2)} s)`;
+      `(${report.elapsed_s.toFixed(2)} s)` + ipv6Summary(report);
   drawNeighbours();
+}
+
+function ipv6Summary(report) {
+  if (!report.ipv6) return "";
+  if (report.ipv6.problem) return `; IPv6: ${report.ipv6.problem}`;
+  const withV6 = report.neighbors.filter((n) => n.ipv6 && n.ipv6.length).length;
+  return `; ${withV6} with IPv6`;
 }
 
 function drawNeighbours() {
@@ -32,7 +40,16 @@ function drawNeighbours() {
     if (n.local_admin) notes.push("local-admin");
     if (n.tekcos) notes.push("tekcos");
     const rtt = n.rtt_ms === null ? "-" : `${n.rtt_ms.toFixed(1)} ms`;
-    for (const value of [n.ip, n.mac, n.vendor || "-", rtt, notes.join(", ")]) {
+    const address = row.insertCell();
+    address.textContent = n.ip || "-";
+    for (const v6 of n.ipv6 || []) {
+      const line = document.createElement("div");
+      line.className = "v6";
+      line.textContent = v6.address;
+      line.title = `${v6.scope}, ${v6.kind}`;
+      address.append(line);
+    }
+    for (const value of [n.mac, n.vendor || "-", rtt, notes.join(", ")]) {
       row.insertCell().textContent = value;
     }
   }
