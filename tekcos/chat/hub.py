@@ -749,6 +749,32 @@ class Hub:
         if self.store is not None:
             self.store.add_line(key, room_name, text, self.now(), line_id)
 
+    def adopt_history(self, room_name: str, texts: list[str]) -> int:
+        """Lines the hub said in ``room_name`` that this node did not hear
+        (it started later, or was cut off from the others), oldest first:
+        kept as history where nobody here is in the room, after the lines
+        it has already.  Returns how many it kept."""
+        key = name_key(room_name)
+        room = self.rooms.get(key)
+        if not self.history_size or (room is not None and room.members):
+            return 0
+        have = room.kept()[0] if room is not None else self.dormant.get(key, ("", [], []))[1]
+        if have and have[-1] in texts:
+            # What came after the newest line we have.
+            texts = texts[len(texts) - texts[::-1].index(have[-1]):]
+        known = set(have)
+        new = [text for text in texts if text not in known][-self.history_size:]
+        for text in new:
+            if room is None:
+                self._remember_dormant(room_name, text)
+                continue
+            line_id = self.next_line_id
+            self.next_line_id = line_id + 1
+            room.remember(text, self.history_bytes, line_id)
+            if self.store is not None:
+                self.store.add_line(room.key, room.name, text, self.now(), line_id)
+        return len(new)
+
     def remote_topic(self, room_name: str, topic: str) -> None:
         """The topic of ``room_name`` was set on another node (its notice
         comes as a line); kept for the room where nobody here is in it."""

@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 
 from tekcos.chat.names import look_keys, name_key
-from tekcos.federation.checks import (Malformed, answer_fields, checked_nick as _nick,
+from tekcos.federation.checks import (MAX_TEXT, Malformed, answer_fields, checked_nick as _nick,
                                       checked_room as _room, checked_text as _text,
                                       file_fields)
 from tekcos.federation.url import node_error
@@ -52,6 +52,8 @@ MAX_MEMBERS = 50_000       # users one node may announce
 MAX_ROOMS = 64             # rooms one remote user may be listed in
 PRESENCE_BYTES = 192 * 1024   # one presence part's members, encoded, at most
 MAX_PARTS = 256            # parts of one presence round
+MAX_ADOPTED_ROOMS = 1000   # rooms whose earlier lines are taken from Redis
+MAX_ADOPTED_LINES = 1000   # lines of one room
 
 
 class Remote:
@@ -93,6 +95,9 @@ class Federation:
         # release; see RedisLink.claim.
         self.on_claim = lambda nick: None
         self.on_release = lambda nick: None
+        # The link's keeping of a room line in Redis, for later nodes.
+        self.on_keep = lambda room_name, text: None
+        self.adopted = 0                           # lines taken from Redis's history
         self.relayed_in = 0
         self.relayed_out = 0
         self.dropped = 0                           # malformed messages heard
@@ -109,6 +114,8 @@ class Federation:
     def line(self, room, text: str, record: bool) -> None:
         """A line said in ``room`` here: every other node's members hear it."""
         self._send("line", room=room.name, text=text, rec=record)
+        if record:
+            self.on_keep(room.name, text)
 
     def topic(self, room, topic: str) -> None:
         """``room``'s topic was set here."""
@@ -233,6 +240,31 @@ class Federation:
                 self._lost(node, "stopped")
         else:
             raise Malformed("type")
+
+    def adopt(self, rooms: list) -> int:
+        """The rooms' last lines as Redis kept them (a list per room, each
+        entry JSON ``[room, text]``), checked as the channel's messages are;
+        the hub keeps those it has not got (:meth:`Hub.adopt_history`).
+        Returns how many lines it took."""
+        taken = 0
+        for entries in rooms[:MAX_ADOPTED_ROOMS]:
+            name, texts = None, []
+            for raw in list(entries)[-MAX_ADOPTED_LINES:]:
+                try:
+                    if len(raw) > MAX_TEXT * 4:
+                        raise Malformed("size")
+                    room, text = json.loads(raw)
+                    name, text = _room(room), _text(text)
+                except (ValueError, TypeError, RecursionError, Malformed):
+                    self.dropped += 1
+                    continue
+                texts.append(text)
+            if name is not None:
+                taken += self.hub.adopt_history(name, texts)
+        self.adopted += taken
+        if taken:
+            self.log(f"federation: {taken} earlier room lines taken from Redis")
+        return taken
 
     def _file(self, kind: str, sender: str, message: dict) -> None:
         deliveries = self.hub.deliveries

@@ -12,13 +12,15 @@ once); the subscription coming back says it is up again.
 """
 from __future__ import annotations
 
+import json
+
 import txredisapi
 from twisted.application.service import Service
 from twisted.internet import defer, endpoints
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from tekcos.chat.names import look_keys
+from tekcos.chat.names import look_keys, name_key
 from tekcos.federation.core import HEARTBEAT
 from tekcos.federation.url import RedisURL
 
@@ -55,6 +57,28 @@ end
 return taken
 """
 RENEW_BATCH = 1000       # keys renewed per command
+HISTORY_KEY = "tekcos:history:"      # + the room's name key: a list of [room, text]
+HISTORY_ROOMS = "tekcos:history-rooms"   # the set of those lists
+HISTORY_TTL = 7 * 86400  # seconds a room's list lives after its last line
+FETCH_ROOMS = 1000       # rooms' histories read at most when Redis comes up
+# A line said here, kept for nodes that come later (the newest ARGV[2]).
+_KEEP = """
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('SADD', KEYS[2], KEYS[1])
+return 0
+"""
+# Every room's kept lines (lists that expired leave the set).
+_FETCH = """
+local out = {}
+for i, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if #out >= tonumber(ARGV[1]) then break end
+  local lines = redis.call('LRANGE', key, 0, -1)
+  if #lines == 0 then redis.call('SREM', KEYS[1], key) else table.insert(out, lines) end
+end
+return out
+"""
 _RELEASE = """
 for i, key in ipairs(KEYS) do
   if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
@@ -98,6 +122,7 @@ class RedisLink(Service):
         self.failures = 0
         federation.on_claim = self.claim
         federation.on_release = self.release
+        federation.on_keep = self.keep
 
     # -- connections ------------------------------------------------------------------
     def startService(self):
@@ -179,6 +204,27 @@ class RedisLink(Service):
         d.addTimeout(TIMEOUT, self.reactor)
         d.addErrback(self.failed, "release")
 
+    def keep(self, room_name: str, text: str) -> None:
+        """A room line said here, kept in Redis (the room's last lines) for
+        nodes that start later or were cut off meanwhile."""
+        if self.commands is None or not self.federation.hub.history_size:
+            return
+        entry = json.dumps([room_name, text], ensure_ascii=False)
+        d = self.commands.eval(_KEEP, keys=[HISTORY_KEY + name_key(room_name), HISTORY_ROOMS],
+                               args=[entry, self.federation.hub.history_size, HISTORY_TTL])
+        d.addTimeout(TIMEOUT, self.reactor)
+        d.addErrback(self.failed, "keep")
+
+    def fetch_history(self) -> None:
+        """What the rooms said before this node heard them: adopted where
+        nobody here is in the room (Federation.adopt)."""
+        if self.commands is None or not self.federation.hub.history_size:
+            return
+        d = self.commands.eval(_FETCH, keys=[HISTORY_ROOMS], args=[FETCH_ROOMS])
+        d.addTimeout(TIMEOUT * 5, self.reactor)
+        d.addCallbacks(lambda rooms: self.federation.adopt(list(rooms or [])), self.failed,
+                       errbackArgs=("fetching the history",))
+
     def heard(self, message) -> None:
         self.federation.received(message, self.reactor.seconds())
 
@@ -237,3 +283,4 @@ class RedisLink(Service):
         self.federation.link_state(True)
         for part in self.federation.presence(self.reactor.seconds()):
             self.publish(part)
+        self.fetch_history()

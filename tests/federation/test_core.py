@@ -324,3 +324,33 @@ def test_file_messages_from_the_channel_are_checked_like_input(tmp_path):
     deliver()
     text = bob.read()
     assert text.count("offers you") == 1 and "\x1b" not in text and "a[2Jb\xff.bin" in text
+
+
+def test_lines_kept_in_redis_are_adopted_where_nobody_here_is_in_the_room():
+    a, _, deliver, channel, _ = two_nodes()
+    kept = []
+    a.hub.federation.on_keep = lambda room, text: kept.append(json.dumps([room, text]))
+    alice = a.user("alice")
+    alice.type("/join dev\nfirst\nsecond\n")
+    deliver()
+    said = [json.loads(k) for k in kept]
+    assert [room for room, _ in said] == ["dev"] * len(said)
+    assert said[-2][1].endswith("<alice> first") and said[-1][1].endswith("<alice> second")
+    # A node that starts later: the lines come to it from Redis.
+    late = Server()
+    late.hub.federation = Federation(late.hub, "lab-c", lambda raw: None)
+    bad = ["not json", json.dumps(["dev", 5]), json.dumps(["no such room name!", "x"])]
+    assert late.hub.federation.adopt([kept + bad]) == len(kept)
+    assert late.hub.federation.dropped == 3
+    carol = late.user("carol")
+    carol.type("/join dev\n")
+    text = carol.read()
+    assert "<alice> first" in text and "<alice> second" in text
+    # Taken again (Redis came back): nothing twice; a newer line is added.
+    assert late.hub.federation.adopt([kept]) == 0      # carol is in the room now
+    carol.type("/part dev\n")
+    newer = kept + [json.dumps(["dev", "[12:00] <alice> third"])]
+    assert late.hub.federation.adopt([newer]) == 1
+    carol.type("/join dev\n")
+    text = carol.read()
+    assert text.count("<alice> first") == 1 and text.count("<alice> third") == 1

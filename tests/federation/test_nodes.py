@@ -254,3 +254,22 @@ def test_a_file_pushed_to_one_node_for_a_user_of_another_is_fetched_from_the_fir
     assert got.returncode == 0, got.stderr
     assert (tmp_path / "bob" / "report.pdf").read_bytes() == data
     alice.expect(rb"\*\*\* bob has fetched report\.pdf")
+
+
+def test_a_node_that_starts_later_is_replayed_what_the_rooms_said_before(start, redis):
+    a = node(start, redis, "lab-a")
+    alice = User(a.port, "alice")
+    alice.send(b"/join dev\r\nthe plan is on the wiki\r\n")
+    alice.expect(rb"<alice> the plan is on the wiki\r\n")
+    alice.send(b"/join lobby\r\nlunch at noon\r\n")
+    alice.expect(rb"<alice> lunch at noon\r\n")
+    # lab-b was not running then.
+    b = node(start, redis, "lab-b")
+    wait_until(lambda: "earlier room lines taken from Redis" in open(b.log.name).read(),
+               timeout=10,
+               what="lab-b to take the earlier lines")
+    carol = User(b.port, "carol")
+    carol.send(b"/join dev\r\n")
+    carol.expect(rb"<alice> the plan is on the wiki\r\n", timeout=3)
+    carol.send(b"/join lobby\r\n/history\r\n")
+    carol.expect(rb"<alice> lunch at noon\r\n", timeout=3)
