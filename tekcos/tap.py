@@ -364,6 +364,8 @@ def _add_neighbourhood(top: MultiService, hub: Hub, values: dict, reactor) -> No
                          cooldown=values["scan-cooldown"], announce=hub.announce,
                          log=lambda text: _scan_log.info("{text}", text=text))
     hub.neighbourhood = hood
+    if hub.federation is not None:     # /neighbors shows every node's LAN
+        hood.ask_others = hub.federation.ask_neighbours
     if values["watch-interval"]:
         timer = TimerService(values["watch-interval"], hood.check_address)
         timer.clock = reactor

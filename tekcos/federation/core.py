@@ -29,6 +29,8 @@ Messages are JSON objects with ``v`` (1), ``node`` (the sender's name) and
   ``size``, ``room``, ``code``, ``where``: a file pushed here for a user
   there (see :mod:`tekcos.delivery`);
 * ``answer``: ``at``, ``num``, ``nick``, ``accept``: that user's answer;
+* ``hood?``: ``id``: a user there asked ``/neighbors``; ``hood``: ``at``,
+  ``id``, ``lines``: a node's answer, the table of its last scan;
 * ``bye``: the node stops (its users left one by one already).
 
 Time is passed in (``now``); :meth:`Federation.tick` is called every
@@ -52,6 +54,7 @@ MAX_MEMBERS = 50_000       # users one node may announce
 MAX_ROOMS = 64             # rooms one remote user may be listed in
 PRESENCE_BYTES = 192 * 1024   # one presence part's members, encoded, at most
 MAX_PARTS = 256            # parts of one presence round
+MAX_TABLE_LINES = 1100     # of a node's neighbour table (a /22's hosts)
 MAX_ADOPTED_ROOMS = 1000   # rooms whose earlier lines are taken from Redis
 MAX_ADOPTED_LINES = 1000   # lines of one room
 
@@ -148,6 +151,10 @@ class Federation:
         """``nick`` here answered offer ``number`` of ``node``."""
         self._send("answer", at=node, num=number, nick=nick, accept=accept)
 
+    def ask_neighbours(self, request: int) -> None:
+        """A user here asked ``/neighbors``: every node with a scan answers."""
+        self._send("hood?", id=request)
+
     def presence(self, now: float) -> list[bytes]:
         """This node's users, as the messages of one presence round."""
         chunks, chunk, size = [], [], 0
@@ -232,6 +239,22 @@ class Federation:
         elif kind == "nick":
             old = message.get("old")
             self._took(node, _nick(message.get("nick")), None if old is None else _nick(old))
+        elif kind == "hood?":
+            request = message.get("id")
+            if type(request) is not int or not 0 < request < 1 << 31:
+                raise Malformed("id")
+            hood = self.hub.neighbourhood
+            lines = hood.table_lines() if hood is not None else []
+            if lines:
+                self._send("hood", at=sender, id=request, lines=lines[:MAX_TABLE_LINES])
+        elif kind == "hood":
+            if message.get("at") == self.node and self.hub.neighbourhood is not None:
+                request, lines = message.get("id"), message.get("lines")
+                if type(request) is not int or not isinstance(lines, list) \
+                        or len(lines) > MAX_TABLE_LINES:
+                    raise Malformed("hood")
+                self.hub.neighbourhood.remote_table(sender, request,
+                                                    [_text(line, 300) for line in lines])
         elif kind in ("file", "answer"):
             if message.get("at") == self.node and self.hub.deliveries is not None:
                 self._file(kind, sender, message)

@@ -18,6 +18,10 @@ from tekcos.scan.engine import ScanPermissionError
 from tekcos.scan.report import describe, table
 
 
+ANSWER_WINDOW = 5.0    # seconds other nodes' tables are taken after /neighbors
+MAX_ASKED = 64         # /neighbors waiting for other nodes' answers
+
+
 class Neighbourhood:
     def __init__(self, scanner, now: Callable[[], float], select: Callable[[], object],
                  access: str = "operators", cooldown: float = 60.0,
@@ -36,6 +40,11 @@ class Neighbourhood:
         self.scans_failed = 0
         self.last_report: dict | None = None
         self.address = None    # (ip, network) last seen
+        # With other nodes: asks them for their tables (``ask_others(id)``);
+        # their answers come to remote_table().
+        self.ask_others: Callable[[int], None] | None = None
+        self.asked: dict[int, tuple[object, float]] = {}   # id -> (session, when)
+        self._next_request = 1
 
     # -- scans ---------------------------------------------------------------------
     def refusal(self, session) -> str | None:
@@ -101,8 +110,33 @@ class Neighbourhood:
         if self.last_report is None:
             session.send("*** No scan yet. /scan runs one"
                          + (" (operators only)." if self.access == "operators" else "."))
+        else:
+            session.write_lines(["*** " + line for line in self.table_lines()])
+        if self.ask_others is not None:
+            now = self.now()
+            for request, (_, when) in list(self.asked.items()):
+                if now - when > ANSWER_WINDOW:
+                    del self.asked[request]
+            if len(self.asked) < MAX_ASKED:
+                request = self._next_request
+                self._next_request = request % (1 << 30) + 1
+                self.asked[request] = (session, now)
+                self.ask_others(request)
+
+    def table_lines(self) -> list[str]:
+        """The last scan's table (none: no scan yet)."""
+        return table(self.last_report).splitlines() if self.last_report is not None else []
+
+    def remote_table(self, node: str, request: int, lines: list[str]) -> None:
+        """``node``'s table, answering our ``request``: to whoever asked,
+        each line marked with the node (so that it is not read as ours)."""
+        asked = self.asked.get(request)
+        if asked is None or self.now() - asked[1] > ANSWER_WINDOW:
             return
-        session.write_lines(["*** " + line for line in table(self.last_report).splitlines()])
+        session = asked[0]
+        if not session.closed and lines:
+            session.write_lines([f"*** The LAN of node {node} (its last scan):"]
+                                + [f"*** [{node}] {line}" for line in lines])
 
     # -- moving between networks ------------------------------------------------
     def check_address(self) -> None:

@@ -354,3 +354,33 @@ def test_lines_kept_in_redis_are_adopted_where_nobody_here_is_in_the_room():
     carol.type("/join dev\n")
     text = carol.read()
     assert text.count("<alice> first") == 1 and text.count("<alice> third") == 1
+
+
+def test_neighbors_shows_the_lan_of_every_node_that_scanned():
+    from tekcos.scan.report import describe
+    from tekcos.scan.service import Neighbourhood
+    from tests.scan.test_service import FakeScanner, result
+    a, b, deliver, channel, _ = two_nodes()
+    for server in (a, b):
+        hood = Neighbourhood(FakeScanner(), server.clock.seconds, lambda: None,
+                             access="everyone")
+        hood.ask_others = server.hub.federation.ask_neighbours
+        server.hub.neighbourhood = hood
+    a.hub.neighbourhood.last_report = describe(result())      # lab-a scanned its LAN
+    bob = b.user("bob")
+    bob.read()
+    bob.type("/neighbors\n")
+    deliver()
+    lines = bob.lines()
+    assert lines[0].startswith("*** No scan yet.")                 # lab-b's own
+    assert lines[1] == "*** The LAN of node lab-a (its last scan):"
+    assert lines[2].startswith("*** [lab-a] IP ") and "Apple" in lines[3]
+    assert lines[-1].startswith("*** [lab-a] 2 hosts on 10.79.0.0/24 via eth1")
+    # An answer that comes too late, or was not asked for, is not shown.
+    b.clock.advance(6)
+    channel.append(json.dumps({"v": 1, "node": "lab-a", "t": "hood", "at": "lab-b", "id": 1,
+                               "lines": ["late"]}).encode())
+    channel.append(json.dumps({"v": 1, "node": "lab-a", "t": "hood", "at": "lab-b", "id": 99,
+                               "lines": ["\x1b[2J unasked"]}).encode())
+    deliver()
+    assert bob.read() == ""
