@@ -119,11 +119,16 @@ def push_one(reactor, family: int, ip: str, port: int, *, label: str, kind: str,
 
 def result_record(file: str, sender: Sender, seconds: float, sha: str) -> dict:
     delivered = sender.status == DELIVERED
+    moving = sender.delivered_at - sender.accepted_at if delivered and sender.accepted_at \
+        else seconds
     return {
         "file": file, "name": sender.stored_name if delivered else None,
         "bytes": sender.size, "seconds": round(seconds, 6),
-        "mb_per_s": round((sender.size - sender.resumed_bytes) / seconds / 1e6, 3)
-        if delivered and seconds > 0 else 0.0,
+        # The rate of the data, from the last ACCEPT: not the wait for a
+        # slot, or for the person a file is for to accept it.
+        "sending_seconds": round(moving, 6),
+        "mb_per_s": round((sender.size - sender.resumed_bytes) / moving / 1e6, 3)
+        if delivered and moving > 0 else 0.0,
         "sha256": sha, "payload": sender.payload_size, "retransmits": sender.retransmits,
         "retransmitted_bytes": sender.retransmitted_bytes,
         "resumed_bytes": sender.resumed_bytes, "sent_bytes": sender.sent_bytes,
@@ -179,7 +184,7 @@ def readable(job: Job):
 
 def skipped_record(job: Job, why: int = exits.UNREACHABLE) -> dict:
     return {"file": job.label, "name": None, "bytes": job.size, "seconds": 0.0,
-            "mb_per_s": 0.0, "sha256": job.sha256, "retransmits": 0,
+            "sending_seconds": 0.0, "mb_per_s": 0.0, "sha256": job.sha256, "retransmits": 0,
             "retransmitted_bytes": 0, "resumed_bytes": 0, "sent_bytes": 0,
             "status": "interrupted" if why == exits.INTERRUPTED else "failed",
             "error": "skipped: interrupted" if why == exits.INTERRUPTED
@@ -254,9 +259,12 @@ def _report(out, err, args, record: dict) -> None:
             if record["resumed_bytes"] else ""
         where = f"kept for {record['for']}, who has been told how to fetch it" \
             if record.get("for") else f"delivered as {record['name'] or '(message)'}"
+        waited = record["seconds"] - record["sending_seconds"]
+        waited = f" after {waited:.1f} s of waiting" if waited >= 0.5 else ""
         out.write(f"{record['file']}: {where}, "
-                  f"{record['bytes']} bytes{resumed} in {record['seconds']:.2f} s "
-                  f"({record['mb_per_s']:.1f} MB/s, {record['retransmits']} retransmits)\n")
+                  f"{record['bytes']} bytes{resumed} in {record['sending_seconds']:.2f} s"
+                  f"{waited} ({record['mb_per_s']:.1f} MB/s, {record['retransmits']} "
+                  f"retransmits)\n")
         out.flush()
     else:
         err.write(f"tekcos push: {record['file']}: {record['status']}: {record['error']}\n")

@@ -23,6 +23,11 @@ RESUMING_PER_HOST = 2        # resumed files being reopened (re-hashed) at once 
 MAX_EXAMINING = 64           # offers whose disk look (free space, checkpoint) is under way
 EXAMINING = b""              # in ``offers``: the answer to this one is being worked out
 
+# While a person is asked, the offer is repeated this often: the push starts
+# within this long of the answer.  (At most 8 offers of a host wait, so its
+# repeats stay under offers.OFFERS_PER_HOST.)
+ASKING_RETRY = 0.5
+
 
 class OfferDesk:
     """The offer half of :class:`tekcos.push.receiver.Receiver`, which
@@ -246,7 +251,7 @@ class OfferDesk:
             {"for": recipient, "name": name, "size": fields["size"], "sha256": fields["sha"],
              "from": fields["sender"]}, addr[0], owner, now)
         if verdict == "wait":
-            raise Busy(detail, retry_after=1.0, extra={"waiting": recipient})
+            raise Busy(detail, retry_after=ASKING_RETRY, extra={"waiting": recipient})
         if verdict == "refused":
             raise Refusal(detail)
         return detail

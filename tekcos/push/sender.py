@@ -144,6 +144,7 @@ class Sender:
         self.pace_at: float | None = None         # when pacing lets the next packet go
         self.tail_probe_at: float | None = None   # see _arm_tail_probe
         self.accepted_at = 0.0
+        self.delivered_at = 0.0       # when DONE came (with accepted_at: the data's time)
         self.acks_heard = 0           # 1 once a full-sized packet of this offer is acknowledged
         self.accepted_base = 0        # where the current offer's DATA started
         self.shrunk_from = 0          # a payload size the path did not carry
@@ -240,6 +241,7 @@ class Sender:
                 body = {}
             self.base = self.total
             self.stored_name = body.get("name")
+            self.delivered_at = now
             self._finish(DELIVERED)
         elif kind == wire.FAIL:
             try:

@@ -67,6 +67,10 @@ def test_a_file_sent_to_bob_reaches_bob_and_nobody_else(start, tmp_path):
     assert push.returncode == 0, err
     [record] = [json.loads(line) for line in out.splitlines()]
     assert record["status"] == "delivered" and record["for"] == "bob"
+    # Its rate is the data's: not the wait for bob's answer.
+    assert 0 < record["sending_seconds"] < record["seconds"]
+    rate = len(data) / record["sending_seconds"] / 1e6
+    assert abs(record["mb_per_s"] - rate) < 0.01 * rate
     alice.expect(rb"\*\*\* bob accepted report\.pdf")
     alice.expect(rb"\*\*\* bob can fetch report\.pdf now")
     # Nobody else was told, nor sees it: not in the lobby, not in /files.
