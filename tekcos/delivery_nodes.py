@@ -78,3 +78,9 @@ class NodeDeliveries:
                 if (offer.node, offer.theirs, offer.session) == (node, fields["num"], member):
                     del self.remote_offers[offer.number]
                     member.send(f"*** {sender} withdrew the offer of {name}.")
+
+    def kept_elsewhere(self, code) -> str | None:
+        """HOST:PORT of the node keeping ``code``'s file, if a user here was
+        told of it (``tekcos get CODE --from`` this node is sent there)."""
+        ready = self.remote_ready.get(code) if isinstance(code, str) else None
+        return ready.where if ready is not None and ready.expires > self.now() else None

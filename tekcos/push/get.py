@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sys
 
@@ -29,6 +30,8 @@ from tekcos.push.storage import Downloads
 from tekcos.push.udp import ServerProtocol, path_payload, size_socket_buffers
 from tekcos.push.worker import DiskWorker
 
+# What a server may send a GET elsewhere to (HOST:PORT, IPv6 bracketed).
+_MOVED = re.compile(r"(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]):[0-9]{1,5}")
 GET_RTO = 0.25          # the first GET is repeated after this long, doubling
 LINGER = 0.3            # after the last packet: time for the DONE to be taken
 CHECKPOINT = 32 << 20
@@ -59,6 +62,7 @@ class FetchProtocol(ServerProtocol):
         self._rto = GET_RTO
         self._heard = 0.0
         self._watch = None
+        self.moved = None             # HOST:PORT of the node that keeps the file
 
     # -- asking -----------------------------------------------------------------------
     def begin(self) -> None:
@@ -99,6 +103,9 @@ class FetchProtocol(ServerProtocol):
                 self._get_call.cancel()
             self._get_call = self.clock.callLater(retry, self._send_get)
             return
+        moved = body.get("moved")
+        if isinstance(moved, str) and _MOVED.fullmatch(moved):
+            self.moved = moved          # kept by another node of the hub: ask it
         self._finish(exits.REFUSED, str(body.get("error", "refused"))[:300])
 
     # -- what the endpoint reports ------------------------------------------------------
@@ -163,7 +170,7 @@ class FetchProtocol(ServerProtocol):
 @defer.inlineCallbacks
 def fetch(reactor, code: str, source: str, output: str, timeout: float = 10.0,
           progress_stream=None, stopping: defer.Deferred | None = None,
-          watch=None, running: dict | None = None):
+          watch=None, running: dict | None = None, follow: bool = True):
     """Fetch the file kept under ``code`` at ``source`` (HOST[:PORT]) into
     ``output``; returns (Deferred) ``(status, error, record)``.  Ctrl-C or
     SIGTERM put the part file away first; ``stopping``, if given, fires once
@@ -229,6 +236,10 @@ def fetch(reactor, code: str, source: str, output: str, timeout: float = 10.0,
     finally:
         reactor.removeSystemEventTrigger(trigger)
     seconds = protocol.elapsed()
+    if protocol.moved and follow:
+        # Another node of the hub keeps it: once, from there.
+        return (yield fetch(reactor, code, protocol.moved, output, timeout, progress_stream,
+                            stopping, watch, running, follow=False))
     return status, error, _record(output, protocol, status, error, seconds)
 
 

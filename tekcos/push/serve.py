@@ -41,8 +41,10 @@ class Outgoing:
 
     def __init__(self, lookup: Callable, open_file: Callable, on_fetched: Callable[[str], None],
                  log: Callable[[str], None] | None = None, window: int = 8192,
-                 payload: int = wire.DEFAULT_PAYLOAD):
+                 payload: int = wire.DEFAULT_PAYLOAD, elsewhere: Callable = lambda code: None):
         self.lookup = lookup
+        # The HOST:PORT of the node keeping a CODE this one does not (or None).
+        self.elsewhere = elsewhere
         self.open_file = open_file
         self.on_fetched = on_fetched
         self.log = log or (lambda text: None)
@@ -96,6 +98,12 @@ class Outgoing:
         kept = self.lookup(request.get("code"), now)
         if kept is None:
             self.stats["refused"] += 1
+            where = self.elsewhere(request.get("code"))
+            if where:       # another node of the hub keeps it: tekcos get asks there
+                self.outbox.append((wire.encode_json(wire.REJECT, get_id, {
+                    "error": f"kept by another node of this hub, at {where}",
+                    "moved": where}), addr))
+                return
             self._reject(get_id, addr, "no such file (wrong or expired code)")
             return
         host = host_key(addr[0])

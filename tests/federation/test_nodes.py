@@ -227,7 +227,7 @@ def test_a_file_pushed_to_one_node_for_a_user_of_another_is_fetched_from_the_fir
 
     from tests.twistd import REPO
     a = start("--redis", redis.url, "--node-name", "lab-a", "--node-address", "127.0.0.1")
-    b = node(start, redis, "lab-b")
+    b = start("--redis", redis.url, "--node-name", "lab-b", "--node-address", "127.0.0.1")
     bob = User(b.port, "bob")
     time.sleep(0.3)                        # the subscriptions are up
     alice = User(a.port, "alice")
@@ -248,11 +248,17 @@ def test_a_file_pushed_to_one_node_for_a_user_of_another_is_fetched_from_the_fir
     code, where = re.search(rb"tekcos get (\S+) --from (\S+)\r\n", ready).groups()
     assert push.wait(timeout=60) == 0, push.stderr.read()
     assert where.decode() == f"127.0.0.1:{a.port}"         # node a keeps it
+    # Asked of bob's own node, the fetch is sent on to lab-a.
     got = subprocess.run([sys.executable, "-m", "tekcos.cli", "get", code.decode(), "--from",
-                          where.decode(), "-o", str(tmp_path / "bob"), "-q"],
+                          f"127.0.0.1:{b.port}", "-o", str(tmp_path / "bob"), "-q"],
                          capture_output=True, text=True, timeout=60, cwd=REPO)
     assert got.returncode == 0, got.stderr
     assert (tmp_path / "bob" / "report.pdf").read_bytes() == data
+    # Another CODE that lab-b never told anyone of: no such file there.
+    wrong = subprocess.run([sys.executable, "-m", "tekcos.cli", "get", "x" * 22, "--from",
+                            f"127.0.0.1:{b.port}", "-o", str(tmp_path / "bob"), "-q"],
+                           capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert wrong.returncode == 1 and "no such file" in wrong.stderr
     alice.expect(rb"\*\*\* bob has fetched report\.pdf")
 
 

@@ -33,3 +33,16 @@ def offered_payload(request: dict) -> int:
 def test_a_download_uses_the_packet_size_its_get_says_the_path_carries(asked, used):
     request = {"code": "c0de"} if asked is None else {"code": "c0de", "payload": asked}
     assert offered_payload(request) == used
+
+
+def test_a_code_kept_by_another_node_is_answered_with_where():
+    outgoing = Outgoing(lookup=lambda code, now: None, open_file=None,
+                        on_fetched=lambda code: None,
+                        elsewhere=lambda code: "10.0.0.1:9000" if code == "c0de" else None)
+    for code in ("c0de", "other"):
+        outgoing.receive_datagram(wire.encode_json(wire.GET, 5, {"code": code}, pad_to=232),
+                                  CLIENT, 0.0)
+    answers = [wire.decode_json(wire.decode(d)[3]) for d, _ in outgoing.datagrams_to_send(0.0)]
+    assert answers == [{"error": "kept by another node of this hub, at 10.0.0.1:9000",
+                        "moved": "10.0.0.1:9000"},
+                       {"error": "no such file (wrong or expired code)"}]
