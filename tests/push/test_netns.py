@@ -19,17 +19,14 @@ import pytest
 from tests.twistd import REPO, serve_in, wait_until
 
 
-@pytest.mark.parametrize("loss", [5, 20])
-def test_file_arrives_intact_through_loss(lab, tmp_path, loss):
-    client, server = lab.ns("a"), lab.ns("b")
-    dev_a, dev_b = lab.link(client, "10.77.0.1/24", server, "10.77.0.2/24")
-    lab.drop_udp(client, dev_a, loss)
-    lab.drop_udp(server, dev_b, loss)
+def served_and_pushed(lab, client, server, tmp_path, size: int):
+    """A server in ``server`` (10.77.0.2), and ``size`` random bytes pushed
+    to it from ``client`` with ``--json``: (downloads, data, the record)."""
     downloads = tmp_path / "dl"
     with open(tmp_path / "server.log", "w") as log:
         serve_in(lab, server, downloads, log=log)
     src = tmp_path / "data.bin"
-    data = os.urandom(4_000_000)
+    data = os.urandom(size)
     src.write_bytes(data)
     result = subprocess.run(
         ["ip", "netns", "exec", client, sys.executable, "-m", "tekcos.cli", "push", str(src),
@@ -37,6 +34,16 @@ def test_file_arrives_intact_through_loss(lab, tmp_path, loss):
         capture_output=True, text=True, timeout=300, cwd=REPO)
     assert result.returncode == 0, result.stdout + result.stderr
     [record] = [json.loads(line) for line in result.stdout.splitlines()]
+    return downloads, data, record
+
+
+@pytest.mark.parametrize("loss", [5, 20])
+def test_file_arrives_intact_through_loss(lab, tmp_path, loss):
+    client, server = lab.ns("a"), lab.ns("b")
+    dev_a, dev_b = lab.link(client, "10.77.0.1/24", server, "10.77.0.2/24")
+    lab.drop_udp(client, dev_a, loss)
+    lab.drop_udp(server, dev_b, loss)
+    downloads, data, record = served_and_pushed(lab, client, server, tmp_path, 4_000_000)
     assert record["status"] == "delivered"
     assert record["sha256"] == hashlib.sha256(data).hexdigest()
     assert (downloads / "data.bin").read_bytes() == data
@@ -61,19 +68,8 @@ def test_a_jumbo_frame_link_carries_jumbo_packets_and_a_narrower_one_the_usual(
         # What leaves in one send (a GSO train) is cut into packets before
         # the wire, as a NIC does: a veth would hand over the whole train.
         lab.exec(client, "ip", "link", "set", "dev", dev_a, "gso_max_segs", "1")
-    downloads = tmp_path / "dl"
-    with open(tmp_path / "server.log", "w") as log:
-        serve_in(lab, server, downloads, log=log)
-    src = tmp_path / "data.bin"
-    data = os.urandom(2_000_000)
-    src.write_bytes(data)
     started = time.monotonic()
-    result = subprocess.run(
-        ["ip", "netns", "exec", client, sys.executable, "-m", "tekcos.cli", "push", str(src),
-         "--to", "10.77.0.2:9000", "--json", "--timeout", "20"],
-        capture_output=True, text=True, timeout=300, cwd=REPO)
-    assert result.returncode == 0, result.stdout + result.stderr
-    [record] = [json.loads(line) for line in result.stdout.splitlines()]
+    downloads, data, record = served_and_pushed(lab, client, server, tmp_path, 2_000_000)
     assert (record["status"], record["payload"]) == ("delivered", payload)
     assert (downloads / "data.bin").read_bytes() == data
     assert time.monotonic() - started < 15       # a second's patience, not the timeout
