@@ -36,6 +36,7 @@ import secrets
 from dataclasses import dataclass, field
 
 from tekcos.delivery_nodes import NodeDeliveries, RemoteAsk, RemoteOffer
+from tekcos.hosts import host_port
 from tekcos.text import human_size
 
 ASKING, ACCEPTED, DECLINED, WITHDRAWN = "asking", "accepted", "declined", "withdrawn"
@@ -45,7 +46,12 @@ ACCEPTED_KEPT = 86400.0    # an accepted offer whose push stopped may resume thi
 MAX_REQUESTS = 1000        # offers waiting for an answer, all senders
 MAX_ASKING_PER_HOST = 8    # of those, from one sender host
 SUBDIR = ".for"            # where addressed files are kept (hidden from /files/)
-_CODE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+_CODE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+def is_code(value) -> bool:
+    """Whether ``value`` has the shape of a CODE (see :func:`new_code`)."""
+    return isinstance(value, str) and _CODE.fullmatch(value) is not None
 
 
 def new_code() -> str:
@@ -227,9 +233,7 @@ class Deliveries(NodeDeliveries):
 
     def where(self, session) -> str:
         """HOST:PORT to fetch from, as ``session`` reaches this server."""
-        host = getattr(session.peer, "local_host", None) or "HOST"
-        host = f"[{host}]" if ":" in host else host
-        return f"{host}:{self.udp_port}"
+        return host_port(getattr(session.peer, "local_host", None) or "HOST", self.udp_port)
 
     def _tell_sender(self, request, text: str) -> None:
         member = self.hub.member(request.sender)
@@ -313,7 +317,7 @@ class Deliveries(NodeDeliveries):
 
     # -- the download side --------------------------------------------------------------------
     def lookup(self, code, now: float) -> Ready | None:
-        if not isinstance(code, str) or not _CODE.match(code):
+        if not is_code(code):
             return None
         ready = self.ready.get(code)
         if ready is None or ready.expires <= now:

@@ -4,8 +4,22 @@ Pure functions (no sockets): the sans-IO cores use them."""
 from __future__ import annotations
 
 import ipaddress
+import re
 
 DEFAULT_PORT = 9000
+# HOST:PORT as one side tells another where to fetch from: a name, an IPv4
+# address or a bracketed IPv6 one (nothing else reaches a user's screen).
+_HOST_PORT = re.compile(r"(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]):[0-9]{1,5}")
+
+
+def host_port(host: str, port: int) -> str:
+    """``host:port``, an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def is_host_port(text) -> bool:
+    """Whether ``text`` is a plain ``HOST:PORT`` (see :func:`host_port`)."""
+    return isinstance(text, str) and _HOST_PORT.fullmatch(text) is not None
 
 
 def parse_address(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:

@@ -16,6 +16,7 @@ from tekcos.address import dual_stack, listen_backlog
 from tekcos.chat.hub import Hub
 from tekcos.chat.server import ChatFactory, ChatService
 from tekcos.chat.session import SessionConfig
+from tekcos.hosts import host_port
 from tekcos.listening import ListeningService
 from tekcos.push.udp import push_service
 
@@ -270,7 +271,7 @@ def _node_where(values: dict) -> str:
         from tekcos import mdns
         addresses = mdns.lan_addresses()
         host = addresses[0] if addresses else socket.gethostname()
-    return f"[{host}]:{values['udp-port']}" if ":" in host else f"{host}:{values['udp-port']}"
+    return host_port(host, values["udp-port"])
 
 
 def _deliveries(hub, store, values: dict, reactor, top):

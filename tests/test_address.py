@@ -60,3 +60,13 @@ def test_a_link_local_server_keeps_its_zone_and_needs_one():
     with pytest.raises(OSError, match="a link-local address needs its interface"):
         resolve_server("[fe80::1]:9000")
     assert resolve_server("[::1]:9000")[1:] == ("::1", 9000)
+
+
+def test_host_port_as_written_and_as_checked():
+    from tekcos.hosts import host_port, is_host_port
+    assert host_port("10.0.0.1", 9000) == "10.0.0.1:9000"
+    assert host_port("fd00::1", 9000) == "[fd00::1]:9000"
+    for good in ("10.0.0.1:9000", "[fd00::1]:9000", "lab-a.example:9000"):
+        assert is_host_port(good)
+    for bad in ("10.0.0.1", "fd00::1:9000", "host:port", "a b:1", "x:9000\r\n", None, 9000):
+        assert not is_host_port(bad)

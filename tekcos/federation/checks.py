@@ -5,17 +5,13 @@ raise :class:`Malformed`; text comes out with its control characters (and
 so any telnet IAC, CR or LF) removed."""
 from __future__ import annotations
 
-import re
-
 from tekcos.chat.names import nick_error, room_error
+from tekcos.delivery import is_code
+from tekcos.hosts import is_host_port
 from tekcos.text import clean_text
 
 MAX_TEXT = 8192            # characters of a relayed line
 MAX_FILE_NAME = 255
-_CODE = re.compile(r"[A-Za-z0-9_-]{16,64}")
-# HOST:PORT, as ``tekcos get --from`` takes it: a name, an IPv4 address or
-# a bracketed IPv6 one.
-_WHERE = re.compile(r"(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]):[0-9]{1,5}")
 
 
 class Malformed(ValueError):
@@ -77,9 +73,9 @@ def file_fields(message: dict) -> tuple[str, str, dict]:
         fields["room"] = "#" + checked_room(room[1:]) if room else ""
     if about == "ready":
         code, where = message.get("code"), message.get("where")
-        if not isinstance(code, str) or not _CODE.fullmatch(code):
+        if not is_code(code):
             raise Malformed("code")
-        if not isinstance(where, str) or not _WHERE.fullmatch(where):
+        if not is_host_port(where):
             raise Malformed("where")
         fields.update(code=code, where=where)
     return about, checked_nick(message.get("to")), fields

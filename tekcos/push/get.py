@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import sys
 
@@ -20,7 +19,7 @@ from twisted.internet import defer
 
 from tekcos import exits
 from tekcos.address import resolve_server
-from tekcos.hosts import parse_address
+from tekcos.hosts import is_host_port, parse_address
 from tekcos.push import wire
 from tekcos.push.command import Progress
 from tekcos.push.gro import listen_udp
@@ -30,8 +29,6 @@ from tekcos.push.storage import Downloads
 from tekcos.push.udp import ServerProtocol, path_payload, size_socket_buffers
 from tekcos.push.worker import DiskWorker
 
-# What a server may send a GET elsewhere to (HOST:PORT, IPv6 bracketed).
-_MOVED = re.compile(r"(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]):[0-9]{1,5}")
 GET_RTO = 0.25          # the first GET is repeated after this long, doubling
 LINGER = 0.3            # after the last packet: time for the DONE to be taken
 CHECKPOINT = 32 << 20
@@ -104,7 +101,7 @@ class FetchProtocol(ServerProtocol):
             self._get_call = self.clock.callLater(retry, self._send_get)
             return
         moved = body.get("moved")
-        if isinstance(moved, str) and _MOVED.fullmatch(moved):
+        if is_host_port(moved):
             self.moved = moved          # kept by another node of the hub: ask it
         self._finish(exits.REFUSED, str(body.get("error", "refused"))[:300])
 

@@ -323,6 +323,13 @@ class Sender:
         self.shrunk_from = size
         self.use_payload(wire.DEFAULT_PAYLOAD)
 
+    def _shrink_at(self) -> float | None:
+        """When to give up on packets larger than the usual (None: they
+        got through, or they are the usual size)."""
+        if self.acks_heard or self.payload_size <= wire.DEFAULT_PAYLOAD:
+            return None
+        return self.accepted_at + max(JUMBO_PATIENCE, 4 * self.rtt.rto)
+
     def _accepted(self, answer: handshake.Accepted, now: float) -> None:
         self.token = answer.token
         self.peer_window = answer.window
@@ -575,8 +582,9 @@ class Sender:
             deadline = min(deadline, self.pace_at)
         if self.tail_probe_at is not None:
             deadline = min(deadline, self.tail_probe_at)
-        if not self.acks_heard and self.payload_size > wire.DEFAULT_PAYLOAD:
-            deadline = min(deadline, self.accepted_at + max(JUMBO_PATIENCE, 4 * self.rtt.rto))
+        shrink_at = self._shrink_at()
+        if shrink_at is not None:
+            deadline = min(deadline, shrink_at)
         timers, sent_at, retries = self.timers, self.sent_at, self.retries
         while timers:
             when, seq, count = timers[0]
@@ -603,8 +611,8 @@ class Sender:
             if now >= self.control_sent + self._control_timeout():
                 self._send_control(now)
             return
-        if (not self.acks_heard and self.payload_size > wire.DEFAULT_PAYLOAD
-                and now >= self.accepted_at + max(JUMBO_PATIENCE, 4 * self.rtt.rto)):
+        shrink_at = self._shrink_at()
+        if shrink_at is not None and now >= shrink_at:
             self._shrink_payload(now)
             return
         timers, sent_at, retries = self.timers, self.sent_at, self.retries
