@@ -216,6 +216,9 @@ SETTINGS: dict[str, Setting] = {
         Setting("node-address", "", "the host name or address where users of other nodes "
                 "fetch the files kept here (default: this machine's first LAN address)",
                 _host_name),
+        Setting("relay", True, "bring files kept on other nodes for users here to this node, "
+                "so that they fetch them here (off: they are sent to the node that keeps them); "
+                "--no-relay turns it off", _boolean),
         Setting("motd", "", "message of the day shown after the greeting", _text(4000)),
         Setting("udp-port", None, "UDP port for pushes and discovery (default: the same number "
                 "as --port, or 9000; 0 turns UDP off)", _integer(0, 65535)),

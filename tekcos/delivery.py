@@ -119,6 +119,7 @@ class Deliveries(NodeDeliveries):
         self.node_where = node_where
         self.remote_offers: dict[int, RemoteOffer] = {}   # ours -> kept on another node
         self.remote_ready: dict[str, Ready] = {}          # CODE -> kept on another node
+        self.offered_here: dict[tuple, bool] = {}        # (node, its number): offers shown here
 
     def restore(self, rows) -> None:
         """Files kept before a restart (their sessions are gone: the CODEs
@@ -305,9 +306,11 @@ class Deliveries(NodeDeliveries):
         for number, offer in list(self.remote_offers.items()):
             if offer.session is session:
                 del self.remote_offers[number]
-        for code, ready in list(self.remote_ready.items()):
+        # A file kept elsewhere stays known (its CODE works here until it
+        # expires, as a file kept here does), without the session.
+        for ready in self.remote_ready.values():
             if session in ready.shown_to:
-                del self.remote_ready[code]
+                ready.shown_to.remove(session)
 
     def files_for(self, session) -> list[Ready]:
         """What ``session`` may fetch (was told the CODE of); files kept on

@@ -8,6 +8,9 @@ HOST:PORT once the file is here, or that the offer was withdrawn, and sends
 the user's answer back.  An offer kept on another node is shown to a user
 here under a number of ours (:class:`RemoteOffer`); a file ready there is a
 :class:`~tekcos.delivery.Ready` with ``where`` set, listed in ``/files``.
+Where this node can (``relays``), it brings such a file here and keeps it
+under the same CODE (:mod:`tekcos.push.relay`); its users are told to fetch it
+here once it is, or sent to the keeping node if it cannot be brought.
 """
 from __future__ import annotations
 
@@ -39,8 +42,13 @@ class RemoteOffer:
 
 class NodeDeliveries:
     """Mixed into :class:`tekcos.delivery.Deliveries` (whose ``hub``,
-    ``remote_offers``, ``remote_ready``, ``keep``, ``now``, ``_number`` and
-    ``kept_as``, its class of kept files, it uses)."""
+    ``remote_offers``, ``remote_ready``, ``offered_here``, ``keep``,
+    ``now``, ``_number``, ``downloads``, ``ready``, ``store``, ``where``
+    and ``kept_as``, its class of kept files, it uses).  ``relays``, where
+    set (:class:`tekcos.push.relay.Relays`), brings files kept elsewhere
+    here."""
+
+    relays = None
 
     def _tell_node(self, ask: RemoteAsk, about: str, **fields) -> None:
         federation = self.hub.federation
@@ -57,6 +65,12 @@ class NodeDeliveries:
         if about == "offer":
             if len(self.remote_offers) >= MAX_REMOTE:
                 return
+            # Only a file offered here may be said ready here: no node can
+            # have this one fetch what none of its users was asked about.
+            offered = self.offered_here
+            offered[(node, fields["num"])] = True
+            while len(offered) > MAX_REMOTE:
+                del offered[next(iter(offered))]
             number = self._number()
             self.remote_offers[number] = RemoteOffer(number, node, fields["num"], member, name,
                                                      sender)
@@ -64,23 +78,84 @@ class NodeDeliveries:
             member.send(f"*** {sender} offers {where}{name} ({human_size(fields['size'])}), "
                         f"kept on node {node}. /accept {number} or /decline {number}")
         elif about == "ready":
-            code = fields["code"]
-            if code in self.remote_ready or len(self.remote_ready) >= MAX_REMOTE:
-                return
-            now = self.now()
-            self.remote_ready[code] = self.kept_as(code, "", name, fields["size"], "", sender, "",
-                                            nick, now, now + self.keep, shown_to=[member],
-                                            where=fields["where"])
-            member.send(f"*** {name} from {sender} is ready: "
-                        f"tekcos get {code} --from {fields['where']}")
+            if (node, fields["num"]) in self.offered_here:
+                self._remote_ready(node, member, fields)
         elif about == "gone":
             for offer in list(self.remote_offers.values()):
                 if (offer.node, offer.theirs, offer.session) == (node, fields["num"], member):
                     del self.remote_offers[offer.number]
                     member.send(f"*** {sender} withdrew the offer of {name}.")
 
+    def _remote_ready(self, node: str, member, fields: dict) -> None:
+        code, name, sender = fields["code"], fields["name"], fields["frm"]
+        kept = self.ready.get(code)
+        if kept is not None:            # brought here already, for another member
+            if member not in kept.shown_to:
+                kept.shown_to.append(member)
+            member.send(self._ready_line(kept, self.where(member)))
+            return
+        known = self.remote_ready.get(code)
+        if known is None:
+            if len(self.remote_ready) >= MAX_REMOTE:
+                return
+            now = self.now()
+            known = self.remote_ready[code] = self.kept_as(
+                code, "", name, fields["size"], "", sender, "", member.nick, now,
+                now + self.keep, where=fields["where"])
+            bringing = self.relays is not None and self.relays.bring(code, known.where)
+        else:
+            bringing = self.coming(code)
+        if member not in known.shown_to:
+            known.shown_to.append(member)
+        if bringing:
+            member.send(f"*** {name} from {sender} is kept on node {node}; "
+                        f"bringing it to this server...")
+        else:
+            member.send(self._ready_line(known, known.where))
+
+    @staticmethod
+    def _ready_line(ready, where: str) -> str:
+        return f"*** {ready.name} from {ready.sender} is ready: tekcos get {ready.code} --from {where}"
+
+    def coming(self, code) -> bool:
+        """Whether ``code``'s file is on its way here from the node keeping it."""
+        return self.relays is not None and self.relays.coming(code)
+
+    def relayed(self, code: str, stored: str, sha256: str) -> bool:
+        """``code``'s file is now kept here too, at ``stored`` (relative to
+        the downloads directory): its users fetch it here from now on.
+        False when it is no longer wanted (it expired meanwhile)."""
+        remote = self.remote_ready.pop(code, None)
+        if remote is None:
+            return False
+        now = self.now()
+        ready = self.kept_as(code, stored, remote.name, remote.size, sha256, remote.sender, "",
+                             remote.recipient, now, remote.expires)
+        self.ready[code] = ready
+        if self.store is not None:
+            self.store.add_delivery(ready)
+        for session in remote.shown_to:
+            if not getattr(session, "closed", False):
+                ready.shown_to.append(session)
+                session.send(self._ready_line(ready, self.where(session)))
+        return True
+
+    def relay_failed(self, code: str, reason: str) -> None:
+        """``code``'s file could not be brought here: its users are sent to
+        the node that keeps it."""
+        remote = self.remote_ready.get(code)
+        if remote is None:
+            return
+        for session in remote.shown_to:
+            if not getattr(session, "closed", False):
+                session.send(f"*** {remote.name} could not be brought to this server "
+                             f"({reason}); fetch it where it is kept:")
+                session.send(self._ready_line(remote, remote.where))
+
     def kept_elsewhere(self, code) -> str | None:
         """HOST:PORT of the node keeping ``code``'s file, if a user here was
         told of it (``tekcos get CODE --from`` this node is sent there)."""
+        if self.coming(code):
+            return None             # asked again in a moment, it will be here
         ready = self.remote_ready.get(code) if isinstance(code, str) else None
         return ready.where if ready is not None and ready.expires > self.now() else None

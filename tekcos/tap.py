@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import sys
 
@@ -67,6 +68,10 @@ class Options(usage.Options):
     def opt_no_mdns(self) -> None:
         """do not announce the server over mDNS/DNS-SD"""
         self["mdns"] = "false"
+
+    def opt_no_relay(self) -> None:
+        """send users to the node that keeps a file instead of bringing it here"""
+        self["relay"] = "false"
 
     def parseOptions(self, options=None):
         # As given: what --workers starts its other processes with.
@@ -180,6 +185,8 @@ def makeService(config: Options, reactor=None) -> MultiService:
 
         udp = push_service(values, completed, info, reactor, deliveries)
         udp.setServiceParent(top)
+        if values["redis"] and values["relay"]:
+            deliveries.relays = _relays(deliveries, reactor)
     elif values["redis"]:
         # No pushes here, but users here may be offered files kept by
         # other nodes (and answer them).
@@ -289,6 +296,31 @@ def _deliveries(hub, store, values: dict, reactor, top):
     timer.clock = reactor
     timer.setServiceParent(top)
     return deliveries
+
+
+RELAY_TIMEOUT = 30.0     # seconds a node keeping a file may go silent mid-relay
+
+
+def _relays(deliveries, reactor):
+    """Files kept on other nodes, brought here for users here."""
+    from twisted.internet import defer
+
+    from tekcos.push.get import fetch
+    from tekcos.push.relay import STAGING, Relays
+
+    def fetch_file(code: str, where: str, output: str):
+        # The part file is put away before the reactor stops: the fetch
+        # waits for ``stopping``, which fires once it has ended.
+        stopping = defer.Deferred()
+        fetching = fetch(reactor, code, where, output, timeout=RELAY_TIMEOUT,
+                         stopping=stopping, follow=False, reserve=None)
+        fetching.addBoth(lambda result: (stopping.called or stopping.callback(None), result)[1])
+        return fetching
+
+    # No relay outlives the process that ran it.
+    shutil.rmtree(os.path.join(deliveries.downloads, STAGING), ignore_errors=True)
+    return Relays(deliveries.downloads, fetch_file, deliveries.relayed, deliveries.relay_failed,
+                  log=lambda text: _push_log.info("{text}", text=text))
 
 
 def open_store(state_dir: str, history: int):

@@ -167,13 +167,15 @@ class FetchProtocol(ServerProtocol):
 @defer.inlineCallbacks
 def fetch(reactor, code: str, source: str, output: str, timeout: float = 10.0,
           progress_stream=None, stopping: defer.Deferred | None = None,
-          watch=None, running: dict | None = None, follow: bool = True):
+          watch=None, running: dict | None = None, follow: bool = True,
+          reserve: int | None = 0):
     """Fetch the file kept under ``code`` at ``source`` (HOST[:PORT]) into
     ``output``; returns (Deferred) ``(status, error, record)``.  Ctrl-C or
     SIGTERM put the part file away first; ``stopping``, if given, fires once
     that is done (the reactor waits for it).  ``watch(protocol)``, if
     given, hears of progress; ``running["protocol"]`` is set to the
-    :class:`FetchProtocol`, for a caller that may cancel it."""
+    :class:`FetchProtocol`, for a caller that may cancel it.  ``reserve``:
+    the free space to leave on the disk (None: the server's default)."""
     try:
         family, ip, port = resolve_server(source)
     except OSError as e:
@@ -185,7 +187,7 @@ def fetch(reactor, code: str, source: str, output: str, timeout: float = 10.0,
     worker = DiskWorker(threaded=True)
     # A checkpoint every 32 MiB: a killed `tekcos get` loses at most that much
     # (each costs an fsync; every 8 MiB was measurably slower through veth).
-    downloads = Downloads(output, reserve=0, worker=worker, checkpoint_every=CHECKPOINT)
+    downloads = Downloads(output, reserve=reserve, worker=worker, checkpoint_every=CHECKPOINT)
     protocol = None
 
     def log(text: str) -> None:
@@ -236,7 +238,7 @@ def fetch(reactor, code: str, source: str, output: str, timeout: float = 10.0,
     if protocol.moved and follow:
         # Another node of the hub keeps it: once, from there.
         return (yield fetch(reactor, code, protocol.moved, output, timeout, progress_stream,
-                            stopping, watch, running, follow=False))
+                            stopping, watch, running, follow=False, reserve=reserve))
     return status, error, _record(output, protocol, status, error, seconds)
 
 
@@ -283,6 +285,7 @@ def _record(output: str, protocol: FetchProtocol, status: int, error: str,
         "bytes": size, "seconds": round(seconds, 6),
         "mb_per_s": round(moved / seconds / 1e6, 3) if delivered and seconds > 0 else 0.0,
         "resumed_bytes": kept,
+        "sha256": received.sha256 if delivered else None,
         "status": {exits.OK: "delivered", exits.REFUSED: "refused",
                    exits.UNREACHABLE: "failed", exits.INTERRUPTED: "interrupted"}[status],
         "error": error or None,

@@ -44,6 +44,7 @@ class Received:
     request: int = 0   # the offer number of a file addressed to someone (tekcos.delivery)
     seconds: float = 0.0   # from the offer to the verified file
     resumed: int = 0       # bytes kept from an earlier attempt
+    sha256: str = ""       # of the whole file, as verified (files)
 
 
 @dataclass(eq=False)

@@ -298,7 +298,8 @@ class Receiver(OfferDesk):
             "name": stored, "sha256": session.sha256})
         self.events.append(Received(session.kind, session.sender, session.addr, stored,
                                     session.size, text, session.request,
-                                    now - session.started, session.have))
+                                    now - session.started, session.have,
+                                    session.sha256 if session.kind == "file" else ""))
         self._release_buffer(session)
         if session.validated:
             self.outbox.append((session.result, session.addr))

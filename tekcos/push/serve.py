@@ -29,6 +29,7 @@ MAX_DOWNLOADS = 32
 PER_HOST = 4
 GETS_PER_SECOND = 5.0       # per host: CODEs cannot be guessed at speed
 MAX_TRACKED = 4096
+RELAY_RETRY = 2.0           # seconds a GET for a file on its way here waits
 _REPLIES = (wire.ACCEPT, wire.REJECT, wire.RETRY)
 _FOLLOWING = (wire.ACK, wire.DONE, wire.FAIL)
 
@@ -41,10 +42,13 @@ class Outgoing:
 
     def __init__(self, lookup: Callable, open_file: Callable, on_fetched: Callable[[str], None],
                  log: Callable[[str], None] | None = None, window: int = 8192,
-                 payload: int = wire.DEFAULT_PAYLOAD, elsewhere: Callable = lambda code: None):
+                 payload: int = wire.DEFAULT_PAYLOAD, elsewhere: Callable = lambda code: None,
+                 coming: Callable = lambda code: False):
         self.lookup = lookup
         # The HOST:PORT of the node keeping a CODE this one does not (or None).
         self.elsewhere = elsewhere
+        # Whether a CODE's file is on its way here from that node (tekcos.push.relay).
+        self.coming = coming
         self.open_file = open_file
         self.on_fetched = on_fetched
         self.log = log or (lambda text: None)
@@ -98,6 +102,11 @@ class Outgoing:
         kept = self.lookup(request.get("code"), now)
         if kept is None:
             self.stats["refused"] += 1
+            if self.coming(request.get("code")):
+                self.outbox.append((wire.encode_json(wire.REJECT, get_id, {
+                    "error": f"on its way to this server; retry in {RELAY_RETRY:g} s",
+                    "retry_after": RELAY_RETRY}), addr))
+                return
             where = self.elsewhere(request.get("code"))
             if where:       # another node of the hub keeps it: tekcos get asks there
                 self.outbox.append((wire.encode_json(wire.REJECT, get_id, {

@@ -409,7 +409,8 @@ def push_service(values: dict, on_complete, server_info: dict, reactor,
                             lambda relative: open_read(os.path.join(downloads.directory,
                                                                     relative)),
                             deliveries.fetched, log=lambda text: log.info("{text}", text=text),
-                            elsewhere=deliveries.kept_elsewhere)
+                            elsewhere=deliveries.kept_elsewhere,
+                            coming=deliveries.coming)
         core = ServerCores(endpoint, outgoing)
     removed = downloads.sweep(keep, at_start=True)
     if removed:

@@ -124,11 +124,23 @@ class Web:
         """The files kept for ``session`` (it was told their CODE), newest
         first, each with the page's download address."""
         deliveries = getattr(self.chat.hub, "deliveries", None)
-        # Only what this node keeps has a /get/ address here.
-        ready = [r for r in deliveries.files_for(session) if not r.where] \
-            if deliveries is not None else []
-        return [{"name": r.name, "size": r.size, "sender": r.sender, "sha256": r.sha256,
-                 "url": f"/get/{r.code}"} for r in reversed(ready[-MAX_FILES_SHOWN:])]
+        ready = deliveries.files_for(session) if deliveries is not None else []
+        return [self._file(r, deliveries) for r in reversed(ready[-MAX_FILES_SHOWN:])]
+
+    @staticmethod
+    def _file(ready, deliveries) -> dict:
+        """One file of the page's list.  Only what this node keeps has a
+        /get/ address here; a file on its way here says so, one kept on
+        another node says how to fetch it there."""
+        entry = {"name": ready.name, "size": ready.size, "sender": ready.sender,
+                 "sha256": ready.sha256, "url": None}
+        if not ready.where:
+            entry["url"] = f"/get/{ready.code}"
+        elif deliveries.coming(ready.code):
+            entry["note"] = "on its way to this server"
+        else:
+            entry["note"] = f"kept on another node: tekcos get {ready.code} --from {ready.where}"
+        return entry
 
     def neighbours(self) -> dict:
         hood = self.chat.hub.neighbourhood
@@ -238,6 +250,13 @@ class _Kept(Resource):
         deliveries = self.web.chat.hub.deliveries
         code = path.decode("ascii", "replace")
         ready = deliveries.lookup(code, self.web.clock.seconds()) if deliveries else None
+        if ready is None and deliveries is not None and deliveries.coming(code):
+            return _Later("The file is on its way to this server from the node that "
+                          "keeps it. Try again in a moment.")
+        if ready is None and deliveries is not None and deliveries.kept_elsewhere(code):
+            return pages.notFound("Kept on another node", "This server does not keep the file. "
+                                  f"Fetch it with: tekcos get {code} --from "
+                                  f"{deliveries.kept_elsewhere(code)}")
         if ready is None:
             return pages.notFound("Not found", "No such file (wrong or expired code).")
         target = os.path.realpath(os.path.join(self.directory, ready.path))
@@ -245,6 +264,23 @@ class _Kept(Resource):
                 not os.path.isfile(target):
             return pages.notFound("Not found", "The file is gone.")
         return _KeptFile(target, ready, deliveries)
+
+
+class _Later(Resource):
+    """503 with ``Retry-After``: the file is coming, not missing."""
+    isLeaf = True
+    RETRY_AFTER = 2
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
+
+    def render(self, request):
+        secure(request)
+        request.setResponseCode(503)
+        request.setHeader(b"retry-after", str(self.RETRY_AFTER).encode())
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return self.text.encode() + b"\n"
 
 
 class _KeptFile(static.File):

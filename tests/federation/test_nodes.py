@@ -7,6 +7,7 @@ missing, except under TEKCOS_REQUIRE_REDIS=1 (CI), where that is a failure.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -220,14 +221,15 @@ def test_workers_share_the_chat_port_and_are_one_hub(start, redis):
                                for p in children), timeout=15, what="the workers to stop")
 
 
-def test_a_file_pushed_to_one_node_for_a_user_of_another_is_fetched_from_the_first(
-        start, redis, tmp_path):
-    import re
+def offer_across(start, redis, tmp_path, *b_options):
+    """alice on lab-a pushes report.pdf for bob on lab-b, who accepts:
+    (a, b, alice, bob, the push, the data)."""
     import sys
 
     from tests.twistd import REPO
     a = start("--redis", redis.url, "--node-name", "lab-a", "--node-address", "127.0.0.1")
-    b = start("--redis", redis.url, "--node-name", "lab-b", "--node-address", "127.0.0.1")
+    b = start("--redis", redis.url, "--node-name", "lab-b", "--node-address", "127.0.0.1",
+              *b_options)
     bob = User(b.port, "bob")
     time.sleep(0.3)                        # the subscriptions are up
     alice = User(a.port, "alice")
@@ -244,6 +246,38 @@ def test_a_file_pushed_to_one_node_for_a_user_of_another_is_fetched_from_the_fir
     assert b"kept on node lab-a" in offered
     bob.send(b"/accept " + re.search(rb"/accept (\d+) or", offered).group(1) + b"\r\n")
     alice.expect(rb"\*\*\* bob accepted report\.pdf")
+    return a, b, alice, bob, push, data
+
+
+def test_a_file_pushed_to_one_node_for_a_user_of_another_is_brought_to_his_node(
+        start, redis, tmp_path):
+    import sys
+
+    from tests.twistd import REPO
+    a, b, alice, bob, push, data = offer_across(start, redis, tmp_path)
+    assert push.wait(timeout=60) == 0, push.stderr.read()
+    # lab-b fetches it from lab-a, then bob is told to fetch it from lab-b.
+    bob.expect(rb"report\.pdf from alice is kept on node lab-a; bringing it to this server")
+    ready = bob.expect(rb"tekcos get (\S+) --from (\S+)\r\n")
+    code, where = re.search(rb"tekcos get (\S+) --from (\S+)\r\n", ready).groups()
+    assert where.decode() == f"127.0.0.1:{b.port}"
+    kept = os.listdir(os.path.join(b.downloads, ".for"))
+    assert kept == ["report.pdf"]
+    assert not os.listdir(os.path.join(b.downloads, ".relay"))     # nothing left half-way
+    a.stop()                               # bob needs nothing from lab-a any more
+    got = subprocess.run([sys.executable, "-m", "tekcos.cli", "get", code.decode(), "--from",
+                          where.decode(), "-o", str(tmp_path / "bob"), "-q"],
+                         capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert got.returncode == 0, got.stderr
+    assert (tmp_path / "bob" / "report.pdf").read_bytes() == data
+
+
+def test_a_node_that_does_not_relay_sends_its_user_to_the_node_that_keeps_the_file(
+        start, redis, tmp_path):
+    import sys
+
+    from tests.twistd import REPO
+    a, b, alice, bob, push, data = offer_across(start, redis, tmp_path, "--no-relay")
     ready = bob.expect(rb"tekcos get (\S+) --from (\S+)\r\n")
     code, where = re.search(rb"tekcos get (\S+) --from (\S+)\r\n", ready).groups()
     assert push.wait(timeout=60) == 0, push.stderr.read()

@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+from tests.federation.test_nodes import redis  # noqa: F401 (a fixture)
 from tests.twistd import REPO, User, free_port, wait_until
 
 pytestmark = pytest.mark.browser
@@ -230,6 +231,49 @@ def test_a_file_pushed_for_a_browser_user_is_accepted_and_downloaded(start, brow
     assert kept[0].get_attribute("title") == "SHA-256 " + hashlib.sha256(data).hexdigest()
     assert kept[0].get_attribute("href").endswith(
         bob.find_element(By.CSS_SELECTOR, "#log a.download").get_attribute("href")[-20:])
+
+
+def test_a_file_kept_on_another_node_is_downloaded_from_the_page_of_ones_own(
+        start, browser, redis, tmp_path):
+    import subprocess
+    import sys
+
+    from selenium.webdriver.common.by import By
+    web = free_port()
+    a = start("--redis", redis.url, "--node-name", "lab-a", "--node-address", "127.0.0.1")
+    start("--redis", redis.url, "--node-name", "lab-b", "--node-address", "127.0.0.1",
+          "--web", str(web))
+    bob = browser()
+    join(bob, f"http://127.0.0.1:{web}/", "bob")
+    saved = downloads_into(bob, tmp_path / "saved")
+    alice = User(a.port, "alice")
+    alice.send(b"/whois bob\r\n")             # bob, on lab-b, is known on lab-a
+    alice.expect(rb"bob.*lab-b")
+    data = os.urandom(1_500_000)
+    src = tmp_path / "minutes.pdf"
+    src.write_bytes(data)
+    push = subprocess.Popen([sys.executable, "-m", "tekcos.cli", "push", str(src), "--to",
+                             f"127.0.0.1:{a.port}", "--for", "bob", "--as", "alice", "-q"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_until(lambda: bob.find_elements(By.CSS_SELECTOR, "#log button.accept"),
+               what="the offer with its Accept button")
+    assert shows(bob, "kept on node lab-a")
+    bob.find_element(By.CSS_SELECTOR, "#log button.accept").click()
+    assert push.wait(timeout=60) == 0, push.stderr.read()
+    # lab-b brings the file over; the page's link is lab-b's own.
+    wait_until(lambda: bob.find_elements(By.CSS_SELECTOR, "#log a.download"),
+               what="the Download link")
+    assert shows(bob, "bringing it to this server")
+    bob.find_element(By.CSS_SELECTOR, "#log a.download").click()
+    target = saved / "minutes.pdf"
+    wait_until(lambda: target.exists() and target.stat().st_size == len(data), timeout=30,
+               what="the download to land")
+    assert target.read_bytes() == data
+    kept = wait_until(lambda: bob.find_elements(By.CSS_SELECTOR, "#files a"),
+                      what="the file in the Files list")
+    assert kept[0].text == "minutes.pdf"
+    assert kept[0].get_attribute("title") == "SHA-256 " + hashlib.sha256(data).hexdigest()
+    assert kept[0].get_attribute("href").startswith(f"http://127.0.0.1:{web}/get/")
 
 
 def test_a_file_dropped_on_a_members_name_goes_to_that_person(start, browser, tmp_path):

@@ -106,14 +106,19 @@ export function showFiles(files) {
   list.replaceChildren();
   for (const file of Array.isArray(files) ? files : []) {
     const item = document.createElement("li");
-    const link = document.createElement("a");
-    link.href = file.url;
-    link.setAttribute("download", "");
+    // A file kept on another node (or on its way here) has no address on
+    // this server: its name, and what the server says of it.
+    const link = document.createElement(file.url ? "a" : "span");
+    if (file.url) {
+      link.href = file.url;
+      link.setAttribute("download", "");
+    }
     link.textContent = file.name;
-    link.title = `SHA-256 ${file.sha256}`;
+    if (file.sha256) link.title = `SHA-256 ${file.sha256}`;
     const note = document.createElement("span");
     note.className = "note";
-    note.textContent = ` ${megabytes(file.size)} from ${file.sender}`;
+    note.textContent = ` ${megabytes(file.size)} from ${file.sender}` +
+      (file.note ? ` (${file.note})` : "");
     item.append(link, note);
     list.appendChild(item);
   }
