@@ -93,7 +93,8 @@ def run(args, out=sys.stdout, err=sys.stderr, system=None, scan=engine.scan,
     while True:
         try:
             selection = ifaces.select(system or ifaces.local_system(), args.iface,
-                                      args.network, args.force)
+                                      args.network, args.force,
+                                      ipv6=not getattr(args, "ipv4_only", False))
             result, v6 = both(selection, args, scan, scan6)
         except ifaces.ScanSetupError as e:
             err.write(f"tekcos scan: {e}\n")

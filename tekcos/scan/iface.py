@@ -2,7 +2,10 @@
 
 Default: the interface carrying the default IPv4 route, and the subnet of
 its address that contains the gateway (from address and netmask, not a
-guessed /24).  Every situation that makes that impossible gets a
+guessed /24).  Where IPv6 neighbours are looked for too, a link without
+IPv4 (an interface without an IPv4 address, a machine with only an IPv6
+default route) is a selection without ``ip`` and ``network``: the IPv6
+look alone runs there.  Every situation that makes that impossible gets a
 :class:`ScanSetupError` whose message says what to pass instead.  The system
 is read through small injectable functions so that tests can describe any
 machine; the defaults use netifaces and psutil.
@@ -25,14 +28,16 @@ class ScanSetupError(Exception):
 @dataclass(frozen=True)
 class Selection:
     iface: str
-    ip: ipaddress.IPv4Address
+    ip: ipaddress.IPv4Address | None      # None: a link without IPv4 (IPv6 only)
     mac: str
-    network: ipaddress.IPv4Network
+    network: ipaddress.IPv4Network | None
     gateway: str | None = None
 
     def targets(self) -> list[ipaddress.IPv4Address]:
         """Every address to probe: the network without ourselves (and without
-        network/broadcast addresses for prefixes up to /30)."""
+        network/broadcast addresses for prefixes up to /30); none without IPv4."""
+        if self.network is None:
+            return []
         hosts = self.network.hosts() if self.network.prefixlen < 31 else self.network
         return [h for h in hosts if h != self.ip]
 
@@ -127,16 +132,20 @@ def parse_network(text: str) -> ipaddress.IPv4Network:
 
 
 def select(system: System, iface: str | None = None, network: str | None = None,
-           force: bool = False) -> Selection:
+           force: bool = False, ipv6: bool = False) -> Selection:
     """Interface, source address and network to scan.
 
     ``iface`` and ``network`` are what the user passed (or None); without them
     the default route's interface and the subnet containing its gateway are
-    used.  Raises ScanSetupError with one sentence saying what to pass.
+    used.  ``ipv6``: IPv6 neighbours are looked for too, so a link without
+    IPv4 is a selection (without ``ip`` and ``network``) rather than an
+    error.  Raises ScanSetupError with one sentence saying what to pass.
     """
     wanted = parse_network(network) if network is not None else None
-    iface, gateway = _choose_iface(system, iface, wanted)
-    addresses, mac = _check_iface(system, iface)
+    iface, gateway = _choose_iface(system, iface, wanted, ipv6 and wanted is None)
+    addresses, mac = _check_iface(system, iface, ipv6 and wanted is None)
+    if not addresses:
+        return Selection(iface=iface, ip=None, mac=mac.lower(), network=None)
     if wanted is not None:
         chosen, net = _address_in(iface, addresses, wanted), wanted
     else:
@@ -149,22 +158,28 @@ def select(system: System, iface: str | None = None, network: str | None = None,
                      gateway=gateway)
 
 
-def _choose_iface(system: System, iface: str | None,
-                  wanted: ipaddress.IPv4Network | None) -> tuple[str, str | None]:
-    """(interface, default gateway or None)."""
+def _choose_iface(system: System, iface: str | None, wanted: ipaddress.IPv4Network | None,
+                  ipv6: bool = False) -> tuple[str, str | None]:
+    """(interface, default gateway or None); with ``ipv6``, the IPv6 default
+    route's interface where there is no IPv4 one."""
     if iface is None and wanted is not None:
         iface = _iface_for(system, str(wanted))
     if iface is not None:
         return iface, None
-    default = system.gateways().get("default", {}).get(socket.AF_INET)
+    defaults = system.gateways().get("default", {})
+    default = defaults.get(socket.AF_INET)
+    if not default and ipv6 and defaults.get(socket.AF_INET6):
+        return defaults[socket.AF_INET6][1], None
     if not default:
         raise ScanSetupError("no default IPv4 route: pass --iface IF and a NETWORK "
                              "(for example: tekcos scan 192.168.1.0/24 --iface wlan0)")
     return default[1], default[0]
 
 
-def _check_iface(system: System, iface: str) -> tuple[list[ipaddress.IPv4Interface], str]:
-    """The interface's IPv4 addresses and MAC, once it is known to be usable."""
+def _check_iface(system: System, iface: str,
+                 ipv6: bool = False) -> tuple[list[ipaddress.IPv4Interface], str]:
+    """The interface's IPv4 addresses and MAC, once it is known to be usable
+    (with ``ipv6``, also when it has no IPv4 address: then none)."""
     if iface not in system.interfaces():
         raise ScanSetupError(f"no interface named {iface!r}; interfaces: "
                              + ", ".join(sorted(system.interfaces())))
@@ -172,7 +187,7 @@ def _check_iface(system: System, iface: str) -> tuple[list[ipaddress.IPv4Interfa
     if not system.is_up(iface):
         raise ScanSetupError(f"interface {shown} is down: bring it up or pass another --iface")
     addresses = _ipv4_interfaces(system, iface)
-    if not addresses:
+    if not addresses and not ipv6:
         raise ScanSetupError(f"interface {shown} has no IPv4 address: pass another --iface")
     links = system.ifaddresses(iface).get(AF_LINK, [])
     mac = (links[0].get("addr") if links else "") or ""

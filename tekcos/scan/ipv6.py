@@ -173,7 +173,7 @@ def alongside(selection, scan: Callable, look6: Callable | None = None, *, ipv4:
     if ipv6:
         thread = threading.Thread(target=look, name="tekcos-scan6", daemon=True)
         thread.start()
-    if ipv4:
+    if ipv4 and selection.ip is not None:       # (a link without IPv4: nothing to ARP)
         result = scan(selection, keep_frames=keep_frames, **scan_options)
     else:
         result = ScanResult(selection, [], 0.0, 0)

@@ -33,8 +33,10 @@ def describe(result: engine.ScanResult, tekcos_hosts: set | None = None,
         if v6 is not None:
             row["ipv6"] = [a for m in host.macs for a in v6.neighbours.addresses(m)]
         neighbors.append(row)
-    report = {"interface": ifaces.friendly_name(sel.iface, str(sel.ip)), "address": str(sel.ip),
-              "network": str(sel.network), "gateway": sel.gateway,
+    ip = str(sel.ip) if sel.ip is not None else None
+    report = {"interface": ifaces.friendly_name(sel.iface, ip), "address": ip,
+              "network": str(sel.network) if sel.network is not None else None,
+              "gateway": sel.gateway,
               "elapsed_s": round(result.elapsed, 3), "probes": result.sent,
               "neighbors": neighbors}
     if v6 is not None:
@@ -69,8 +71,11 @@ def table(report: dict) -> str:
         for entry in n.get("ipv6", ()):
             lines.append(f"  {entry['address']} ({entry['scope']}, {entry['kind']})")
     conflicts = sum(1 for n in report["neighbors"] if n["conflict"])
-    summary = (f"{len(report['neighbors'])} hosts on {report['network']} via "
-               f"{report['interface']} ({report['address']}) in {report['elapsed_s']:.2f} s, "
+    if report["network"] is None:
+        where = f"{report['interface']} (no IPv4 address there: IPv6 only)"
+    else:
+        where = f"{report['network']} via {report['interface']} ({report['address']})"
+    summary = (f"{len(report['neighbors'])} hosts on {where} in {report['elapsed_s']:.2f} s, "
                f"{report['probes']} probes")
     if conflicts:
         summary += f", {conflicts} address conflict(s)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 import re
@@ -165,7 +166,9 @@ def test_an_interrupted_get_run_again_continues_where_it_stopped(start, tmp_path
     record = json.loads(second.stdout)
     assert record["resumed_bytes"] >= size // 2          # fetched 50% or less the second time
     with open(out / "big.bin", "rb") as got, open(src, "rb") as want:
-        assert got.read() == want.read()
+        data = want.read()
+        assert got.read() == data
+    assert record["sha256"] == hashlib.sha256(data).hexdigest()     # of the whole file
     assert sorted(os.listdir(out)) == ["big.bin"]
     assert server.stop()[0] in CLEAN_EXIT
 

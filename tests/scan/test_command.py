@@ -188,3 +188,30 @@ def test_one_mac_answering_for_a_whole_prefix_is_bounded_and_counted():
     report = json.loads(out.getvalue())
     assert len(report["neighbors"][0]["ipv6"]) == 16
     assert report["ipv6"]["not_kept"] == 5000 - 16
+
+
+def test_a_link_without_ipv4_is_scanned_for_ipv6_neighbours_alone():
+    system = ifaces.System(
+        lambda: {"default": {socket.AF_INET6: ("fe80::1", "fake0")}},
+        lambda name: {ifaces.AF_LINK: [{"addr": "02:aa:00:00:00:01"}]},
+        lambda: ["fake0"], lambda name: True)
+
+    def no_arp(selection, **kw):
+        raise AssertionError("no ARP scan without IPv4")
+    scan6 = fake_scan6({"3c:22:fb:00:00:01": [("fe80::3e22:fbff:fe00:1", 0.002, "echo")]})
+    out = io.StringIO()
+    assert run(args(json=True, ipv4_only=False), out=out, system=system, scan=no_arp,
+               check=lambda: None, scan6=scan6) == 0
+    report = json.loads(out.getvalue())
+    assert (report["address"], report["network"], report["probes"]) == (None, None, 0)
+    assert [(n["ip"], n["mac"]) for n in report["neighbors"]] == [(None, "3c:22:fb:00:00:01")]
+    out = io.StringIO()
+    run(args(ipv4_only=False), out=out, system=system, scan=no_arp, check=lambda: None,
+        scan6=scan6)
+    assert out.getvalue().splitlines()[-1].startswith(
+        "1 hosts on fake0 (no IPv4 address there: IPv6 only) in ")
+    # ARP alone cannot run there: one line, as before.
+    err = io.StringIO()
+    assert run(args(), out=io.StringIO(), err=err, system=system, scan=no_arp,
+               check=lambda: None) == 1
+    assert "no default IPv4 route" in err.getvalue()

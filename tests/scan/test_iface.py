@@ -75,3 +75,24 @@ def test_network_alone_finds_its_interface_without_a_default_route():
                 up=("fake0", "fake1"))
     sel = select(m, network="172.20.0.0/16")
     assert (sel.iface, str(sel.ip)) == ("fake1", "172.20.0.9")
+
+
+def test_a_link_without_ipv4_is_selected_for_ipv6_and_refused_for_arp():
+    no_ipv4 = machine(addrs={"fake0": []})
+    sel = select(no_ipv4, ipv6=True)
+    assert (sel.iface, sel.ip, sel.network, sel.mac) == ("fake0", None, None,
+                                                          "00:1b:c5:00:00:15")
+    assert sel.targets() == []
+    with pytest.raises(ScanSetupError, match="no IPv4 address"):
+        select(no_ipv4)
+    # A machine with only an IPv6 default route: its interface.
+    v6_only = machine(addrs={"fake0": []},
+                      gateways={"default": {socket.AF_INET6: ("fe80::1", "fake0")}})
+    assert select(v6_only, ipv6=True).iface == "fake0"
+    with pytest.raises(ScanSetupError, match="no default IPv4 route"):
+        select(v6_only)
+    # A NETWORK asks for ARP: no IPv4 there is still an error.
+    with pytest.raises(ScanSetupError, match="no IPv4 address"):
+        select(no_ipv4, "fake0", "10.0.0.0/24", ipv6=True)
+    # And an interface that has IPv4 is selected as ever.
+    assert str(select(machine(), ipv6=True).network) == "10.1.0.0/20"

@@ -155,3 +155,23 @@ def test_frames_are_well_formed_for_wireshark(lan6, tmp_path):
     assert queries[0][IPv6].hlim == 1 and queries[0][IPv6].src.startswith("fe80::")
     # Replies came back in the capture too.
     assert any(ndp.parse(bytes(f), bytes.fromhex(SCANNER_MAC.replace(":", ""))) for f in frames)
+
+
+def test_a_link_without_ipv4_is_scanned_for_its_ipv6_neighbours(lan6):
+    lab, ns = lan6.lab, lan6.scanner
+    lab.exec(ns, "ip", "route", "del", "default")
+    lab.exec(ns, "ip", "-4", "addr", "flush", "dev", "eth1")
+    report, rows = lan6.scan("--iface", "eth1")
+    assert (report["address"], report["network"], report["probes"]) == (None, None, 0)
+    assert set(rows) == {HOSTS[n][1] for n in ("ll", "eui", "opaque", "mld")}
+    assert all(row["ip"] is None for row in rows.values())
+    # With an IPv6 default route only, that route's interface by default.
+    lab.exec(ns, "ip", "-6", "route", "add", "default", "via", "fe80::1", "dev", "eth1")
+    report, rows = lan6.scan()
+    assert v6("2001:db8:81::21b:c5ff:fe00:15") in addresses(rows[HOSTS["eui"][1]])
+    # ARP alone has nothing to do there: one line, exit 1.
+    result = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-m", "tekcos.cli",
+                             "scan", "--ipv4-only"], capture_output=True, text=True,
+                            timeout=60, cwd=REPO)
+    assert result.returncode == 1 and "no default IPv4 route" in result.stderr
+    assert "Traceback" not in result.stderr
