@@ -75,6 +75,14 @@ class Collector:
         federation = getattr(hub, "federation", None)
         if federation is not None:
             yield from _federation(federation)
+        relays = getattr(getattr(hub, "deliveries", None), "relays", None)
+        if relays is not None:
+            brought = CounterMetricFamily(
+                "tekcos_file_relays", "Files kept on other nodes brought here, by outcome "
+                "(refused: too many at once or no room to stage)", labels=["outcome"])
+            for outcome in ("relayed", "failed", "refused"):
+                brought.add_metric([outcome], relays.stats[outcome])
+            yield brought
         scans = CounterMetricFamily("tekcos_scans", "Neighbour scans by outcome",
                                     labels=["outcome"])
         if hood is not None:
