@@ -96,6 +96,7 @@ class Ready:
     fetched: int = 0
     shown_to: list = field(default_factory=list)   # sessions that were told its CODE
     where: str = ""             # HOST:PORT of the node keeping it, when not this one
+    node: str = ""              # the node that keeps it (or kept it, for one brought here)
 
 
 class Deliveries(NodeDeliveries):
@@ -337,6 +338,8 @@ class Deliveries(NodeDeliveries):
         member = self.hub.member(ready.sender)
         if member is not None and getattr(member.peer, "host", None) == ready.host:
             member.send(f"*** {ready.recipient} has fetched {ready.name}")
+        if ready.node:      # brought from another node: its sender is there
+            self._tell_fetched(ready)
 
     # -- time -----------------------------------------------------------------------------------
     def tick(self, now: float) -> int:

@@ -80,6 +80,8 @@ class NodeDeliveries:
         elif about == "ready":
             if (node, fields["num"]) in self.offered_here:
                 self._remote_ready(node, member, fields)
+        elif about == "fetched":
+            self._fetched_there(node, fields)
         elif about == "gone":
             for offer in list(self.remote_offers.values()):
                 if (offer.node, offer.theirs, offer.session) == (node, fields["num"], member):
@@ -101,7 +103,7 @@ class NodeDeliveries:
             now = self.now()
             known = self.remote_ready[code] = self.kept_as(
                 code, "", name, fields["size"], "", sender, "", member.nick, now,
-                now + self.keep, where=fields["where"])
+                now + self.keep, where=fields["where"], node=node)
             bringing = self.relays is not None and self.relays.bring(code, known.where)
         else:
             bringing = self.coming(code)
@@ -130,7 +132,7 @@ class NodeDeliveries:
             return False
         now = self.now()
         ready = self.kept_as(code, stored, remote.name, remote.size, sha256, remote.sender, "",
-                             remote.recipient, now, remote.expires)
+                             remote.recipient, now, remote.expires, node=remote.node)
         self.ready[code] = ready
         if self.store is not None:
             self.store.add_delivery(ready)
@@ -151,6 +153,31 @@ class NodeDeliveries:
                 session.send(f"*** {remote.name} could not be brought to this server "
                              f"({reason}); fetch it where it is kept:")
                 session.send(self._ready_line(remote, remote.where))
+
+    def _tell_fetched(self, ready) -> None:
+        federation = self.hub.federation
+        if federation is not None:
+            federation.file(ready.node, "fetched", ready.sender, frm=ready.recipient,
+                            name=ready.name, code=ready.code)
+
+    def _fetched_there(self, node: str, fields: dict) -> None:
+        """A file kept here, brought to ``node``, was fetched there: as if
+        here (its sender is told)."""
+        ready = self.ready.get(fields["code"])
+        if ready is not None and any(isinstance(s, RemoteAsk) and s.node == node
+                                     for s in ready.shown_to):
+            self.fetched(ready.code)
+
+    def brought_away(self, code: str) -> None:
+        """A node of the hub took a copy of ``code``'s file for its users
+        (a relay's GET): the sender hears of it, not yet of a fetch."""
+        ready = self.ready.get(code)
+        if ready is None:
+            return
+        member = self.hub.member(ready.sender)
+        if member is not None and getattr(member.peer, "host", None) == ready.host:
+            member.send(f"*** {ready.name} is on the node of {ready.recipient} now; "
+                        "you will be told when it is fetched there")
 
     def kept_elsewhere(self, code) -> str | None:
         """HOST:PORT of the node keeping ``code``'s file, if a user here was

@@ -313,7 +313,7 @@ def _relays(deliveries, reactor):
         # waits for ``stopping``, which fires once it has ended.
         stopping = defer.Deferred()
         fetching = fetch(reactor, code, where, output, timeout=RELAY_TIMEOUT,
-                         stopping=stopping, follow=False, reserve=None)
+                         stopping=stopping, follow=False, reserve=None, relay=True)
         fetching.addBoth(lambda result: (stopping.called or stopping.callback(None), result)[1])
         return fetching
 

@@ -53,12 +53,13 @@ def answer_fields(message: dict) -> tuple[int, str, bool]:
 
 
 def file_fields(message: dict) -> tuple[str, str, dict]:
-    """A ``file`` message: (about, the nick it is for, its fields: ``num``,
-    ``frm``, ``name``, and ``size``, ``room``, ``code``, ``where`` by kind)."""
+    """A ``file`` message: (about, the nick it is for, its fields: ``num``
+    (0 for ``fetched``), ``frm``, ``name``, and ``size``, ``room``,
+    ``code``, ``where`` by kind)."""
     about = message.get("about")
-    if about not in ("offer", "ready", "gone"):
+    if about not in ("offer", "ready", "gone", "fetched"):
         raise Malformed("about")
-    fields = {"num": _number(message),
+    fields = {"num": _number(message) if about != "fetched" else 0,
               "frm": checked_text(message.get("frm"), 64) or "someone",
               "name": checked_text(message.get("name"), MAX_FILE_NAME)}
     if about in ("offer", "ready"):
@@ -71,11 +72,14 @@ def file_fields(message: dict) -> tuple[str, str, dict]:
         if not isinstance(room, str) or room and not room.startswith("#"):
             raise Malformed("room")
         fields["room"] = "#" + checked_room(room[1:]) if room else ""
-    if about == "ready":
-        code, where = message.get("code"), message.get("where")
+    if about in ("ready", "fetched"):
+        code = message.get("code")
         if not is_code(code):
             raise Malformed("code")
+        fields["code"] = code
+    if about == "ready":
+        where = message.get("where")
         if not is_host_port(where):
             raise Malformed("where")
-        fields.update(code=code, where=where)
+        fields["where"] = where
     return about, checked_nick(message.get("to")), fields

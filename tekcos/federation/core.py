@@ -27,7 +27,9 @@ Messages are JSON objects with ``v`` (1), ``node`` (the sender's name) and
 * ``file``: ``at`` (the node it is for), ``about`` (``offer``, ``ready`` or
   ``gone``), ``to`` (a user there), ``num``, ``frm``, ``name``, and by kind
   ``size``, ``room``, ``code``, ``where``: a file pushed here for a user
-  there (see :mod:`tekcos.delivery`);
+  there (see :mod:`tekcos.delivery`); or ``about`` ``fetched`` (``to`` its
+  sender, ``frm`` its recipient, ``name``, ``code``): a file of that node,
+  brought here, was fetched here;
 * ``answer``: ``at``, ``num``, ``nick``, ``accept``: that user's answer;
 * ``hood?``: ``id``: a user there asked ``/neighbors``; ``hood``: ``at``,
   ``id``, ``lines``: a node's answer, the table of its last scan;

@@ -43,9 +43,10 @@ class FetchProtocol(ServerProtocol):
     ``done`` fires with (status, record)."""
 
     def __init__(self, endpoint: Receiver, clock, code: str, timeout: float,
-                 on_progress=None):
+                 on_progress=None, relay: bool = False):
         super().__init__(endpoint, clock, buffer_bytes=32 << 20, on_complete=self.completed)
         self.code = code
+        self.relay = relay          # a node fetching for its users (tekcos.push.relay)
         self.timeout = timeout
         self.get_id = new_get_id()
         self.on_progress = on_progress
@@ -73,6 +74,8 @@ class FetchProtocol(ServerProtocol):
             return
         # The packet size our path carries: the server's packets take it.
         body = {"code": self.code, "payload": path_payload(self.transport)}
+        if self.relay:
+            body["relay"] = True
         self._write(wire.encode_json(wire.GET, self.get_id, body, pad_to=232), None)
         self._get_call = self.clock.callLater(self._rto, self._send_get)
         self._rto = min(self._rto * 2, 2.0)
@@ -168,14 +171,16 @@ class FetchProtocol(ServerProtocol):
 def fetch(reactor, code: str, source: str, output: str, timeout: float = 10.0,
           progress_stream=None, stopping: defer.Deferred | None = None,
           watch=None, running: dict | None = None, follow: bool = True,
-          reserve: int | None = 0):
+          reserve: int | None = 0, relay: bool = False):
     """Fetch the file kept under ``code`` at ``source`` (HOST[:PORT]) into
     ``output``; returns (Deferred) ``(status, error, record)``.  Ctrl-C or
     SIGTERM put the part file away first; ``stopping``, if given, fires once
     that is done (the reactor waits for it).  ``watch(protocol)``, if
     given, hears of progress; ``running["protocol"]`` is set to the
     :class:`FetchProtocol`, for a caller that may cancel it.  ``reserve``:
-    the free space to leave on the disk (None: the server's default)."""
+    the free space to leave on the disk (None: the server's default);
+    ``relay``: a node of the hub fetches for its users (the keeping node
+    does not count it as the recipient's fetch)."""
     try:
         family, ip, port = resolve_server(source)
     except OSError as e:
@@ -211,7 +216,7 @@ def fetch(reactor, code: str, source: str, output: str, timeout: float = 10.0,
             bar.update(have)
 
     protocol = FetchProtocol(endpoint, reactor, code, timeout,
-                             on_progress=on_progress if bar or watch else None)
+                             on_progress=on_progress if bar or watch else None, relay=relay)
     if running is not None:
         running["protocol"] = protocol
     listening = listen_udp(reactor, 0, protocol, interface="::" if family == socket.AF_INET6

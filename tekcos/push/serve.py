@@ -43,19 +43,23 @@ class Outgoing:
     def __init__(self, lookup: Callable, open_file: Callable, on_fetched: Callable[[str], None],
                  log: Callable[[str], None] | None = None, window: int = 8192,
                  payload: int = wire.DEFAULT_PAYLOAD, elsewhere: Callable = lambda code: None,
-                 coming: Callable = lambda code: False):
+                 coming: Callable = lambda code: False,
+                 on_brought: Callable[[str], None] = lambda code: None):
         self.lookup = lookup
         # The HOST:PORT of the node keeping a CODE this one does not (or None).
         self.elsewhere = elsewhere
         # Whether a CODE's file is on its way here from that node (tekcos.push.relay).
         self.coming = coming
+        # A node's relay fetched it (GET with "relay"): not the recipient's fetch.
+        self.on_brought = on_brought
         self.open_file = open_file
         self.on_fetched = on_fetched
         self.log = log or (lambda text: None)
         self.window = window
         self.payload = payload
         self.max_payload = max(payload, wire.MAX_PAYLOAD)
-        self.by_offer: dict[tuple, tuple] = {}    # (addr, get id) -> (sender, code, close)
+        # (addr, get id) -> (sender, code, close, fetched by a node's relay)
+        self.by_offer: dict[tuple, tuple] = {}
         self.by_token: dict[tuple, tuple] = {}    # (addr, receiver's token) -> same
         self.outbox: list[tuple[bytes, tuple]] = []
         self._gets: dict[str, TokenBucket] = {}
@@ -131,7 +135,7 @@ class Outgoing:
         sender = Sender(offer_id=get_id, name=kept.name, size=kept.size, sha256=kept.sha256,
                         kind="file", read=read, sender_name="tekcos", window=self.window,
                         payload_size=self._payload(request), timeout=30.0)
-        entry = (sender, request.get("code"), close)
+        entry = (sender, request.get("code"), close, request.get("relay") is True)
         self.by_offer[(addr, get_id)] = entry
         sender.start(now)
 
@@ -159,7 +163,7 @@ class Outgoing:
 
     def _settle(self, addr: tuple, entry: tuple) -> None:
         """A finished download goes (the receiver verified it, or it failed)."""
-        sender, code, close = entry
+        sender, code, close, relay = entry
         if not sender.finished:
             return
         self.outbox += [(d, addr) for d in sender.datagrams_to_send(0.0)]
@@ -168,7 +172,7 @@ class Outgoing:
         close()
         if sender.status == DELIVERED:
             self.stats["served"] += 1
-            self.on_fetched(code)
+            (self.on_brought if relay else self.on_fetched)(code)
         else:
             self.stats["failed"] += 1
             self.log(f"download of {sender.offer['name']!r} by {addr[0]} ended: "
@@ -177,17 +181,17 @@ class Outgoing:
     # -- output and time --------------------------------------------------------------------
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, tuple]]:
         out, self.outbox = self.outbox, []
-        for (addr, _), (sender, _, _) in list(self.by_offer.items()):
+        for (addr, _), (sender, *_) in list(self.by_offer.items()):
             out += [(d, addr) for d in sender.datagrams_to_send(now)]
         return out
 
     @property
     def can_send(self) -> bool:
-        return any(sender.can_send for sender, _, _ in self.by_offer.values())
+        return any(entry[0].can_send for entry in self.by_offer.values())
 
     def get_timer(self) -> float | None:
-        deadlines = [t for sender, _, _ in self.by_offer.values()
-                     if (t := sender.get_timer()) is not None]
+        deadlines = [t for entry in self.by_offer.values()
+                     if (t := entry[0].get_timer()) is not None]
         return min(deadlines) if deadlines else None
 
     def handle_timer(self, now: float) -> None:
@@ -199,7 +203,7 @@ class Outgoing:
             self._settle(addr, entry)
 
     def close(self) -> None:
-        for addr, (sender, _, close) in list(self.by_offer.items()):
+        for sender, _, close, _ in list(self.by_offer.values()):
             sender.abort("the server is shutting down")
             close()
         self.by_offer.clear()

@@ -410,7 +410,7 @@ def push_service(values: dict, on_complete, server_info: dict, reactor,
                                                                     relative)),
                             deliveries.fetched, log=lambda text: log.info("{text}", text=text),
                             elsewhere=deliveries.kept_elsewhere,
-                            coming=deliveries.coming)
+                            coming=deliveries.coming, on_brought=deliveries.brought_away)
         core = ServerCores(endpoint, outgoing)
     removed = downloads.sweep(keep, at_start=True)
     if removed:

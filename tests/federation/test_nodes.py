@@ -264,12 +264,14 @@ def test_a_file_pushed_to_one_node_for_a_user_of_another_is_brought_to_his_node(
     kept = os.listdir(os.path.join(b.downloads, ".for"))
     assert kept == ["report.pdf"]
     assert not os.listdir(os.path.join(b.downloads, ".relay"))     # nothing left half-way
-    a.stop()                               # bob needs nothing from lab-a any more
+    alice.expect(rb"\*\*\* report\.pdf is on the node of bob now; you will be told when it is "
+                 rb"fetched there")
     got = subprocess.run([sys.executable, "-m", "tekcos.cli", "get", code.decode(), "--from",
                           where.decode(), "-o", str(tmp_path / "bob"), "-q"],
                          capture_output=True, text=True, timeout=60, cwd=REPO)
     assert got.returncode == 0, got.stderr
     assert (tmp_path / "bob" / "report.pdf").read_bytes() == data
+    alice.expect(rb"\*\*\* bob has fetched report\.pdf")     # told by lab-b, through Redis
 
 
 def test_a_node_that_does_not_relay_sends_its_user_to_the_node_that_keeps_the_file(

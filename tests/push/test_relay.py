@@ -58,7 +58,7 @@ def hub_of_two(tmp_path, limit=4):
 def ready_on_a(a, b, deliver, channel, *nicks, name="report.pdf", recipient=None):
     """alice on node a pushes ``name`` for ``recipient``; the users ``nicks``
     of node b accept; the file arrives at a.  Those users, and the CODE."""
-    alice = a.user("alice", host="127.0.0.7")
+    alice = a.alice = a.user("alice", host="127.0.0.7")
     users = [b.user(nick) for nick in nicks]
     for user, nick in zip(users, nicks):
         user.nick = nick
@@ -220,3 +220,22 @@ def test_a_node_cannot_have_this_one_fetch_a_file_nobody_here_was_offered(tmp_pa
                           size=1 << 30, code="Z" * 22, where="203.0.113.9:9000")
     deliver()
     assert fetches.calls == [] and bob.read() == ""
+
+
+def test_the_sender_hears_when_the_file_is_fetched_on_the_other_node(tmp_path):
+    a, b, deliver, channel, fetches = hub_of_two(tmp_path)
+    [bob], code = ready_on_a(a, b, deliver, channel, "bob")
+    fetches.arrive()
+    a.alice.read()
+    a.hub.deliveries.brought_away(code)       # what node a's serving side says of the relay
+    assert a.alice.read() == ("*** report.pdf is on the node of bob now; you will be told "
+                              "when it is fetched there\r\n")
+    b.hub.deliveries.fetched(code)            # bob fetched it from node b
+    deliver()
+    assert a.alice.read() == "*** bob has fetched report.pdf\r\n"
+    assert a.hub.deliveries.ready[code].fetched == 1
+    # A node that was never asked for it cannot say it was fetched.
+    b.hub.federation.node = "lab-c"
+    b.hub.deliveries.fetched(code)
+    deliver()
+    assert a.alice.read() == "" and a.hub.deliveries.ready[code].fetched == 1
