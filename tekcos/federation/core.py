@@ -72,13 +72,18 @@ class Remote:
 
 
 class Node:
-    __slots__ = ("name", "seen", "members", "pending")
+    __slots__ = ("name", "seen", "members", "pending", "checked")
 
     def __init__(self, name: str, seen: float):
         self.name = name
         self.seen = seen
         self.members: dict[str, Remote] = {}     # name_key(nick) -> Remote
         self.pending = None     # (round, parts, {part: table}) of a presence coming in parts
+        # (nick, rooms, away) as a presence listed them -> (key, nick, rooms,
+        # away) as checked: a round repeats the last one's users nearly all,
+        # and checking tens of thousands of nicks again every round stalled
+        # the reactor for tens of milliseconds each time.
+        self.checked: dict[tuple, tuple] = {}
 
 
 class Federation:
@@ -347,6 +352,9 @@ class Federation:
         if not isinstance(members, list) or len(members) > MAX_MEMBERS:
             raise Malformed("members")
         table: dict[str, Remote] = {}
+        checked = node.checked
+        if len(checked) > 2 * MAX_MEMBERS:      # users long gone
+            checked.clear()
         for entry in members:
             if not isinstance(entry, list) or len(entry) != 4:
                 raise Malformed("member")
@@ -354,8 +362,15 @@ class Federation:
             if not isinstance(rooms, list) or len(rooms) > MAX_ROOMS or \
                     not isinstance(idle, (int, float)) or isinstance(idle, bool):
                 raise Malformed("member")
-            table[name_key(_nick(nick))] = Remote(nick, node.name, [_room(r) for r in rooms],
-                                                  max(0.0, float(idle)), _text(away, 200))
+            seen = (nick, tuple(rooms), away) if type(nick) is str and type(away) is str \
+                and all(type(r) is str for r in rooms) else None
+            known = checked.get(seen) if seen is not None else None
+            if known is None:
+                known = (name_key(_nick(nick)), nick, [_room(r) for r in rooms], _text(away, 200))
+                if seen is not None:
+                    checked[seen] = known
+            key, nick, rooms, away = known
+            table[key] = Remote(nick, node.name, list(rooms), max(0.0, float(idle)), away)
         return table
 
     def _took(self, node: Node, nick: str, old: str | None) -> None:
