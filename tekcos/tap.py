@@ -388,8 +388,9 @@ def _add_neighbourhood(top: MultiService, hub: Hub, values: dict, reactor) -> No
         return
 
     def select():
+        # Both families are scanned: a link without IPv4 is scanned on IPv6.
         return ifaces.select(ifaces.local_system(), values["scan-iface"] or None,
-                             values["scan-network"] or None)
+                             values["scan-network"] or None, ipv6=True)
 
     hood = Neighbourhood(Scanner(reactor, scan_function=both_families), reactor.seconds,
                          select,

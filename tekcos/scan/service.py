@@ -76,8 +76,8 @@ class Neighbourhood:
         self.running = True
         self.last_started = self.now()
         if session is not None:
-            session.send(f"*** Scanning {selection.network} on {selection.iface}...")
-        self.log(f"scan of {selection.network} started"
+            session.send(f"*** Scanning {_link(selection)} on {selection.iface}...")
+        self.log(f"scan of {_link(selection)} started"
                  + (f" by {session.nick}" if session is not None else ""))
         d = self.scanner.scan(selection)
         d.addCallbacks(lambda result: self._done(result, session),
@@ -89,7 +89,7 @@ class Neighbourhood:
         # Both families (scan.ipv6.both_families) or the ARP scan alone.
         result, v6 = result if isinstance(result, tuple) else (result, None)
         self.last_report = describe(result, None, v6)
-        self.log(f"scan of {result.selection.network}: {len(result.hosts)} hosts "
+        self.log(f"scan of {_link(result.selection)}: {len(result.hosts)} hosts "
                  f"in {result.elapsed:.2f} s")
         if session is not None and not session.closed:
             session.write_lines(["*** " + line for line in table(self.last_report).splitlines()])
@@ -144,7 +144,8 @@ class Neighbourhood:
         subnet changed since the previous call.  The first call only records."""
         try:
             selection = self.select()
-            current = (str(selection.ip), str(selection.network))
+            current = (str(selection.ip), str(selection.network)) if selection.ip is not None \
+                else ("no IPv4 address", f"{selection.iface} (IPv6 only)")
         except ifaces.ScanSetupError:
             current = None
         if not self._checked:
@@ -162,3 +163,9 @@ class Neighbourhood:
             self._start()
 
     _checked = False
+
+
+def _link(selection) -> str:
+    """The network a scan covers, as said to people."""
+    return str(selection.network) if selection.network is not None \
+        else "the IPv6 link (no IPv4 address there)"

@@ -139,3 +139,30 @@ def test_a_scan_of_both_families_shows_each_hosts_ipv6_addresses():
     assert lines[-1].startswith("*** 3 hosts on 10.79.0.0/24 via eth1") \
         and "2 with IPv6" in lines[-1]
     assert hood.last_report["ipv6"] == {"probes": 6, "problem": None, "not_kept": 0}
+
+
+def test_a_server_on_a_link_without_ipv4_scans_it_on_ipv6_and_says_so():
+    from tekcos.scan import ndp
+    from tekcos.scan.ipv6 import Result6
+    v6_only = Selection("eth1", None, "02:aa:00:00:00:fa", None)
+    current = [SEL]
+    server, scanner, hood = setup(access="everyone", select=lambda: current[0])
+    a = server.user("alice")
+    hood.check_address()
+    current[0] = v6_only                 # the DHCP lease is gone; IPv6 stays
+    hood.check_address()
+    assert a.lines()[0].endswith("-- this server moved: 10.79.0.250 on 10.79.0.0/24 -> "
+                                 "no IPv4 address on eth1 (IPv6 only)")
+    [(selection, fired)] = scanner.calls
+    assert selection is v6_only
+    found = ndp.Neighbours6(started=100.0)
+    found.heard(ndp.Heard(ipaddress.IPv6Address("fe80::3e22:fbff:fe12:3456"),
+                          "3c:22:fb:12:34:56", "echo"), 100.01)
+    fired.callback((ScanResult(v6_only, [], 0.0, 0), Result6(found, 0.6, 3)))
+    a.read()
+    server.clock.advance(120)
+    a.type("/scan\n")
+    assert "*** Scanning the IPv6 link (no IPv4 address there) on eth1..." in a.read()
+    scanner.calls[1][1].callback((ScanResult(v6_only, [], 0.0, 0), Result6(found, 0.6, 3)))
+    assert a.lines()[-1].startswith(
+        "*** 1 hosts on eth1 (no IPv4 address there: IPv6 only) in ")
