@@ -408,6 +408,8 @@ class Hub:
         room.outside += 1          # until it is the member's current room
         self._current(member, room)
         self.rooms_changed()
+        if self.federation is not None and member.nick:
+            self.federation.rooms(member)
         if replay and room.history:
             since = member.seen_ids.pop(name_key(room.tag), None) if member.seen_ids else None
             member.write_lines(self.history_lines(room, tags=member.tags, after=since))
@@ -419,9 +421,10 @@ class Hub:
         if room.topic:
             member.send(f"*** Topic of {room.name}: {room.topic}")
 
-    def _leave_room(self, member, room: Room, notice: str) -> None:
+    def _leave_room(self, member, room: Room, notice: str, quitting: bool = False) -> None:
         """``member`` leaves ``room`` (others are told ``notice``); its
-        current room becomes the one it joined last of those left."""
+        current room becomes the one it joined last of those left.  The
+        other nodes are told of its rooms, unless it is ``quitting``."""
         if room not in member.rooms:
             return
         if self.pending:
@@ -432,6 +435,8 @@ class Hub:
         del member.rooms[room]
         moderation.left(room, member)
         self.rooms_changed()
+        if self.federation is not None and member.nick and not quitting:
+            self.federation.rooms(member)
         if member.room is room:
             member.room = None
             self._current(member, next(reversed(member.rooms), None))
@@ -590,7 +595,7 @@ class Hub:
         if member.nick is None:
             return
         for room in list(member.rooms):
-            self._leave_room(member, room, f"{member.nick} has quit ({reason})")
+            self._leave_room(member, room, f"{member.nick} has quit ({reason})", quitting=True)
         self._release(member, member.nick)
         self.ignoring.discard(member)
         if self.federation is not None:

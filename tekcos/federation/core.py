@@ -17,6 +17,8 @@ Messages are JSON objects with ``v`` (1), ``node`` (the sender's name) and
 * ``nick``: ``nick``, ``old`` (or null): a user took a nick there, at
   once (so that the same or a look-alike nick is refused here before the
   next presence);
+* ``rooms``: ``nick``, ``rooms``: a user there joined or left a room
+  (the rooms it is in now);
 * ``presence``: ``members``, a list of ``[nick, [rooms], idle seconds,
   away]``: the node's users, sent every :data:`HEARTBEAT` seconds, in
   ``parts`` messages of at most :data:`PRESENCE_BYTES` (``part``, ``parts``
@@ -137,6 +139,12 @@ class Federation:
         if old:
             self.on_release(old)
         self.on_claim(nick)
+
+    def rooms(self, member) -> None:
+        """A user here joined or left a room: the others' ``/who`` and room
+        counts have it at once, not at the next presence."""
+        self._send("rooms", nick=member.nick,
+                   rooms=[r.name for r in list(member.rooms)[:MAX_ROOMS]])
 
     def released(self, nick: str) -> None:
         """A user here is gone: the nick is free on every node."""
@@ -262,6 +270,15 @@ class Federation:
                     raise Malformed("hood")
                 self.hub.neighbourhood.remote_table(sender, request,
                                                     [_text(line, 300) for line in lines])
+        elif kind == "rooms":
+            nick, rooms = _nick(message.get("nick")), message.get("rooms")
+            if not isinstance(rooms, list) or len(rooms) > MAX_ROOMS:
+                raise Malformed("rooms")
+            rooms = [_room(r) for r in rooms]
+            remote = node.members.get(name_key(nick))
+            if remote is not None and remote.nick == nick:   # else the next presence has it
+                remote.rooms = rooms
+                self.hub.rooms_changed()
         elif kind in ("file", "answer"):
             if message.get("at") == self.node and self.hub.deliveries is not None:
                 self._file(kind, sender, message)

@@ -384,3 +384,26 @@ def test_neighbors_shows_the_lan_of_every_node_that_scanned():
                                "lines": ["\x1b[2J unasked"]}).encode())
     deliver()
     assert bob.read() == ""
+
+
+def test_a_join_or_part_on_one_node_is_in_the_others_who_at_once():
+    a, b, deliver, channel, logs = two_nodes()
+    alice, bob = a.user("alice"), b.user("bob")
+    deliver()
+    bob.type("/join #dev\n")
+    deliver()                                # no presence round in between
+    assert [r.nick for r in a.hub.federation.members_of("#dev")] == ["bob"]
+    alice.read()
+    alice.type("/who #dev\n")
+    assert "bob" in alice.read()
+    bob.type("/part #dev\n")
+    deliver()
+    assert a.hub.federation.members_of("#dev") == []
+    # A hostile or broken rooms message is refused, counted, never applied.
+    dropped = a.hub.federation.dropped
+    for bad in ({"nick": "bob", "rooms": "#dev"}, {"nick": "bob", "rooms": ["#a\r\nIAC"]},
+                {"nick": "bob", "rooms": ["#r"] * 1000}, {"nick": "\x1b[2J", "rooms": []}):
+        a.hub.federation.received(json.dumps({"v": 1, "node": "lab-b", "t": "rooms",
+                                              **bad}).encode(), 0.0)
+    assert a.hub.federation.dropped == dropped + 4
+    assert [r.rooms for r in a.hub.federation.nodes["lab-b"].members.values()] == [["lobby"]]
