@@ -40,27 +40,34 @@ def _require_browser():
         pytest.skip(reason)
 
 
+def chromium(profile: str, width: int = 1280, height: int = 800):
+    """A headless chromium session driven through chromium-driver, its
+    profile in ``profile``."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", f"--user-data-dir={profile}",
+                 f"--window-size={width},{height}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    return driver
+
+
 @pytest.fixture
 def browser():
     """A factory of headless chromium sessions, all closed afterwards."""
     _require_browser()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     drivers, profiles = [], []
 
     def open_browser(width=1280, height=800):
         profile = tempfile.mkdtemp(prefix="tekcos-chromium-")
         profiles.append(profile)
-        options = webdriver.ChromeOptions()
-        options.binary_location = CHROMIUM
-        for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                     "--no-first-run", "--disable-background-networking",
-                     "--disable-component-update", "--disable-sync",
-                     "--disable-dev-shm-usage", f"--user-data-dir={profile}",
-                     f"--window-size={width},{height}"):
-            options.add_argument(flag)
-        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-        driver.set_page_load_timeout(30)
+        driver = chromium(profile, width, height)
         drivers.append(driver)
         return driver
 
@@ -634,3 +641,54 @@ def test_text_is_readable_in_light_and_dark_and_the_page_works_from_the_keyboard
         checked, failures = page.execute_script(CONTRAST)
         assert checked > 20 and failures == [], (scheme, failures)
     assert any("replayed as history" in t for t in texts(page, "#log .line.history .text"))
+
+
+def test_the_neighbours_table_shows_each_devices_ipv6_addresses_under_it(lab, tmp_path):
+    """A real scan of a namespace LAN (tests/scan/test_ipv6.py's), shown by
+    the page in a chromium that runs in the scanner's namespace too (the
+    only place the server can be reached)."""
+    import ipaddress
+    import json
+    import subprocess
+    import sys
+
+    from tests.scan.test_ipv6 import HOSTS, LAN6, link_local
+    from tests.twistd import serve_in
+    _require_browser()
+    lan6 = LAN6(lab)
+    server = serve_in(lab, lan6.scanner, tmp_path / "dl", args=(
+        "--web", "8080", "--scan-access", "everyone", "--scan-cooldown", "0",
+        "--scan-iface", "eth1"))
+
+    def page(nick: str, hosts: int) -> dict:
+        shown = lab.popen(lan6.scanner, [sys.executable, "-m", "tests.web.ns_page",
+                                         "http://127.0.0.1:8080/", nick, str(hosts)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+        out, err = shown.communicate(timeout=120)
+        assert shown.returncode == 0, err[-3000:]
+        return json.loads(out.splitlines()[-1])
+    try:
+        shown = page("ops", len(HOSTS))
+        rows = {row["mac"]: row for row in shown["rows"]}
+        for name in ("ll", "eui", "opaque"):
+            ip, mac, extra, _ = HOSTS[name]
+            assert rows[mac]["ip"] == ip
+            shown_v6 = {ipaddress.IPv6Address(a) for a in rows[mac]["v6"]}
+            assert ipaddress.IPv6Address(link_local(mac)) in shown_v6, name
+            for address in extra:
+                assert ipaddress.IPv6Address(address) in shown_v6, name
+        assert rows[HOSTS["silent"][1]]["v6"] == []
+        assert shown["info"].startswith(f"{len(rows)} hosts on 10.81.0.0/24 via eth1")
+        assert "with IPv6" in shown["info"]
+        # The link loses IPv4: the page shows what the IPv6 look found.
+        lab.exec(lan6.scanner, "ip", "route", "del", "default")
+        lab.exec(lan6.scanner, "ip", "-4", "addr", "flush", "dev", "eth1")
+        shown = page("ops2", 4)         # (ops's nick is kept a while for its return)
+        assert shown["info"].startswith(f"{len(shown['rows'])} hosts on eth1 (no IPv4 address "
+                                        "there: IPv6 only)")
+        assert all(row["ip"] == "-" for row in shown["rows"])
+        assert ipaddress.IPv6Address(link_local(HOSTS["eui"][1])) in {
+            ipaddress.IPv6Address(a) for row in shown["rows"] for a in row["v6"]}
+    finally:
+        server.terminate()
+        server.wait(timeout=20)

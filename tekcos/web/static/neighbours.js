@@ -16,8 +16,11 @@ export function showNeighbours(message) {
   neighbours = report ? report.neighbors : [];
   $("scan-info").textContent = !report
     ? (message.access === "nobody" ? "Scanning is turned off on this server." : "No scan yet.")
-    : `${report.neighbors.length} hosts on ${report.network} via ${report.interface} ` +
-      `(${report.elapsed_s.toFixed(2)} s)` + ipv6Summary(report);
+    : `${report.neighbors.length} hosts on ` +
+      // A link without IPv4 was looked at on IPv6 alone.
+      (report.network ? `${report.network} via ${report.interface}`
+        : `${report.interface} (no IPv4 address there: IPv6 only)`) +
+      ` (${report.elapsed_s.toFixed(2)} s)` + ipv6Summary(report);
   drawNeighbours();
 }
 
