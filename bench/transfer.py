@@ -119,6 +119,7 @@ def set_loss(lab, *ends, loss: float = 0.0) -> None:
 
 def tcp_copy(lab, client, server, src, dst) -> tuple[float, float, float]:
     """MB/s, and the CPU seconds of the sender and of the receiver."""
+    settle()
     recv = lab.popen(server, [sys.executable, "-c", TCP_RECEIVER, SERVER, "9100", dst],
                      stdout=subprocess.PIPE, text=True)
     recv.stdout.readline()
@@ -140,7 +141,14 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def settle() -> None:
+    """Before each timed transfer: what the one before wrote is on the disk,
+    so that no transfer pays for another's writeback."""
+    os.sync()
+
+
 def tekcos_push(lab, client, src, tree: str = ROOT, port: int = 9000) -> dict:
+    settle()
     before = children_cpu()
     out = subprocess.run(["ip", "netns", "exec", client, sys.executable, "-m", "tekcos.cli",
                           "push", src, "--to", f"{SERVER}:{port}", "--json", "--timeout", "30"],
@@ -168,6 +176,7 @@ def tekcos_get(lab, client, src, acceptor, work: str, server_pid: int,
         raise SystemExit(f"the accepting chat user went away ({acceptor.poll()}); "
                          f"the push said: {sent.stdout} {sent.stderr}")
     target = os.path.join(work, "got")
+    settle()
     before, served = children_cpu(), process_cpu(server_pid)
     out = subprocess.run(["ip", "netns", "exec", client, sys.executable, "-m", "tekcos.cli",
                           "get", code, "--from", f"{SERVER}:{port}", "-o", target, "--json",
