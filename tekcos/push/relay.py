@@ -20,6 +20,7 @@ import os
 import shutil
 from typing import Callable
 
+from tekcos import exits
 from tekcos.push.storage import numbered
 
 MAX_RELAYS = 4
@@ -82,7 +83,7 @@ class Relays:
         status, error, record = result
         staging = self._staging(code)
         try:
-            if status != 0 or not record or not record.get("file"):
+            if status != exits.OK or not record or not record.get("file"):
                 self._fail(code, error or "the fetch failed")
                 return
             try:

@@ -200,35 +200,56 @@ def test_two_browsers_and_a_telnet_user_chat_and_a_dropped_file_lands(start, bro
     assert refused.value.code == 404
 
 
-def test_a_file_pushed_for_a_browser_user_is_accepted_and_downloaded(start, browser, tmp_path):
+def push_for_bob(tmp_path, port: int, name: str, size: int):
+    """``tekcos push`` of ``size`` random bytes as ``name`` for bob, from
+    alice: (the data, the running push)."""
     import subprocess
     import sys
+    data = os.urandom(size)
+    src = tmp_path / name
+    src.write_bytes(data)
+    push = subprocess.Popen([sys.executable, "-m", "tekcos.cli", "push", str(src), "--to",
+                             f"127.0.0.1:{port}", "--for", "bob", "--as", "alice", "-q"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return data, push
 
+
+def accept_offer(driver, push, said: str) -> None:
+    """The offer (its line says ``said``) accepted with its button; the push ends well."""
+    from selenium.webdriver.common.by import By
+    wait_until(lambda: driver.find_elements(By.CSS_SELECTOR, "#log button.accept"),
+               what="the offer with its Accept button")
+    assert shows(driver, said)
+    driver.find_element(By.CSS_SELECTOR, "#log button.accept").click()
+    assert push.wait(timeout=60) == 0, push.stderr.read()
+
+
+def download(driver, saved, name: str, data: bytes):
+    """The ready line's Download link, clicked; the file as it landed in ``saved``."""
+    from selenium.webdriver.common.by import By
+    wait_until(lambda: driver.find_elements(By.CSS_SELECTOR, "#log a.download"),
+               what="the Download link")
+    driver.find_element(By.CSS_SELECTOR, "#log a.download").click()
+    target = saved / name
+    wait_until(lambda: target.exists() and target.stat().st_size == len(data), timeout=30,
+               what="the download to land")
+    return target
+
+
+def test_a_file_pushed_for_a_browser_user_is_accepted_and_downloaded(start, browser, tmp_path):
     from selenium.webdriver.common.by import By
     web = free_port()
     server = start("--web", str(web))
     bob = browser()
     join(bob, f"http://127.0.0.1:{web}/", "bob")
     saved = downloads_into(bob, tmp_path / "saved")
-    data = os.urandom(2_000_000)
-    src = tmp_path / "slides.pdf"
-    src.write_bytes(data)
-    push = subprocess.Popen([sys.executable, "-m", "tekcos.cli", "push", str(src), "--to",
-                             f"127.0.0.1:{server.port}", "--for", "bob", "--as", "alice", "-q"],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    wait_until(lambda: bob.find_elements(By.CSS_SELECTOR, "#log button.accept"),
-               what="the offer with its Accept button")
-    assert shows(bob, "alice offers you slides.pdf (2.0 MB)")
-    bob.find_element(By.CSS_SELECTOR, "#log button.accept").click()
-    assert push.wait(timeout=60) == 0, push.stderr.read()
+    data, push = push_for_bob(tmp_path, server.port, "slides.pdf", 2_000_000)
+    accept_offer(bob, push, "alice offers you slides.pdf (2.0 MB)")
     wait_until(lambda: bob.find_elements(By.CSS_SELECTOR, "#log a.download"),
                what="the Download link")
     os.makedirs(ARTIFACTS, exist_ok=True)
     bob.save_screenshot(os.path.join(ARTIFACTS, "web-received.png"))
-    bob.find_element(By.CSS_SELECTOR, "#log a.download").click()
-    target = saved / "slides.pdf"
-    wait_until(lambda: target.exists() and target.stat().st_size == len(data), timeout=30,
-               what="the download to land")
+    target = download(bob, saved, "slides.pdf", data)
     assert hashlib.sha256(target.read_bytes()).digest() == hashlib.sha256(data).digest()
     # The Files list keeps it, for later, with its size, sender and hash.
     kept = wait_until(lambda: bob.find_elements(By.CSS_SELECTOR, "#files a"),
@@ -242,9 +263,6 @@ def test_a_file_pushed_for_a_browser_user_is_accepted_and_downloaded(start, brow
 
 def test_a_file_kept_on_another_node_is_downloaded_from_the_page_of_ones_own(
         start, browser, redis, tmp_path):
-    import subprocess
-    import sys
-
     from selenium.webdriver.common.by import By
     web = free_port()
     a = start("--redis", redis.url, "--node-name", "lab-a", "--node-address", "127.0.0.1")
@@ -256,25 +274,11 @@ def test_a_file_kept_on_another_node_is_downloaded_from_the_page_of_ones_own(
     alice = User(a.port, "alice")
     alice.send(b"/whois bob\r\n")             # bob, on lab-b, is known on lab-a
     alice.expect(rb"bob.*lab-b")
-    data = os.urandom(1_500_000)
-    src = tmp_path / "minutes.pdf"
-    src.write_bytes(data)
-    push = subprocess.Popen([sys.executable, "-m", "tekcos.cli", "push", str(src), "--to",
-                             f"127.0.0.1:{a.port}", "--for", "bob", "--as", "alice", "-q"],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    wait_until(lambda: bob.find_elements(By.CSS_SELECTOR, "#log button.accept"),
-               what="the offer with its Accept button")
-    assert shows(bob, "kept on node lab-a")
-    bob.find_element(By.CSS_SELECTOR, "#log button.accept").click()
-    assert push.wait(timeout=60) == 0, push.stderr.read()
+    data, push = push_for_bob(tmp_path, a.port, "minutes.pdf", 1_500_000)
+    accept_offer(bob, push, "kept on node lab-a")
     # lab-b brings the file over; the page's link is lab-b's own.
-    wait_until(lambda: bob.find_elements(By.CSS_SELECTOR, "#log a.download"),
-               what="the Download link")
+    target = download(bob, saved, "minutes.pdf", data)
     assert shows(bob, "bringing it to this server")
-    bob.find_element(By.CSS_SELECTOR, "#log a.download").click()
-    target = saved / "minutes.pdf"
-    wait_until(lambda: target.exists() and target.stat().st_size == len(data), timeout=30,
-               what="the download to land")
     assert target.read_bytes() == data
     kept = wait_until(lambda: bob.find_elements(By.CSS_SELECTOR, "#files a"),
                       what="the file in the Files list")
