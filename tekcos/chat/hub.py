@@ -394,7 +394,7 @@ class Hub:
         if room is not None and not member.tags:
             room.outside -= 1
 
-    def _enter(self, member, room: Room, replay: bool = True) -> None:
+    def _enter(self, member, room: Room, replay: bool = True, tell_nodes: bool = True) -> None:
         if self.pending:
             self.flush()
         if self._crowded(room):
@@ -408,7 +408,7 @@ class Hub:
         room.outside += 1          # until it is the member's current room
         self._current(member, room)
         self.rooms_changed()
-        if self.federation is not None and member.nick:
+        if self.federation is not None and member.nick and tell_nodes:
             self.federation.rooms(member)
         if replay and room.history:
             since = member.seen_ids.pop(name_key(room.tag), None) if member.seen_ids else None
@@ -464,8 +464,10 @@ class Hub:
         member.nick = nick
         self._claim(member, nick)
         if self.federation is not None:
-            self.federation.nick(nick, None)
-        self._enter(member, self.lobby)
+            # Its first room goes with the nick: one message, not two, for
+            # each of the thousands who arrive at once after a restart.
+            self.federation.nick(nick, None, rooms=[self.lobby.name])
+        self._enter(member, self.lobby, tell_nodes=False)
         return None
 
     def _claim(self, member, nick: str) -> None:

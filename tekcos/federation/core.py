@@ -14,8 +14,8 @@ Messages are JSON objects with ``v`` (1), ``node`` (the sender's name) and
   on that node (a message, an action, a join, a part, a topic...);
 * ``msg``: ``to``, ``frm``, ``text``: a private message to a user there;
 * ``topic``: ``room``, ``topic``: a room's topic was set there;
-* ``nick``: ``nick``, ``old`` (or null): a user took a nick there, at
-  once (so that the same or a look-alike nick is refused here before the
+* ``nick``: ``nick``, ``old`` (or null), ``rooms`` (a new user's first
+  rooms, where given): a user took a nick there, at once (so that the same or a look-alike nick is refused here before the
   next presence);
 * ``rooms``: ``nick``, ``rooms``: a user there joined or left a room
   (the rooms it is in now);
@@ -133,9 +133,12 @@ class Federation:
         """``room``'s topic was set here."""
         self._send("topic", room=room.name, topic=topic)
 
-    def nick(self, nick: str, old: str | None) -> None:
-        """A user here took ``nick`` (was ``old``, or new)."""
-        self._send("nick", nick=nick, old=old)
+    def nick(self, nick: str, old: str | None, rooms: list[str] | None = None) -> None:
+        """A user here took ``nick`` (was ``old``, or new, then in ``rooms``)."""
+        if rooms is None:
+            self._send("nick", nick=nick, old=old)
+        else:
+            self._send("nick", nick=nick, old=old, rooms=rooms[:MAX_ROOMS])
         if old:
             self.on_release(old)
         self.on_claim(nick)
@@ -252,8 +255,13 @@ class Federation:
         elif kind == "topic":
             self.hub.remote_topic(_room(message.get("room")), _text(message.get("topic"), 300))
         elif kind == "nick":
-            old = message.get("old")
-            self._took(node, _nick(message.get("nick")), None if old is None else _nick(old))
+            old, rooms = message.get("old"), message.get("rooms")
+            if rooms is not None:
+                if not isinstance(rooms, list) or len(rooms) > MAX_ROOMS:
+                    raise Malformed("rooms")
+                rooms = [_room(r) for r in rooms]
+            self._took(node, _nick(message.get("nick")), None if old is None else _nick(old),
+                       rooms)
         elif kind == "hood?":
             request = message.get("id")
             if type(request) is not int or not 0 < request < 1 << 31:
@@ -390,10 +398,12 @@ class Federation:
             table[key] = Remote(nick, node.name, list(rooms), max(0.0, float(idle)), away)
         return table
 
-    def _took(self, node: Node, nick: str, old: str | None) -> None:
+    def _took(self, node: Node, nick: str, old: str | None, rooms: list | None = None) -> None:
         previous = node.members.pop(name_key(old), None) if old else None
         self._unlook(previous)
-        remote = Remote(nick, node.name, previous.rooms if previous else [], 0.0,
+        if rooms is None:
+            rooms = previous.rooms if previous else []
+        remote = Remote(nick, node.name, rooms, 0.0,
                         previous.away if previous else "", took=node.seen)
         node.members[name_key(nick)] = remote
         self._look(remote)

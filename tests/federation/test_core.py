@@ -407,3 +407,17 @@ def test_a_join_or_part_on_one_node_is_in_the_others_who_at_once():
                                               **bad}).encode(), 0.0)
     assert a.hub.federation.dropped == dropped + 4
     assert [r.rooms for r in a.hub.federation.nodes["lab-b"].members.values()] == [["lobby"]]
+
+
+def test_a_new_user_of_another_node_is_in_its_lobby_from_the_nick_message_on():
+    a, b, deliver, channel, logs = two_nodes()
+    b.user("bob")
+    sent = [json.loads(raw) for raw in channel]
+    assert [m["t"] for m in sent if m["t"] in ("nick", "rooms")] == ["nick"]   # one message
+    deliver()
+    assert [r.nick for r in a.hub.federation.members_of("lobby")] == ["bob"]
+    dropped = a.hub.federation.dropped
+    a.hub.federation.received(json.dumps({"v": 1, "node": "lab-b", "t": "nick",
+                                          "nick": "eve", "old": None,
+                                          "rooms": "lobby"}).encode(), 0.0)
+    assert a.hub.federation.dropped == dropped + 1
