@@ -24,7 +24,10 @@ from tekcos.chat.names import look_keys, name_key
 from tekcos.federation.core import HEARTBEAT
 from tekcos.federation.url import RedisURL
 
-TIMEOUT = 2.0            # seconds a Redis command may take before it is given up
+# Seconds a Redis command may take before it is given up (and its connection
+# dropped).  It counts the reactor's own lateness too: at 2 s, workers busy
+# registering 13,000 users each gave up on a Redis that had answered at once.
+TIMEOUT = 5.0
 CHANNEL = "tekcos:hub"
 NICK_KEY = "tekcos:nick:"  # + a look key of the nick (its TR39 skeletons)
 NICK_TTL = 30            # seconds a claim lives unless renewed (every heartbeat)
@@ -174,9 +177,15 @@ class RedisLink(Service):
         d = self.commands.publish(CHANNEL, data)
         d.addTimeout(TIMEOUT, self.reactor)
         if timed:
-            d.addCallback(lambda _: setattr(self.federation, "round_trip",
-                                            self.reactor.seconds() - sent))
+            d.addCallback(self._answered_in, sent)
         d.addErrback(self.failed, "publish")
+
+    def _answered_in(self, _, sent: float) -> None:
+        self.federation.round_trip = self.reactor.seconds() - sent
+        if not self.federation.reachable:
+            # A command failed, yet the subscription stayed: Redis answers
+            # again, and no reconnection will say so.
+            self.up()
 
     def _keys(self, nick: str) -> list[str]:
         return [NICK_KEY + key for key in sorted(set(look_keys(nick)))]
