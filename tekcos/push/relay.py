@@ -83,6 +83,9 @@ class Relays:
         status, error, record = result
         staging = self._staging(code)
         try:
+            if status == exits.INTERRUPTED:      # (its words are for a person at a shell)
+                self._fail(code, "this server is stopping")
+                return
             if status != exits.OK or not record or not record.get("file"):
                 self._fail(code, error or "the fetch failed")
                 return

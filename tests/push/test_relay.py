@@ -34,8 +34,8 @@ class Fetches:
             f.write(data)
         fetching.callback((0, "", {"file": path, "sha256": hashlib.sha256(data).hexdigest()}))
 
-    def fail(self, index=0, error="the server did not answer"):
-        self.calls[index][3].callback((3, error, None))
+    def fail(self, index=0, error="the server did not answer", status=3):
+        self.calls[index][3].callback((status, error, None))
 
 
 def session_of(server, user):
@@ -239,3 +239,15 @@ def test_the_sender_hears_when_the_file_is_fetched_on_the_other_node(tmp_path):
     b.hub.deliveries.fetched(code)
     deliver()
     assert a.alice.read() == "" and a.hub.deliveries.ready[code].fetched == 1
+
+
+def test_a_relay_cut_short_by_a_stopping_server_says_so(tmp_path):
+    a, b, deliver, channel, fetches = hub_of_two(tmp_path)
+    [bob], code = ready_on_a(a, b, deliver, channel, "bob")
+    bob.read()
+    fetches.fail(error="interrupted; run the same command again to continue where it stopped",
+                 status=130)
+    text = bob.read()
+    assert "could not be brought to this server (this server is stopping)" in text
+    assert "run the same command" not in text
+    assert not os.path.exists(fetches.calls[0][2])
