@@ -14,7 +14,7 @@ FEATURES = ("chat", "push", "scan")
 SHARED = {"address", "admission", "exits", "identity", "ratelimit", "text", "config",
           "listening", "hello", "store", "delivery", "delivery_nodes", "compat", "hosts", "heap", "mdns"}
 # No sockets, file system, clock, threads or Twisted (time is passed in).
-SANS_IO = ["push/sender.py", "push/handshake.py", "push/receiver.py", "push/offers.py",
+SANS_IO = ["push/sender.py", "push/offering.py", "push/handshake.py", "push/receiver.py", "push/offers.py",
            "push/offer_desk.py", "push/incoming.py",
            "push/policy.py",
            "hosts.py", "push/congestion.py", "push/rtt.py",
