@@ -124,15 +124,16 @@ def test_a_disk_that_fills_during_a_push_fails_it_at_once_with_the_reason(lab, t
 
 
 def test_more_concurrent_pushes_than_slots_all_deliver_by_waiting(lab, tmp_path):
-    # A slow link keeps every push running for a while, so they overlap.
-    client, server = slow_link(lab, "10.81.0", "16mbit")
+    # A slow link keeps every push running for a while (a second each), so
+    # they overlap however far apart a busy machine starts their processes.
+    client, server = slow_link(lab, "10.81.0", "8mbit")
     downloads = tmp_path / "dl"
     with open(tmp_path / "server.log", "w") as log:
         proc = serve_in(lab, server, downloads, log=log, args=("--max-transfers", "2"))
     sources = []
     for i in range(6):
         path = tmp_path / f"s{i}.bin"
-        path.write_bytes(os.urandom(400_000 + i))
+        path.write_bytes(os.urandom(1_000_000 + i))
         sources.append(path)
     pushes = [lab.popen(client, [sys.executable, "-m", "tekcos.cli", "push", str(p), "--to",
                                  "10.81.0.2:9000", "--json", "--window", "32", "--timeout", "60"],
