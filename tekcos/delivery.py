@@ -228,8 +228,7 @@ class Deliveries(NodeDeliveries):
                                 size=size, code=code, where=self.node_where)
             elif not getattr(session, "closed", False):
                 ready.shown_to.append(session)
-                session.send(f"*** {request.name} from {request.sender} is ready: "
-                             f"tekcos get {code} --from {self.where(session)}")
+                session.send(self._ready_line(ready, self.where(session)))
         self._tell_sender(request, f"{request.recipient} can fetch {request.name} now "
                                    f"(kept {self.keep / 86400:g} days)")
 
@@ -238,6 +237,8 @@ class Deliveries(NodeDeliveries):
         return host_port(getattr(session.peer, "local_host", None) or "HOST", self.udp_port)
 
     def _tell_sender(self, request, text: str) -> None:
+        """``text`` to the sender of an offer or a kept file, if connected
+        under that name from the address it pushed from."""
         member = self.hub.member(request.sender)
         if member is not None and getattr(member.peer, "host", None) == request.host:
             member.send(f"*** {text}")
@@ -335,9 +336,7 @@ class Deliveries(NodeDeliveries):
         ready.fetched += 1
         if self.store is not None:
             self.store.mark_fetched(code)
-        member = self.hub.member(ready.sender)
-        if member is not None and getattr(member.peer, "host", None) == ready.host:
-            member.send(f"*** {ready.recipient} has fetched {ready.name}")
+        self._tell_sender(ready, f"{ready.recipient} has fetched {ready.name}")
         if ready.node:      # brought from another node: its sender is there
             self._tell_fetched(ready)
 

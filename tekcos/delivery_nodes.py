@@ -43,7 +43,7 @@ class RemoteOffer:
 class NodeDeliveries:
     """Mixed into :class:`tekcos.delivery.Deliveries` (whose ``hub``,
     ``remote_offers``, ``remote_ready``, ``offered_here``, ``keep``,
-    ``now``, ``_number``, ``downloads``, ``ready``, ``store``, ``where``
+    ``now``, ``_number``, ``ready``, ``store``, ``where``, ``_tell_sender``
     and ``kept_as``, its class of kept files, it uses).  ``relays``, where
     set (:class:`tekcos.push.relay.Relays`), brings files kept elsewhere
     here."""
@@ -172,12 +172,9 @@ class NodeDeliveries:
         """A node of the hub took a copy of ``code``'s file for its users
         (a relay's GET): the sender hears of it, not yet of a fetch."""
         ready = self.ready.get(code)
-        if ready is None:
-            return
-        member = self.hub.member(ready.sender)
-        if member is not None and getattr(member.peer, "host", None) == ready.host:
-            member.send(f"*** {ready.name} is on the node of {ready.recipient} now; "
-                        "you will be told when it is fetched there")
+        if ready is not None:
+            self._tell_sender(ready, f"{ready.name} is on the node of {ready.recipient} now; "
+                                     "you will be told when it is fetched there")
 
     def kept_elsewhere(self, code) -> str | None:
         """HOST:PORT of the node keeping ``code``'s file, if a user here was

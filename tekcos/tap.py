@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import sys
 
@@ -306,19 +305,20 @@ def _relays(deliveries, reactor):
     from twisted.internet import defer
 
     from tekcos.push.get import fetch
-    from tekcos.push.relay import STAGING, Relays
+    from tekcos.push.relay import Relays
 
     def fetch_file(code: str, where: str, output: str):
         # The part file is put away before the reactor stops: the fetch
         # waits for ``stopping``, which fires once it has ended.
         stopping = defer.Deferred()
-        fetching = fetch(reactor, code, where, output, timeout=RELAY_TIMEOUT,
-                         stopping=stopping, follow=False, reserve=None, relay=True)
-        fetching.addBoth(lambda result: (stopping.called or stopping.callback(None), result)[1])
-        return fetching
 
-    # No relay outlives the process that ran it.
-    shutil.rmtree(os.path.join(deliveries.downloads, STAGING), ignore_errors=True)
+        def ended(result):
+            if not stopping.called:
+                stopping.callback(None)
+            return result
+        return fetch(reactor, code, where, output, timeout=RELAY_TIMEOUT, stopping=stopping,
+                     follow=False, reserve=None, relay=True).addBoth(ended)
+
     return Relays(deliveries.downloads, fetch_file, deliveries.relayed, deliveries.relay_failed,
                   log=lambda text: _push_log.info("{text}", text=text))
 

@@ -15,8 +15,8 @@ Messages are JSON objects with ``v`` (1), ``node`` (the sender's name) and
 * ``msg``: ``to``, ``frm``, ``text``: a private message to a user there;
 * ``topic``: ``room``, ``topic``: a room's topic was set there;
 * ``nick``: ``nick``, ``old`` (or null), ``rooms`` (a new user's first
-  rooms, where given): a user took a nick there, at once (so that the same or a look-alike nick is refused here before the
-  next presence);
+  rooms, where given): a user took a nick there, at once (so that the
+  same or a look-alike nick is refused here before the next presence);
 * ``rooms``: ``nick``, ``rooms``: a user there joined or left a room
   (the rooms it is in now);
 * ``presence``: ``members``, a list of ``[nick, [rooms], idle seconds,
@@ -61,6 +61,13 @@ MAX_PARTS = 256            # parts of one presence round
 MAX_TABLE_LINES = 1100     # of a node's neighbour table (a /22's hosts)
 MAX_ADOPTED_ROOMS = 1000   # rooms whose earlier lines are taken from Redis
 MAX_ADOPTED_LINES = 1000   # lines of one room
+
+
+def _rooms(value) -> list[str]:
+    """A user's rooms as a ``nick`` or ``rooms`` message lists them, checked."""
+    if not isinstance(value, list) or len(value) > MAX_ROOMS:
+        raise Malformed("rooms")
+    return [_room(r) for r in value]
 
 
 class Remote:
@@ -135,10 +142,8 @@ class Federation:
 
     def nick(self, nick: str, old: str | None, rooms: list[str] | None = None) -> None:
         """A user here took ``nick`` (was ``old``, or new, then in ``rooms``)."""
-        if rooms is None:
-            self._send("nick", nick=nick, old=old)
-        else:
-            self._send("nick", nick=nick, old=old, rooms=rooms[:MAX_ROOMS])
+        given = {} if rooms is None else {"rooms": rooms[:MAX_ROOMS]}
+        self._send("nick", nick=nick, old=old, **given)
         if old:
             self.on_release(old)
         self.on_claim(nick)
@@ -256,12 +261,8 @@ class Federation:
             self.hub.remote_topic(_room(message.get("room")), _text(message.get("topic"), 300))
         elif kind == "nick":
             old, rooms = message.get("old"), message.get("rooms")
-            if rooms is not None:
-                if not isinstance(rooms, list) or len(rooms) > MAX_ROOMS:
-                    raise Malformed("rooms")
-                rooms = [_room(r) for r in rooms]
             self._took(node, _nick(message.get("nick")), None if old is None else _nick(old),
-                       rooms)
+                       None if rooms is None else _rooms(rooms))
         elif kind == "hood?":
             request = message.get("id")
             if type(request) is not int or not 0 < request < 1 << 31:
@@ -279,10 +280,7 @@ class Federation:
                 self.hub.neighbourhood.remote_table(sender, request,
                                                     [_text(line, 300) for line in lines])
         elif kind == "rooms":
-            nick, rooms = _nick(message.get("nick")), message.get("rooms")
-            if not isinstance(rooms, list) or len(rooms) > MAX_ROOMS:
-                raise Malformed("rooms")
-            rooms = [_room(r) for r in rooms]
+            nick, rooms = _nick(message.get("nick")), _rooms(message.get("rooms"))
             remote = node.members.get(name_key(nick))
             if remote is not None and remote.nick == nick:   # else the next presence has it
                 remote.rooms = rooms

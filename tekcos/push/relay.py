@@ -49,6 +49,8 @@ class Relays:
         self.subdir = subdir
         self.running: dict[str, object] = {}     # CODE -> its Deferred
         self.stats = {"relayed": 0, "failed": 0, "refused": 0}
+        # No relay outlives the process that ran it: what one left is gone.
+        shutil.rmtree(os.path.join(downloads, STAGING), ignore_errors=True)
 
     def bring(self, code: str, where: str) -> bool:
         """Start bringing ``code``'s file from ``where``; False when this
@@ -102,8 +104,7 @@ class Relays:
             shutil.rmtree(staging, ignore_errors=True)
 
     def _broken(self, failure, code: str) -> None:
-        shutil.rmtree(self._staging(code), ignore_errors=True)
-        self._fail(code, failure.getErrorMessage())
+        self._fetched((None, failure.getErrorMessage(), None), code)
 
     def _fail(self, code: str, reason: str) -> None:
         self.running.pop(code, None)

@@ -251,3 +251,12 @@ def test_a_relay_cut_short_by_a_stopping_server_says_so(tmp_path):
     assert "could not be brought to this server (this server is stopping)" in text
     assert "run the same command" not in text
     assert not os.path.exists(fetches.calls[0][2])
+
+
+def test_a_fetch_that_breaks_is_a_failed_relay_and_leaves_nothing(tmp_path):
+    a, b, deliver, channel, fetches = hub_of_two(tmp_path)
+    [bob], code = ready_on_a(a, b, deliver, channel, "bob")
+    bob.read()
+    fetches.calls[0][3].errback(RuntimeError("the port went away"))
+    assert "could not be brought to this server (the port went away)" in bob.read()
+    assert not os.path.exists(fetches.calls[0][2]) and not b.hub.deliveries.coming(code)
