@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from tekcos.scan import arp
-from tekcos.scan.iface import Selection
+from tekcos.scan.iface import Selection, probe_rate
 
 
 class ScanPermissionError(Exception):
@@ -36,6 +36,7 @@ class ScanResult:
     elapsed: float
     sent: int
     frames: list[tuple[float, bytes]] = field(default_factory=list)  # for --pcap
+    rate: float | None = None        # probes per second it was paced at
 
 
 class ScapySocket:
@@ -109,11 +110,14 @@ def _wait(sock, timeout: float) -> bool:
     return bool(select.select([sock], [], [], max(0.0, timeout))[0])
 
 
-def scan(selection: Selection, rate: float = 1000, tries: int = 4, *,
+def scan(selection: Selection, rate: float | None = None, tries: int = 4, *,
          open_socket: Callable = open_socket, clock: Callable[[], float] = time.monotonic,
          wait: Callable = _wait, keep_frames: bool = False,
          targets: list | None = None) -> ScanResult:
-    """Probe every address of ``selection.network`` and return who answered."""
+    """Probe every address of ``selection.network`` and return who answered,
+    at ``rate`` probes a second (default: the link's, :func:`probe_rate`)."""
+    if rate is None:
+        rate = probe_rate(selection.iface)
     sock = open_socket(selection.iface)
     frames: list[tuple[float, bytes]] = []
     try:
@@ -142,7 +146,7 @@ def scan(selection: Selection, rate: float = 1000, tries: int = 4, *,
     finally:
         sock.close()
     hosts = sorted(schedule.answered.values(), key=lambda h: h.ip)
-    return ScanResult(selection, hosts, elapsed, schedule.sent, frames)
+    return ScanResult(selection, hosts, elapsed, schedule.sent, frames, rate)
 
 
 def _read(sock, schedule: arp.Schedule, our_ip: bytes, clock, frames, wall) -> None:

@@ -1,12 +1,13 @@
 """The blocking IPv6 neighbour look, beside the ARP scan.
 
-:func:`scan6` sends, on the scan's interface, an MLDv2 general query and
-three ICMPv6 echoes to ff02::1 (from the link-local address, and one from a
-global address where the interface has one, so that hosts answer from
-their global addresses too), 150 ms apart, reads every IPv6 frame for the
-scan window, and adds what the kernel's neighbour cache (``ip -6 neigh``)
-knows of the interface.  Frames come and go through an AF_PACKET socket,
-like the ARP scan's, and need the same right.
+:func:`scan6` sends, on the scan's interface, three MLDv2 general queries
+and three ICMPv6 echoes to ff02::1 (from the link-local address, and one
+from a global address where the interface has one, so that hosts answer
+from their global addresses too), 100 ms apart, reads every IPv6 frame
+until the answers have settled (:class:`Listening`), and adds what the
+kernel's neighbour cache (``ip -6 neigh``) knows of the interface.  Frames
+come and go through an AF_PACKET socket, like the ARP scan's, and need the
+same right.
 """
 from __future__ import annotations
 
@@ -23,12 +24,38 @@ from typing import Callable
 from tekcos.scan import arp, ndp
 from tekcos.scan.engine import PERMISSION_HINT, ScanPermissionError
 
-ECHO_EVERY = 0.15     # seconds between the echoes (replies get lost too)
-ECHOES = 3
-QUERY_EVERY = 0.2     # seconds between MLD queries: a host answers each one once,
-QUERIES = 3           # within MLD_DELAY, so spaced queries bring several answers
-MLD_DELAY_MS = 150
-WINDOW = 0.6          # seconds of listening
+EVERY = 0.1           # seconds between the rounds (replies get lost too)
+ROUNDS = 3            # each an echo and an MLD query: a host answers each query
+MLD_DELAY_MS = 100    # once, within this delay, so spaced queries bring several
+QUIET = 0.05          # the look ends once nothing new came for this long...
+DOZING = 0.3          # ...or this long on Wi-Fi, where a station in power save
+                      # hears multicast only after the next DTIM beacon
+LIMIT = 2.0           # seconds of listening at most, whatever keeps coming
+
+
+class Listening:
+    """When the look ends (sans-IO: times are passed in).
+
+    Once nothing new has been heard for ``quiet`` seconds after the answers
+    to the last round were due (``answers_due``: the last query's MLD delay
+    after it): the wait for stragglers follows what arrives, not fixed
+    steps.  Never later than ``limit`` after ``start``.
+    """
+
+    def __init__(self, start: float, answers_due: float, quiet: float = QUIET,
+                 limit: float = LIMIT):
+        self.start = start
+        self.answers_due = answers_due
+        self.quiet = quiet
+        self.limit = limit
+        self.last_news = start
+
+    def news(self, now: float) -> None:
+        self.last_news = max(self.last_news, now)
+
+    def end(self) -> float:
+        return min(self.start + self.limit,
+                   max(self.answers_due, self.last_news) + self.quiet)
 
 
 @dataclass
@@ -85,10 +112,15 @@ def neighbour_cache(iface: str, run=subprocess.run) -> list[tuple[str, str]]:
     return pairs
 
 
-def scan6(iface: str, mac: str, window: float = WINDOW, *, open_socket: Callable = _open,
+def scan6(iface: str, mac: str, *, open_socket: Callable = _open,
           ifaddresses: Callable | None = None, clock: Callable[[], float] = time.monotonic,
-          cache: Callable = neighbour_cache, keep_frames: bool = False) -> Result6:
-    """Who answers on IPv6 on ``iface`` within ``window`` seconds."""
+          cache: Callable = neighbour_cache, keep_frames: bool = False,
+          quiet: float | None = None, keep_open: Callable[[], bool] | None = None,
+          select: Callable = select.select) -> Result6:
+    """Who answers on IPv6 on ``iface``.  Listens until :class:`Listening`
+    says the answers settled (``quiet``: default :data:`QUIET`, or
+    :data:`DOZING` on Wi-Fi), and meanwhile as long as ``keep_open()``
+    says (the ARP scan beside it still runs: listening costs nothing)."""
     found = ndp.Neighbours6(started=clock())
     link, other = interface_addresses(iface, ifaddresses)
     if link is None:
@@ -98,15 +130,18 @@ def scan6(iface: str, mac: str, window: float = WINDOW, *, open_socket: Callable
     frames = []
     wall = time.time() - found.started
     ident = os.getpid() & 0xFFFF
-    plan = [(i * QUERY_EVERY, ndp.mld_query(our_mac, link, MLD_DELAY_MS))
-            for i in range(QUERIES)]
-    for i in range(ECHOES):
+    plan = []
+    for i in range(ROUNDS):
         source = other if (other is not None and i == 1) else link
-        plan.append((i * ECHO_EVERY, ndp.echo_request(our_mac, source, ident, i)))
-    plan.sort(key=lambda step: step[0])
+        plan.append((i * EVERY, ndp.echo_request(our_mac, source, ident, i)))
+        plan.append((i * EVERY, ndp.mld_query(our_mac, link, MLD_DELAY_MS)))
+    if quiet is None:
+        from tekcos.scan.iface import WIRELESS_RATE, probe_rate
+        quiet = DOZING if probe_rate(iface) == WIRELESS_RATE else QUIET
+    listening = Listening(found.started, found.started + plan[-1][0] + MLD_DELAY_MS / 1000,
+                          quiet)
     sent = 0
     try:
-        end = found.started + window
         while True:
             now = clock()
             while plan and found.started + plan[0][0] <= now:
@@ -118,11 +153,15 @@ def scan6(iface: str, mac: str, window: float = WINDOW, *, open_socket: Callable
                     pass
                 if keep_frames:
                     frames.append((wall + now, frame))
-            if now >= end:
-                break
+            end = listening.end()
+            if now >= end and not plan:
+                if keep_open is None or not keep_open() or now >= found.started + LIMIT:
+                    break
+                end = now + 0.01       # look again in a moment
             due = found.started + plan[0][0] if plan else end
-            if select.select([sock], [], [], max(0.0, min(due, end) - clock()))[0]:
-                _read(sock, our_mac, found, clock, frames if keep_frames else None, wall)
+            if select([sock], [], [], max(0.0, min(due, end) - clock()))[0]:
+                _read(sock, our_mac, found, clock, listening,
+                      frames if keep_frames else None, wall)
     finally:
         sock.close()
     for address, neighbour_mac in cache(iface):
@@ -136,7 +175,8 @@ def scan6(iface: str, mac: str, window: float = WINDOW, *, open_socket: Callable
     return Result6(found, clock() - found.started, sent, frames=frames)
 
 
-def _read(sock, our_mac: bytes, found: ndp.Neighbours6, clock, frames, wall) -> None:
+def _read(sock, our_mac: bytes, found: ndp.Neighbours6, clock, listening: Listening,
+          frames, wall) -> None:
     while True:
         try:
             frame = sock.recv(2048)
@@ -146,8 +186,8 @@ def _read(sock, our_mac: bytes, found: ndp.Neighbours6, clock, frames, wall) -> 
         if not heard:
             continue
         now = clock()
-        for h in heard:
-            found.heard(h, now)
+        if any([found.heard(h, now) for h in heard]):
+            listening.news(now)
         if frames is not None:
             frames.append((wall + now, frame))
 
@@ -157,26 +197,31 @@ def alongside(selection, scan: Callable, look6: Callable | None = None, *, ipv4:
     """The ARP scan (``scan(selection, ...)``) and the IPv6 look (``look6``,
     :func:`scan6` by default)
     at the same time, each where asked: ``(ScanResult, Result6 or None)``.
-    Blocking; the IPv6 look runs in a thread of its own, and what it raises
-    is raised here."""
+    Blocking; the IPv6 look runs in a thread of its own, listening as long
+    as the ARP scan runs, and what it raises is raised here."""
     from tekcos.scan.engine import ScanResult
     look6 = look6 or scan6
     v6: list = []
     failed: list = []
+    arp_done = threading.Event()
 
     def look():
         try:
-            v6.append(look6(selection.iface, selection.mac, keep_frames=keep_frames))
+            v6.append(look6(selection.iface, selection.mac, keep_frames=keep_frames,
+                            keep_open=lambda: not arp_done.is_set()))
         except Exception as e:     # handed to the caller below, on its own thread
             failed.append(e)
     thread = None
     if ipv6:
         thread = threading.Thread(target=look, name="tekcos-scan6", daemon=True)
         thread.start()
-    if ipv4 and selection.ip is not None:       # (a link without IPv4: nothing to ARP)
-        result = scan(selection, keep_frames=keep_frames, **scan_options)
-    else:
-        result = ScanResult(selection, [], 0.0, 0)
+    try:
+        if ipv4 and selection.ip is not None:    # (a link without IPv4: nothing to ARP)
+            result = scan(selection, keep_frames=keep_frames, **scan_options)
+        else:
+            result = ScanResult(selection, [], 0.0, 0)
+    finally:
+        arp_done.set()
     if thread is not None:
         thread.join()
         if failed:

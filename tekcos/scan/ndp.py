@@ -143,19 +143,22 @@ class Neighbours6:
     dropped: dict = field(default_factory=dict)     # mac -> addresses not kept
     ignored_macs: int = 0
 
-    def heard(self, heard: Heard, now: float) -> None:
+    def heard(self, heard: Heard, now: float) -> bool:
+        """Keep what ``heard`` says; True if it was news (a MAC or an
+        address of it not known before, and kept)."""
         entries = self.by_mac.get(heard.mac)
         if entries is None:
             if len(self.by_mac) >= MAX_MACS:
                 self.ignored_macs += 1
-                return
+                return False
             entries = self.by_mac[heard.mac] = {}
         if heard.address in entries:
-            return
+            return False
         if len(entries) >= MAX_PER_MAC:
             self.dropped[heard.mac] = self.dropped.get(heard.mac, 0) + 1
-            return
+            return False
         entries[heard.address] = (now - self.started, heard.why)
+        return True
 
     def addresses(self, mac: str) -> list[dict]:
         """A MAC's addresses for the report: link-local first, then by address."""

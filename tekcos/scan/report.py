@@ -38,6 +38,7 @@ def describe(result: engine.ScanResult, tekcos_hosts: set | None = None,
               "network": str(sel.network) if sel.network is not None else None,
               "gateway": sel.gateway,
               "elapsed_s": round(result.elapsed, 3), "probes": result.sent,
+              "rate_pps": result.rate,
               "neighbors": neighbors}
     if v6 is not None:
         found = v6.neighbours

@@ -124,7 +124,7 @@ def fake_scan6(by_mac: dict, problem: str = ""):
     from tekcos.scan import ndp
     from tekcos.scan.ipv6 import Result6
 
-    def scan6(iface, mac, keep_frames=False):
+    def scan6(iface, mac, keep_frames=False, keep_open=None):
         assert iface == "fake0" and mac == "02:aa:00:00:00:01"
         found = ndp.Neighbours6(started=100.0)
         for neighbour, entries in by_mac.items():

@@ -83,3 +83,19 @@ def test_scanner_runs_the_scan_in_the_injected_thread_pool():
     scanner.scan(SEL, rate=5).addCallback(results.append)
     assert results == [("scanned", "fake9", {"rate": 5})]
     assert len(calls) == 1
+
+
+def test_without_a_rate_the_scan_is_paced_at_the_links_rate(monkeypatch):
+    clock = Clock()
+    link = FakeLink(clock)
+    monkeypatch.setattr(engine, "probe_rate", lambda iface: {"fake9": 200}[iface])
+
+    def wait(sock, timeout):
+        clock.advance(max(timeout, 0.0))
+        return any(t <= clock.seconds() for t, _ in link.inbox)
+
+    result = engine.scan(SEL, tries=1, open_socket=lambda iface: link, clock=clock.seconds,
+                         wait=wait)
+    # 14 probes at 200 a second: the last leaves 65 ms after the first.
+    assert result.rate == 200 and result.sent == 14
+    assert 0.065 <= result.elapsed < 0.065 + 0.11 + 0.01

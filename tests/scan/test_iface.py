@@ -4,6 +4,7 @@ import socket
 
 import pytest
 
+from tekcos.scan import iface as ifaces
 from tekcos.scan.iface import AF_LINK, ScanSetupError, System, select
 
 
@@ -96,3 +97,22 @@ def test_a_link_without_ipv4_is_selected_for_ipv6_and_refused_for_arp():
         select(no_ipv4, "fake0", "10.0.0.0/24", ipv6=True)
     # And an interface that has IPv4 is selected as ever.
     assert str(select(machine(), ipv6=True).network) == "10.1.0.0/20"
+
+
+def _links(tmp_path, layout: dict) -> str:
+    """A /sys/class/net described by ``layout``: name -> list of entries
+    (``wireless``, ``phy80211``, or ``brif/PORT``)."""
+    for name, entries in layout.items():
+        (tmp_path / name).mkdir()
+        for entry in entries:
+            (tmp_path / name / entry).mkdir(parents=True)
+    return str(tmp_path)
+
+
+def test_the_probe_rate_is_gentler_on_wifi_and_where_the_link_is_unknown(tmp_path):
+    net = _links(tmp_path, {"eth0": [], "wlan0": ["wireless"], "wlp2s0": ["phy80211"],
+                            "br0": ["brif/eth0"], "br1": ["brif/eth0", "brif/wlan0"]})
+    assert ifaces.probe_rate("eth0", net) == ifaces.WIRED_RATE == 4000
+    assert ifaces.probe_rate("br0", net) == ifaces.WIRED_RATE
+    for name in ("wlan0", "wlp2s0", "br1", "missing0"):
+        assert ifaces.probe_rate(name, net) == ifaces.WIRELESS_RATE == 1000

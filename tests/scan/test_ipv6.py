@@ -1,8 +1,9 @@
-"""IPv6 neighbours on a LAN of network namespaces (a bridge, hosts with
-known MACs and addresses): link-local only, an EUI-64 global address, an
-opaque (stable-privacy or temporary) one, a host that ignores echo but
-answers MLD, one that answers nothing on IPv6, and 15% of the replies
-lost.  Frames go only between the lab's namespaces.  Needs root."""
+"""When the IPv6 look ends, with a fake link and clock; and IPv6 neighbours
+on a LAN of network namespaces (a bridge, hosts with known MACs and
+addresses): link-local only, an EUI-64 global address, an opaque
+(stable-privacy or temporary) one, a host that ignores echo but answers
+MLD, one that answers nothing on IPv6, and 15% of the replies lost.
+Frames go only between the lab's namespaces.  Those tests need root."""
 from __future__ import annotations
 
 import ipaddress
@@ -10,9 +11,13 @@ import json
 import subprocess
 import sys
 
-import pytest
+import socket
 
-from tekcos.scan import ndp
+import pytest
+from twisted.internet.task import Clock
+
+from tekcos.scan import ipv6, ndp
+from tests.scan.test_ndp import frame
 from tests.twistd import REPO
 
 SCANNER_MAC = "02:aa:00:00:00:fa"
@@ -24,6 +29,75 @@ HOSTS = {    # name: (IPv4, MAC, extra IPv6 addresses, what it does)
     "mld": ("10.81.0.4", "00:00:01:ab:cd:ef", [], "ignores echo"),
     "silent": ("10.81.0.5", "da:a1:19:00:00:c8", [], "answers nothing on IPv6"),
 }
+
+
+class FakeLink6:
+    """A raw socket on a link where ``answers`` ((seconds, frame)) arrive."""
+
+    def __init__(self, clock, answers):
+        self.clock = clock
+        self.inbox = sorted(answers, key=lambda a: a[0])
+        self.sent = []
+
+    def send(self, data):
+        self.sent.append(round(self.clock.seconds(), 3))
+
+    def recv(self, size):
+        if self.inbox and self.inbox[0][0] <= self.clock.seconds():
+            return self.inbox.pop(0)[1]
+        raise BlockingIOError
+
+    def close(self):
+        pass
+
+    def select(self, r, w, x, timeout):
+        """select() on the fake clock: time moves to the next answer or the timeout."""
+        now = self.clock.seconds()
+        until = min([t for t, _ in self.inbox if t > now] + [now + timeout])
+        self.clock.advance(max(0.0, until - now))
+        return ([self] if self.inbox and self.inbox[0][0] <= self.clock.seconds() else [], [], [])
+
+
+def echo_reply(n: int) -> bytes:
+    """An echo reply from the n-th host (a MAC and link-local address of its own)."""
+    return frame(f"fe80::1:{n:x}", "fe80::fa", bytes([129, 0, 0, 0]) + b"\0\1\0\0",
+                 src_mac=bytes.fromhex(f"3c22fb00{n:04x}"))
+
+
+def look(answers, clock=None, **options):
+    clock = clock or Clock()
+    link = FakeLink6(clock, answers)
+    result = ipv6.scan6("fake0", "02:aa:00:00:00:fa", open_socket=lambda iface: link,
+                        ifaddresses=lambda iface: {socket.AF_INET6: [{"addr": "fe80::fa%fake0"}]},
+                        clock=clock.seconds, cache=lambda iface: [], select=link.select,
+                        quiet=0.05, **options)
+    return result, link
+
+
+def test_the_look_ends_a_quiet_spell_after_the_last_rounds_answers_are_due():
+    result, link = look([(0.001, echo_reply(1)), (0.101, echo_reply(2))])
+    assert link.sent == [0.0, 0.0, 0.1, 0.1, 0.2, 0.2]        # an echo and a query a round
+    assert len(result.neighbours.by_mac) == 2
+    assert result.elapsed == pytest.approx(0.2 + ipv6.MLD_DELAY_MS / 1000 + 0.05)
+
+
+def test_a_straggler_keeps_the_look_open_for_another_quiet_spell():
+    result, _ = look([(0.001, echo_reply(1)), (0.33, echo_reply(2)), (0.37, echo_reply(3)),
+                      (0.43, echo_reply(4))])
+    # 4 came 60 ms after 3: more than the 50 ms of quiet that ended the look.
+    assert sorted(result.neighbours.by_mac) == ["3c:22:fb:00:00:01", "3c:22:fb:00:00:02",
+                                                "3c:22:fb:00:00:03"]
+    assert result.elapsed == pytest.approx(0.42)
+
+
+def test_the_look_listens_while_the_scan_beside_it_runs_and_not_past_its_limit():
+    clock = Clock()
+    result, _ = look([(0.8, echo_reply(1))], clock, keep_open=lambda: clock.seconds() < 0.9)
+    assert len(result.neighbours.by_mac) == 1
+    assert 0.9 <= result.elapsed <= 0.9 + 0.011
+    # A stream of new MACs (a hostile host) cannot keep it open for ever.
+    result, _ = look([(0.01 * i, echo_reply(i)) for i in range(1, 500)])
+    assert result.elapsed == pytest.approx(ipv6.LIMIT, abs=0.02)
 
 
 def link_local(mac: str) -> str:
