@@ -155,7 +155,8 @@ def scan6(iface: str, mac: str, *, open_socket: Callable = _open,
                     frames.append((wall + now, frame))
             end = listening.end()
             if now >= end and not plan:
-                if keep_open is None or not keep_open() or now >= found.started + LIMIT:
+                if keep_open is None or not keep_open() \
+                        or now >= listening.start + listening.limit:
                     break
                 end = now + 0.01       # look again in a moment
             due = found.started + plan[0][0] if plan else end
