@@ -55,3 +55,13 @@ def test_ack_bitmap():
 ])
 def test_payload_for_mtu(mtu, ipv6, payload):
     assert wire.payload_for_mtu(mtu, ipv6) == payload
+
+
+def test_the_checksum_is_zlibs_crc32_whichever_library_computes_it():
+    # Peers with and without zlib-ng must agree on every datagram.
+    import zlib
+    data = wire.encode(wire.DATA, 0x1234, 99, bytes(range(256)) * 5)
+    head = data[:wire.HEADER_SIZE - 4]
+    assert data[wire.HEADER_SIZE - 4:wire.HEADER_SIZE] == \
+        zlib.crc32(data[wire.HEADER_SIZE:], zlib.crc32(head)).to_bytes(4, "big")
+    assert wire.crc32 is not zlib.crc32      # the fast one is installed (setup.cfg)
