@@ -31,11 +31,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 from common import netlab
-from transfer import (CLIENT, SERVER, TWISTD, offloads_off, process_cpu, set_loss, tcp_copy,
-                      tekcos_push)
+from transfer import (CLIENT, SERVER, offloads_off, process_cpu, set_loss, start_server,
+                      tcp_copy, tekcos_push)
 
 PORT = 9200
 
@@ -164,17 +163,8 @@ def main() -> None:
             offloads_off(lab, client, dev_c)
             offloads_off(lab, server, dev_s)
             set_loss(lab, (client, dev_c), (server, dev_s), loss=0)
-            downloads = os.path.join(work, "dl")
-            log = open(os.path.join(work, "server.log"), "w")
-            server_pid = lab.popen(server, TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos", "--no-mdns",
-                                        "--port", "9000", "--downloads", downloads,
-                                        "--max-file-size", str(1 << 40), "--state-dir",
-                                        os.path.join(work, "state")],
-                      stdout=log, stderr=subprocess.STDOUT).pid
-            for _ in range(100):
-                if ":9000 " in lab.exec(server, "ss", "-Huln"):
-                    break
-                time.sleep(0.1)
+            server_pid = start_server(lab, server, work)
+            downloads = os.path.join(work, "dl-9000")
             dst = os.path.join(work, "copy.bin")
             for run in range(args.runs):
                 order = kinds if run % 2 == 0 else kinds[::-1]

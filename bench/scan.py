@@ -9,10 +9,11 @@ the time from process start to the first ARP request on the wire.
 
 IPv6 on the same LAN (every host has its link-local address; a third of
 them also a global one; 15% of the echo replies and MLD reports, and of the
-ARP replies, lost on the hosts' ports where asked): ``tekcos scan --ipv6-only`` against ``ping -6 -c 2
-ff02::1%IF`` followed by ``ip -6 neigh`` (the usual way), each starting from
-empty neighbour caches everywhere, and ``tekcos scan`` doing both families at once
-(target: the /24 and the IPv6 neighbours in 0.6 s at full recall).
+ARP replies, lost on the hosts' ports where asked): ``tekcos scan
+--ipv6-only`` against ``ping -6 -c 2 ff02::1%IF`` followed by ``ip -6
+neigh`` (the usual way), each starting from empty neighbour caches
+everywhere, and ``tekcos scan`` doing both families at once (target: the
+/24 and the IPv6 neighbours in 0.6 s at full recall).
 
 Needs root, iproute2, nftables, arp-scan and ping (iputils-ping).  Only
 namespaces it creates are scanned.  Usage: sudo python bench/scan.py [--runs 5]

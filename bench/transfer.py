@@ -147,6 +147,26 @@ def settle() -> None:
     os.sync()
 
 
+def start_server(lab, ns: str, work: str, port: int = 9000, tree: str = ROOT) -> int:
+    """``twistd tekcos`` of ``tree`` in ``ns``, keeping files in
+    ``work/dl-PORT`` and logging to ``work/server-PORT.log``, once it
+    listens: its pid (``ip netns exec`` runs twistd in its place)."""
+    log = open(os.path.join(work, f"server-{port}.log"), "w")
+    # This tree keeps its database in the bench's own directory (a baseline
+    # before the database has no such option).
+    state = ["--state-dir", os.path.join(work, "state")] if tree == ROOT else []
+    started = lab.popen(ns, TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos", "--no-mdns",
+                                      "--port", str(port), "--downloads",
+                                      os.path.join(work, f"dl-{port}"), "--max-file-size",
+                                      str(1 << 40), *state],
+                        stdout=log, stderr=subprocess.STDOUT, cwd=tree)
+    for _ in range(100):
+        if f":{port} " in lab.exec(ns, "ss", "-Huln"):
+            break
+        time.sleep(0.1)
+    return started.pid
+
+
 def tekcos_push(lab, client, src, tree: str = ROOT, port: int = 9000) -> dict:
     settle()
     before = children_cpu()
@@ -234,21 +254,7 @@ def main() -> None:
             offloaded = args.offloads == "on" or (offloads_off(lab, client, dev_c)
                                                    and offloads_off(lab, server, dev_s))
             for name, tree, port in trees:
-                downloads = os.path.join(work, f"dl-{port}")
-                log = open(os.path.join(work, f"server-{port}.log"), "w")
-                # This tree keeps its database in the bench's own directory
-                # (a baseline before the database has no such option).
-                state = ["--state-dir", os.path.join(work, "state")] if tree == ROOT else []
-                started = lab.popen(server, TWISTD + ["-n", "--pidfile=", "-l", "-", "tekcos", "--no-mdns",
-                                                      "--port", str(port), "--downloads",
-                                                      downloads, "--max-file-size",
-                                                      str(1 << 40), *state],
-                                    stdout=log, stderr=subprocess.STDOUT, cwd=tree)
-                servers[tree] = started.pid   # ip netns exec runs twistd in its place
-                for _ in range(100):
-                    if f":{port} " in lab.exec(server, "ss", "-Huln"):
-                        break
-                    time.sleep(0.1)
+                servers[tree] = start_server(lab, server, work, port, tree)
             if args.get:
                 acceptor = lab.popen(client, [sys.executable, "-c", ACCEPTOR, SERVER, "9000"],
                                      stdout=subprocess.PIPE, text=True)

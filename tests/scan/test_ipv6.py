@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import socket
 import subprocess
 import sys
-
-import socket
 
 import pytest
 from twisted.internet.task import Clock
 
 from tekcos.scan import ipv6, ndp
-from tests.scan.test_ndp import frame
+from tests.scan.test_ndp import frame as icmpv6_frame
 from tests.twistd import REPO
 
 SCANNER_MAC = "02:aa:00:00:00:fa"
@@ -60,7 +59,7 @@ class FakeLink6:
 
 def echo_reply(n: int) -> bytes:
     """An echo reply from the n-th host (a MAC and link-local address of its own)."""
-    return frame(f"fe80::1:{n:x}", "fe80::fa", bytes([129, 0, 0, 0]) + b"\0\1\0\0",
+    return icmpv6_frame(f"fe80::1:{n:x}", "fe80::fa", bytes([129, 0, 0, 0]) + b"\0\1\0\0",
                  src_mac=bytes.fromhex(f"3c22fb00{n:04x}"))
 
 
